@@ -1,0 +1,1 @@
+"""Application layer: composition root, command line, run loops."""

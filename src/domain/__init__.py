@@ -1,0 +1,1 @@
+"""Pure domain of the Cirrus persistent worker and controller: stdlib only, no I/O."""

@@ -1,0 +1,151 @@
+"""Ports: what the application needs from the outside world, as ``typing.Protocol``s.
+
+Adapters implement these structurally (they do not inherit from them); tests use hand-written
+fakes. Every error a port raises is a ``domain.errors.CirrusError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from domain.protocol import (
+    CommandResult,
+    CommandsResponse,
+    PollRequest,
+    PollResponse,
+    RunningTasksStatus,
+    TaskRef,
+    WorkerInfo,
+)
+
+
+class ControllerClient(Protocol):
+    """One upstream controller, spoken to over ``CirrusWorkersService`` and ``CirrusCIService``.
+
+    Each method makes one call: retrying is the caller's decision. Transient failures raise
+    ``TransientControllerError``, refusals ``DefiniteControllerError`` (``SessionLostError`` for
+    ``unauthenticated``).
+    """
+
+    @property
+    def endpoint(self) -> str:
+        """The controller's base URL."""
+        ...
+
+    async def register(self, worker_info: WorkerInfo) -> str:
+        """Register with the registration token; return the session token (also kept inside)."""
+        ...
+
+    async def poll(self, request: PollRequest, timeout_seconds: float) -> PollResponse:
+        """Poll for work; ``timeout_seconds`` bounds a long poll."""
+        ...
+
+    async def task_started(self, task: TaskRef) -> None:
+        """Report that the task's instance exists and commands are about to run."""
+        ...
+
+    async def task_failed(self, task: TaskRef, message: str) -> None:
+        """Report that the task could not run."""
+        ...
+
+    async def task_stopped(self, task: TaskRef) -> None:
+        """Report that the task is over and its instance cleaned up."""
+        ...
+
+    async def update_status(self, disabled: bool) -> bool:
+        """Set the worker's disabled flag; return the flag the controller now holds."""
+        ...
+
+    async def query_running_tasks(self) -> RunningTasksStatus:
+        """Ask the controller which tasks it believes this worker runs."""
+        ...
+
+    async def initial_commands(self, task: TaskRef, local_timestamp: int) -> CommandsResponse:
+        """Fetch the task's environment, commands, timeout and secrets."""
+        ...
+
+    async def report_command_updates(self, task: TaskRef, updates: Sequence[CommandResult]) -> None:
+        """Report command status changes."""
+        ...
+
+    async def append_logs(self, task: TaskRef, command_name: str, data: bytes) -> int:
+        """Append log bytes (at most 1 MiB) to a command's log; return the bytes logged."""
+        ...
+
+    async def heartbeat(self, task: TaskRef) -> None:
+        """Tell the controller the task is alive."""
+        ...
+
+    async def report_agent_finished(self, task: TaskRef, results: Sequence[CommandResult]) -> None:
+        """Report the final results of every command."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+class Clock(Protocol):
+    """Wall and monotonic time."""
+
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+    def monotonic(self) -> float:
+        """Monotonic seconds, for durations."""
+        ...
+
+
+class OutputSink(Protocol):
+    """Receives a command's output bytes, in order."""
+
+    async def write(self, data: bytes) -> None:
+        """Take the next bytes of output (may wait: back-pressure)."""
+        ...
+
+
+class BackgroundProcess(Protocol):
+    """A background script started by ``Instance.start_background``."""
+
+    async def stop(self) -> None:
+        """Kill it (process group / session) and wait for its output to be drained."""
+        ...
+
+
+class Instance(Protocol):
+    """A created isolation instance (host dir, container, VM) that runs a task's commands.
+
+    ``run_script`` and ``start_background`` run shell scripts with ``/bin/sh`` semantics in the
+    instance's working directory. Cancelling ``run_script`` (asyncio cancellation) interrupts the
+    script: SIGINT to its process group (or the remote equivalent), SIGKILL after the grace
+    period, and the cancellation is re-raised once the process is gone.
+    """
+
+    @property
+    def working_directory(self) -> str:
+        """The task's working directory inside the instance."""
+        ...
+
+    def base_environment(self) -> Mapping[str, str]:
+        """The isolation's base environment for commands (before the task's own)."""
+        ...
+
+    async def run_script(self, script: str, env: Mapping[str, str], output: OutputSink) -> int:
+        """Run ``script``; return its exit status (non-zero also for death by signal)."""
+        ...
+
+    async def start_background(
+        self, script: str, env: Mapping[str, str], output: OutputSink
+    ) -> BackgroundProcess:
+        """Start ``script`` in the background and return a handle that stops it."""
+        ...
+
+    async def write_file(self, path: str, contents: bytes) -> None:
+        """Write ``contents`` to ``path`` (relative paths: relative to the working directory)."""
+        ...
+
+    async def close(self) -> None:
+        """Destroy the instance and everything it created; idempotent."""
+        ...
