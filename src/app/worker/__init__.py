@@ -1,0 +1,1 @@
+"""Application core of ``cirrus worker run``: poll loop, task runner, outbox, signals."""
