@@ -1,0 +1,185 @@
+"""The validated model of a build: its tasks as the controller runs them, and their statuses.
+
+A ``.cirrus.yml`` is turned into a ``BuildSpec`` by an adapter; ``validate_build`` then checks
+what only the whole build can tell (unique task and command names, known dependencies, no
+cycles). Every refusal is a ``BuildConfigError`` naming the task and the key at fault.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from domain.errors import CirrusError
+from domain.isolation import Isolation, NoneIsolation
+from domain.protocol import Command, frozen_float_map, frozen_str_map
+
+DEFAULT_TIMEOUT_SECONDS = 3600
+"""A task's time limit when ``timeout_in`` is absent (60m, as in Cirrus)."""
+
+TOP_LEVEL = ""
+"""The ``task`` of a ``BuildConfigError`` about the configuration outside any task."""
+
+
+class BuildConfigError(CirrusError):
+    """A build configuration is refused; ``task`` and ``key`` say where, ``message`` what.
+
+    ``message`` names the key itself (``unknown key "scriptt"``), so that ``str()`` reads
+    ``task "build": unknown key "scriptt"``. Errors outside any task have ``task == ""`` and read
+    ``top level: ...``.
+    """
+
+    def __init__(self, task: str, key: str, message: str) -> None:
+        where = f'task "{task}"' if task != TOP_LEVEL else "top level"
+        super().__init__(f"{where}: {message}")
+        self.task = task
+        self.key = key
+        self.message = message
+
+
+class TaskStatus(enum.StrEnum):
+    """Status of a task (and, for the final ones and ``EXECUTING``, of a build)."""
+
+    CREATED = "CREATED"
+    SCHEDULED = "SCHEDULED"
+    EXECUTING = "EXECUTING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    ABORTED = "ABORTED"
+    SKIPPED = "SKIPPED"
+
+    @property
+    def is_final(self) -> bool:
+        """Return whether the task will never change status again."""
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.ABORTED, TaskStatus.SKIPPED}
+)
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class TaskSpec:
+    """One task of a build: where it may run, what it needs and the commands it runs."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=frozen_str_map)
+    isolation: Isolation = field(default_factory=NoneIsolation)
+    resources: Mapping[str, float] = field(default_factory=frozen_float_map)
+    environment: Mapping[str, str] = field(default_factory=frozen_str_map)
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+    depends_on: tuple[str, ...] = ()
+    commands: tuple[Command, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", frozen_str_map(self.labels))
+        object.__setattr__(self, "resources", frozen_float_map(self.resources))
+        object.__setattr__(self, "environment", frozen_str_map(self.environment))
+        object.__setattr__(self, "depends_on", tuple(self.depends_on))
+        object.__setattr__(self, "commands", tuple(self.commands))
+
+    __hash__ = None  # type: ignore[assignment]  # the read-only maps are not hashable
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class BuildSpec:
+    """A build: its tasks in configuration order and the environment it was submitted with."""
+
+    tasks: tuple[TaskSpec, ...] = ()
+    environment: Mapping[str, str] = field(default_factory=frozen_str_map)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "environment", frozen_str_map(self.environment))
+
+    __hash__ = None  # type: ignore[assignment]  # the read-only maps are not hashable
+
+    def task(self, name: str) -> TaskSpec:
+        """Return the task called ``name`` (``KeyError`` if there is none)."""
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
+
+    def environment_for(self, task: TaskSpec) -> dict[str, str]:
+        """Return a task's environment: the submitted one, overridden by the task's own."""
+        return {**self.environment, **task.environment}
+
+
+def validate_build(build: BuildSpec) -> BuildSpec:
+    """Return ``build`` unchanged if it is runnable, else raise the first ``BuildConfigError``."""
+    if not build.tasks:
+        raise BuildConfigError(TOP_LEVEL, "task", "no tasks defined")
+    names: set[str] = set()
+    for task in build.tasks:
+        _validate_task(task)
+        if task.name in names:
+            raise BuildConfigError(task.name, "name", f'duplicate task name "{task.name}"')
+        names.add(task.name)
+    for task in build.tasks:
+        for dependency in task.depends_on:
+            if dependency not in names:
+                raise BuildConfigError(
+                    task.name, "depends_on", f'"depends_on" names unknown task "{dependency}"'
+                )
+    cycle = find_dependency_cycle({task.name: task.depends_on for task in build.tasks})
+    if cycle:
+        path = " -> ".join(cycle)
+        raise BuildConfigError(cycle[0], "depends_on", f'"depends_on" forms a cycle: {path}')
+    return build
+
+
+def _validate_task(task: TaskSpec) -> None:
+    if not task.name:
+        raise BuildConfigError(task.name, "name", '"name" must not be empty')
+    if task.timeout_seconds <= 0:
+        raise BuildConfigError(task.name, "timeout_in", '"timeout_in" must be positive')
+    for key, amount in task.resources.items():
+        if amount < 0:
+            raise BuildConfigError(
+                task.name,
+                "persistent_worker.resources",
+                f'"persistent_worker.resources.{key}" must not be negative',
+            )
+    commands: set[str] = set()
+    for command in task.commands:
+        if command.name in commands:
+            raise BuildConfigError(
+                task.name, command.name, f'duplicate command name "{command.name}"'
+            )
+        commands.add(command.name)
+
+
+def find_dependency_cycle(depends_on: Mapping[str, Iterable[str]]) -> tuple[str, ...]:
+    """Return one dependency cycle as ``(a, b, …, a)``, or ``()`` if the graph has none.
+
+    Dependencies on names missing from the mapping are ignored (they are reported elsewhere).
+    """
+    graph = {name: tuple(deps) for name, deps in depends_on.items()}
+    # Iterative depth-first search with colours, so that deep chains cannot hit recursion limits.
+    done: set[str] = set()
+    for root in graph:
+        if root in done:
+            continue
+        path: list[str] = [root]
+        on_path: set[str] = {root}
+        iterators = [iter(graph[root])]
+        while iterators:
+            dependency = next(iterators[-1], None)
+            if dependency is None:
+                iterators.pop()
+                finished = path.pop()
+                on_path.discard(finished)
+                done.add(finished)
+                continue
+            if dependency in on_path:
+                start = path.index(dependency)
+                return (*path[start:], dependency)
+            if dependency in done or dependency not in graph:
+                continue
+            path.append(dependency)
+            on_path.add(dependency)
+            iterators.append(iter(graph[dependency]))
+    return ()

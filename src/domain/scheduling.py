@@ -1,0 +1,231 @@
+"""Scheduling: which queued tasks a polling worker gets, why a task still waits, build progress.
+
+Concurrency follows hosted Cirrus CI (cirrus-ci-docs#1017, "Resource management"):
+
+* a worker that declares no resources runs one task at a time;
+* a worker that declares resources runs either one resource-less task alone, or any number of
+  tasks with resources as long as they fit its free resources (free ≥ requested for every
+  requested key, a key the worker lacks counting as 0).
+
+A task "has resources" when it requests a positive amount of something; ``{tart-vms: 0}``
+requests nothing and is resource-less. A task with resources never fits a worker that lacks
+them, whatever its concurrency.
+
+Order: queued tasks are offered in submission order (FIFO), but a task that does not fit the
+polling worker does not block later ones that do, as on hosted Cirrus, where a queued task
+waits for a fitting worker while others run. The price is that a resource-less task can wait
+behind a steady stream of smaller tasks on a resource-aware worker; ``pending_reason`` says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from domain.build import FINAL_STATUSES, TaskStatus
+from domain.protocol import frozen_float_map, frozen_str_map
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerView:
+    """What the scheduler needs to know about one registered worker.
+
+    ``resources_in_use`` is the sum of the resources of the tasks the controller handed to the
+    worker and has not yet seen stopped (not the possibly older figure of the worker's last
+    poll), and ``running_task_ids`` lists those tasks. Running tasks that use no resources at
+    all are resource-less ones, which occupy a resource-aware worker alone.
+    """
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=frozen_str_map)
+    resources_total: Mapping[str, float] = field(default_factory=frozen_float_map)
+    resources_in_use: Mapping[str, float] = field(default_factory=frozen_float_map)
+    running_task_ids: tuple[str, ...] = ()
+    paused: bool = False
+    online: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", frozen_str_map(self.labels))
+        object.__setattr__(self, "resources_total", frozen_float_map(self.resources_total))
+        object.__setattr__(self, "resources_in_use", frozen_float_map(self.resources_in_use))
+        object.__setattr__(self, "running_task_ids", tuple(self.running_task_ids))
+
+    __hash__ = None  # type: ignore[assignment]  # the read-only maps are not hashable
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedTask:
+    """A ``SCHEDULED`` task waiting for a worker; ``sequence`` grows with submission order."""
+
+    id: str
+    labels: Mapping[str, str] = field(default_factory=frozen_str_map)
+    resources: Mapping[str, float] = field(default_factory=frozen_float_map)
+    sequence: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", frozen_str_map(self.labels))
+        object.__setattr__(self, "resources", frozen_float_map(self.resources))
+
+    __hash__ = None  # type: ignore[assignment]  # the read-only maps are not hashable
+
+
+def uses_resources(resources: Mapping[str, float]) -> bool:
+    """Return whether a resource map asks for (or declares) a positive amount of anything."""
+    return any(amount > 0 for amount in resources.values())
+
+
+def labels_match(worker_labels: Mapping[str, str], task_labels: Mapping[str, str]) -> bool:
+    """Return whether the worker has every ``key=value`` label the task asks for."""
+    return all(worker_labels.get(key) == value for key, value in task_labels.items())
+
+
+def free_resources(total: Mapping[str, float], in_use: Mapping[str, float]) -> dict[str, float]:
+    """Return total minus in-use per key (keys only in use show up negative)."""
+    return {key: total.get(key, 0.0) - in_use.get(key, 0.0) for key in {*total, *in_use}}
+
+
+def fits(requested: Mapping[str, float], free: Mapping[str, float]) -> bool:
+    """Return whether ``free[key] >= requested[key]`` for every key, a missing key being 0."""
+    return all(free.get(key, 0.0) >= amount for key, amount in requested.items())
+
+
+def _exclusively_busy(worker: WorkerView) -> bool:
+    # A worker that runs something while using no resources runs a resource-less task, or is a
+    # worker without resources, which runs one task at a time anyway.
+    return bool(worker.running_task_ids) and not uses_resources(worker.resources_in_use)
+
+
+def _could_take_now(worker: WorkerView, task: QueuedTask) -> bool:
+    if uses_resources(task.resources):
+        return not _exclusively_busy(worker) and fits(
+            task.resources, free_resources(worker.resources_total, worker.resources_in_use)
+        )
+    return not worker.running_task_ids
+
+
+def assign(
+    queued: Sequence[QueuedTask], workers: Sequence[WorkerView], polling_worker: str
+) -> list[str]:
+    """Return the ids of the queued tasks to hand to ``polling_worker`` now, in FIFO order."""
+    worker = next((w for w in workers if w.name == polling_worker), None)
+    if worker is None or worker.paused or not worker.online:
+        return []
+    in_use = dict(worker.resources_in_use)
+    running = len(worker.running_task_ids)
+    exclusive = _exclusively_busy(worker)
+    assigned: list[str] = []
+    for task in sorted(queued, key=lambda queued_task: queued_task.sequence):
+        if exclusive:
+            break
+        if not labels_match(worker.labels, task.labels):
+            continue
+        if uses_resources(task.resources):
+            if not fits(task.resources, free_resources(worker.resources_total, in_use)):
+                continue
+            for key, amount in task.resources.items():
+                in_use[key] = in_use.get(key, 0.0) + amount
+        elif running:
+            continue
+        else:
+            exclusive = True
+        running += 1
+        assigned.append(task.id)
+    return assigned
+
+
+def _format_map(values: Mapping[str, str] | Mapping[str, float]) -> str:
+    return ", ".join(
+        f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in sorted(values.items())
+    )
+
+
+def pending_reason(task: QueuedTask, workers: Sequence[WorkerView]) -> str:
+    """Return why ``task`` has no worker yet, in words for a user."""
+    matching = [w for w in workers if labels_match(w.labels, task.labels)]
+    if not matching:
+        # Empty labels match every worker, so here either the task has labels or none exist.
+        if not task.labels:
+            return "no worker is registered"
+        return f"no worker with labels {_format_map(task.labels)}"
+    online = [w for w in matching if w.online]
+    if not online:
+        return "all matching workers are offline"
+    active = [w for w in online if not w.paused]
+    if not active:
+        if len(online) < len(matching):
+            return "all matching workers are paused or offline"
+        return "all matching workers are paused"
+    if not uses_resources(task.resources):
+        if all(w.running_task_ids for w in active):
+            return "all matching workers are busy"
+        return "waiting for a matching worker to poll"
+    capable = [w for w in active if fits(task.resources, w.resources_total)]
+    if not capable:
+        return f"no matching worker has {_format_map(task.resources)} in total"
+    if any(_could_take_now(w, task) for w in capable):
+        return "waiting for a matching worker to poll"
+    short = sorted(
+        {
+            key
+            for w in capable
+            if not _exclusively_busy(w)
+            for key, free in free_resources(w.resources_total, w.resources_in_use).items()
+            if free < task.resources.get(key, 0.0)
+        }
+    )
+    if not short:
+        return "all matching workers are busy"
+    return f"not enough free {', '.join(short)} on any worker"
+
+
+_DEPENDENCY_FAILURES = FINAL_STATUSES - {TaskStatus.COMPLETED}
+
+
+def advance_dependencies(
+    statuses: Mapping[str, TaskStatus], depends_on: Mapping[str, Iterable[str]]
+) -> dict[str, TaskStatus]:
+    """Return the new status of every ``CREATED`` task whose dependencies have settled.
+
+    A task becomes ``SCHEDULED`` once all its dependencies ``COMPLETED`` (at once if it has
+    none), and ``SKIPPED`` as soon as one of them failed, was aborted or skipped. Skips cascade
+    within one call. Tasks are keyed alike in both maps (by id or by name); a dependency missing
+    from ``statuses`` keeps its dependants waiting.
+    """
+    current = dict(statuses)
+    changes: dict[str, TaskStatus] = {}
+    changed = True
+    while changed:
+        changed = False
+        for task, status in list(current.items()):
+            if status is not TaskStatus.CREATED:
+                continue
+            dependency_statuses = [current.get(dep) for dep in depends_on.get(task, ())]
+            new: TaskStatus | None = None
+            if any(
+                s in FINAL_STATUSES and s is not TaskStatus.COMPLETED for s in dependency_statuses
+            ):
+                new = TaskStatus.SKIPPED
+            elif all(s is TaskStatus.COMPLETED for s in dependency_statuses):
+                new = TaskStatus.SCHEDULED
+            if new is not None:
+                current[task] = new
+                changes[task] = new
+                changed = True
+    return changes
+
+
+def build_status(task_statuses: Iterable[TaskStatus]) -> TaskStatus:
+    """Return a build's status: ``EXECUTING`` until every task is final, then the outcome.
+
+    The outcome is ``COMPLETED`` if every task completed, else ``FAILED``, or ``ABORTED`` when a
+    task was aborted and none failed. A build without tasks has nothing left to do: ``COMPLETED``.
+    """
+    statuses = list(task_statuses)
+    if not all(status in FINAL_STATUSES for status in statuses):
+        return TaskStatus.EXECUTING
+    if all(status is TaskStatus.COMPLETED for status in statuses):
+        return TaskStatus.COMPLETED
+    if TaskStatus.FAILED not in statuses and TaskStatus.ABORTED in statuses:
+        return TaskStatus.ABORTED
+    return TaskStatus.FAILED
