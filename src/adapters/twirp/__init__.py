@@ -1,0 +1,1 @@
+"""Twirp v7 JSON adapter: the proto3 JSON codec and the worker's controller client."""
