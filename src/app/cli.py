@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
 
+import click
+import yaml
+
+from adapters.config.rendering import effective_document
 from app.version import version
+from app.worker_options import load_config_or_exit, worker_options
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,6 +21,19 @@ def cli() -> None:
 @cli.group()
 def worker() -> None:
     """Run, pause, resume or validate a persistent worker."""
+
+
+@worker.command()
+@worker_options
+def validate(**options: Any) -> None:
+    """Check the configuration (flags, environment, file) and print it as YAML."""
+    config = load_config_or_exit(**options)
+    click.echo(
+        yaml.safe_dump(
+            effective_document(config), sort_keys=False, default_flow_style=False, width=1000
+        ),
+        nl=False,
+    )
 
 
 def main() -> None:

@@ -1,0 +1,29 @@
+"""The worker configuration: file schema, loading with precedence, the effective values."""
+
+from adapters.config.effective import (
+    DEFAULT_RPC_ENDPOINT,
+    LogSettings,
+    TartPrePull,
+    Upstream,
+    WorkerConfig,
+)
+from adapters.config.loader import (
+    ENV_NAME,
+    ENV_RPC_ENDPOINT,
+    ENV_TOKEN,
+    WorkerFlags,
+    load_worker_config,
+)
+
+__all__ = [
+    "DEFAULT_RPC_ENDPOINT",
+    "ENV_NAME",
+    "ENV_RPC_ENDPOINT",
+    "ENV_TOKEN",
+    "LogSettings",
+    "TartPrePull",
+    "Upstream",
+    "WorkerConfig",
+    "WorkerFlags",
+    "load_worker_config",
+]
