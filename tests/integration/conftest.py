@@ -1,0 +1,20 @@
+"""Fixtures shared by the integration tests: a running fake controller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.fake_controller import FakeController
+
+
+@pytest.fixture
+def fake_controller() -> Iterator[FakeController]:
+    """A fake Twirp controller on 127.0.0.1 (poll interval 1 s, idle polls held up to 1 s)."""
+    controller = FakeController(poll_interval=1, hold_poll_seconds=1.0)
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()
