@@ -149,3 +149,11 @@ class Instance(Protocol):
     async def close(self) -> None:
         """Destroy the instance and everything it created; idempotent."""
         ...
+
+
+class InstanceFactory(Protocol):
+    """Creates instances of one isolation kind (e.g. host directories for ``none``)."""
+
+    async def create(self, task_id: str) -> Instance:
+        """Create the instance of task ``task_id``; raise ``InstanceError`` if it cannot."""
+        ...

@@ -1,0 +1,253 @@
+"""Runs a task's commands in its instance: environment, instructions, timeout, cancellation.
+
+The pure decisions (which command runs, which limit it gets) come from ``domain.commands``; this
+module does the I/O around them and reports every status change and log byte via the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Mapping
+
+from app.worker.log_stream import CommandLog
+from app.worker.retry import Sleep
+from app.worker.running_task import RunningTask
+from domain.commands import (
+    ExecutionState,
+    after_cancel,
+    after_command,
+    after_timeout,
+    command_limit,
+    should_run,
+    skipped,
+    status_of_exit_code,
+)
+from domain.ports import BackgroundProcess, Clock, ControllerClient, Instance
+from domain.protocol import (
+    BackgroundScriptInstruction,
+    Command,
+    CommandResult,
+    CommandsResponse,
+    CommandStatus,
+    ExitInstruction,
+    FileInstruction,
+    ScriptInstruction,
+)
+
+log = logging.getLogger("cirrus.worker")
+
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Replace ``$NAME`` and ``${NAME}`` by their values (unknown names stay as written)."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return env.get(name, match.group(0))
+
+    return _VARIABLE.sub(value, text)
+
+
+def task_environment(
+    instance: Instance, task_id: str, response: CommandsResponse
+) -> dict[str, str]:
+    """Return the environment of every command: base, then CI variables, then the task's own."""
+    env = dict(instance.base_environment())
+    env.update(
+        {
+            "CI": "true",
+            "CIRRUS_CI": "true",
+            "CIRRUS_TASK_ID": task_id,
+            "CIRRUS_WORKING_DIR": instance.working_directory,
+        }
+    )
+    env.update(response.environment)
+    return env
+
+
+def instruction_name(command: Command) -> str:
+    """Return a readable name of a command's instruction kind, for log lines."""
+    return type(command.instruction).__name__.removesuffix("Instruction").lower() or "unknown"
+
+
+class CommandRunner:
+    """Runs one task's command list once; ``stop_background`` ends its background scripts."""
+
+    def __init__(
+        self,
+        *,
+        running: RunningTask,
+        instance: Instance,
+        response: CommandsResponse,
+        clock: Clock,
+        timer_sleep: Sleep,
+        log_sleep: Sleep,
+        log_flush_interval: float | None,
+    ) -> None:
+        self._running = running
+        self._instance = instance
+        self._response = response
+        self._clock = clock
+        self._timer_sleep = timer_sleep
+        self._log_sleep = log_sleep
+        self._log_flush_interval = log_flush_interval
+        self._env = task_environment(instance, running.task_id, response)
+        self._background: list[tuple[BackgroundProcess, CommandLog]] = []
+        self._state = ExecutionState()
+        self._deadline: float | None = None
+
+    async def run_all(self) -> list[CommandResult]:
+        """Run or skip every command in order; return the final result of each."""
+        if self._response.timeout_in_seconds > 0:
+            self._deadline = self._clock.monotonic() + self._response.timeout_in_seconds
+        results: list[CommandResult] = []
+        for command in self._response.commands:
+            if self._running.cancel_requested.is_set() and not self._state.cancelled:
+                self._state = after_cancel(self._state)
+            if self._deadline_passed():
+                self._state = after_timeout(self._state)
+            if not should_run(command, self._state):
+                result = skipped(command)
+                self._report(result)
+            else:
+                result = await self._run(command)
+            results.append(result)
+        return results
+
+    async def stop_background(self) -> None:
+        """Kill every background script of the task and send the rest of its output."""
+        background, self._background = self._background, []
+        for process, output in background:
+            try:
+                await process.stop()
+            finally:
+                await output.close()
+
+    def _deadline_passed(self) -> bool:
+        return (
+            self._deadline is not None
+            and not self._state.timed_out
+            and self._clock.monotonic() >= self._deadline
+        )
+
+    def _remaining(self) -> float | None:
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - self._clock.monotonic())
+
+    def _report(self, result: CommandResult) -> None:
+        ref = self._running.ref
+
+        async def update(client: ControllerClient) -> object:
+            await client.report_command_updates(ref, [result])
+            return None
+
+        what = f"ReportCommandUpdates {ref.task_id}/{result.name} {result.status.name}"
+        self._running.outbox.send(what, update)
+
+    def _output(self, command: Command) -> CommandLog:
+        return CommandLog(
+            self._running.outbox,
+            self._running.ref,
+            command.name,
+            self._response.secrets_to_mask,
+            flush_interval=self._log_flush_interval,
+            sleep=self._log_sleep,
+        )
+
+    async def _run(self, command: Command) -> CommandResult:
+        self._report(CommandResult(command.name, CommandStatus.EXECUTING))
+        started = self._clock.monotonic()
+        output = self._output(command)
+        keep_output_open = False
+        try:
+            status, keep_output_open = await self._bounded(command, output)
+        finally:
+            if not keep_output_open:
+                await output.close()
+        self._state = after_command(self._state, command, status)
+        duration = int(max(0.0, self._clock.monotonic() - started) * 1_000_000_000)
+        result = CommandResult(command.name, status, duration_in_nanos=duration)
+        self._report(result)
+        return result
+
+    async def _bounded(self, command: Command, output: CommandLog) -> tuple[CommandStatus, bool]:
+        """Run the instruction until it ends, the limit expires or the task is cancelled."""
+        limit = command_limit(self._state, self._remaining())
+        work = asyncio.ensure_future(self._instruction(command, output))
+        cancel = asyncio.ensure_future(self._running.cancel_requested.wait())
+        waiters: set[asyncio.Future[object]] = {work, cancel}  # type: ignore[arg-type]
+        timer: asyncio.Future[None] | None = None
+        if limit is not None:
+            timer = asyncio.ensure_future(self._timer_sleep(limit))
+            waiters.add(timer)  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancel.cancel()
+            if timer is not None:
+                timer.cancel()
+        if work.done():
+            return work.result()
+        # Interrupt the command: the instance sends SIGINT, then SIGKILL after its grace.
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        if self._running.cancel_requested.is_set():
+            log.info("command %s of task %s aborted", command.name, self._running.task_id)
+            self._state = after_cancel(self._state)
+        else:
+            log.info("command %s of task %s timed out", command.name, self._running.task_id)
+            await output.line(f"Timed out after {limit:g} seconds.")
+            self._state = after_timeout(self._state)
+        return CommandStatus.ABORTED, False
+
+    async def _instruction(
+        self, command: Command, output: CommandLog
+    ) -> tuple[CommandStatus, bool]:
+        """Run one instruction; return its status and whether its output stays open."""
+        instruction = command.instruction
+        try:
+            match instruction:
+                case ScriptInstruction(scripts=scripts):
+                    code = await self._instance.run_script("\n".join(scripts), self._env, output)
+                    return status_of_exit_code(code), False
+                case BackgroundScriptInstruction(scripts=scripts):
+                    process = await self._instance.start_background(
+                        "\n".join(scripts), self._env, output
+                    )
+                    self._background.append((process, output))
+                    return CommandStatus.COMPLETED, True
+                case FileInstruction():
+                    return await self._write_file(instruction, output), False
+                case ExitInstruction():
+                    return CommandStatus.COMPLETED, False
+                case _:
+                    await output.line(
+                        f"The {instruction_name(command)} instruction of command "
+                        f"{command.name!r} is not supported by this worker."
+                    )
+                    return CommandStatus.FAILED, False
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("command %s of task %s: %s", command.name, self._running.task_id, error)
+            await output.line(f"Command {command.name!r} failed: {error}")
+            return CommandStatus.FAILED, False
+
+    async def _write_file(self, instruction: FileInstruction, output: CommandLog) -> CommandStatus:
+        if instruction.from_contents is not None:
+            contents = instruction.from_contents
+        else:
+            variable = instruction.from_environment_variable or ""
+            if variable not in self._env:
+                await output.line(f"Environment variable {variable!r} is not set.")
+                return CommandStatus.FAILED
+            contents = self._env[variable]
+        path = expand(instruction.destination_path, self._env)
+        await self._instance.write_file(path, contents.encode("utf-8"))
+        return CommandStatus.COMPLETED

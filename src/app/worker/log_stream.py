@@ -1,0 +1,123 @@
+"""A command's output on its way to the controller: masked, chunked, flushed, back-pressured.
+
+Bytes pass through the task's ``SecretMasker`` (which holds back a possible secret prefix across
+chunk boundaries), gather into ``AppendLogs`` chunks of at most 1 MiB, and leave through the
+upstream's ordered outbox. At most ``max_in_flight`` chunks wait in the outbox: a further
+``write`` waits until one is delivered, which stalls the command's pipe instead of growing
+memory, so a task printing hundreds of MB stays within a few MB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from app.worker.outbox import Outbox
+from app.worker.retry import Sleep
+from domain.masking import SecretMasker
+from domain.ports import ControllerClient
+from domain.protocol import TaskRef
+
+MAX_CHUNK = 1024 * 1024
+FLUSH_INTERVAL = 1.0
+
+
+class CommandLog:
+    """``OutputSink`` of one command: ``write`` the output, then ``close`` once it ended."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        task: TaskRef,
+        command_name: str,
+        secrets: tuple[str, ...] = (),
+        *,
+        chunk_size: int = MAX_CHUNK,
+        max_in_flight: int = 2,
+        flush_interval: float | None = FLUSH_INTERVAL,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._outbox = outbox
+        self._task = task
+        self._command = command_name
+        self._masker = SecretMasker(secrets)
+        self._chunk_size = chunk_size
+        self._buffer = bytearray()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._in_flight: set[asyncio.Future[bool]] = set()
+        self._send_lock = asyncio.Lock()
+        self._sleep = sleep
+        self._flush_interval = flush_interval
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
+        self.bytes_written = 0
+
+    async def write(self, data: bytes) -> None:
+        """Take the next output bytes; may wait while earlier chunks are undelivered."""
+        if self._closed or not data:
+            return
+        self.bytes_written += len(data)
+        self._buffer += self._masker.feed(data)
+        self._start_flusher()
+        while len(self._buffer) >= self._chunk_size:
+            await self._send_full_chunks()
+
+    async def line(self, text: str) -> None:
+        """Write one line of the worker's own (e.g. an unsupported instruction)."""
+        await self.write(text.encode("utf-8") + b"\n")
+
+    async def flush(self) -> None:
+        """Send what is buffered now (the masker may still hold back a possible secret prefix)."""
+        async with self._send_lock:
+            while self._buffer:
+                await self._send(self._take(self._chunk_size))
+
+    async def close(self) -> None:
+        """End of output: send everything left and wait until every chunk left the outbox."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        self._buffer += self._masker.flush()
+        await self.flush()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight)
+
+    async def _send_full_chunks(self) -> None:
+        async with self._send_lock:
+            while len(self._buffer) >= self._chunk_size:
+                await self._send(self._take(self._chunk_size))
+
+    def _take(self, size: int) -> bytes:
+        chunk = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return chunk
+
+    async def _send(self, chunk: bytes) -> None:
+        await self._slots.acquire()
+        task, name = self._task, self._command
+
+        async def append(client: ControllerClient) -> object:
+            return await client.append_logs(task, name, chunk)
+
+        future = self._outbox.send(f"AppendLogs {task.task_id}/{name}", append)
+        self._in_flight.add(future)
+        future.add_done_callback(self._chunk_done)
+
+    def _chunk_done(self, future: asyncio.Future[bool]) -> None:
+        self._in_flight.discard(future)
+        self._slots.release()
+
+    def _start_flusher(self) -> None:
+        if self._flusher is None and self._flush_interval is not None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
+
+    async def _flush_periodically(self) -> None:
+        assert self._flush_interval is not None
+        while True:
+            await self._sleep(self._flush_interval)
+            await self.flush()

@@ -1,0 +1,290 @@
+"""The worker: polls every upstream, starts and stops tasks, drains and shuts down.
+
+One poll coroutine per upstream (an outage of one never holds up another) and one outbox
+coroutine per upstream; one asyncio task per accepted task. Nothing here stops a running task
+because a controller is unreachable: a failed poll is retried with backoff, forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.worker.outbox import Outbox
+from app.worker.retry import Backoff, Sleep
+from app.worker.running_task import RunningTask
+from app.worker.state import TaskSnapshot, UpstreamSnapshot, WorkerSnapshot
+from app.worker.task_runner import TaskRunner
+from app.worker.upstream import Upstream, next_poll_interval
+from domain.errors import ControllerError, SessionLostError
+from domain.ports import Clock, ControllerClient
+from domain.protocol import (
+    AgentAwareTask,
+    PollRequest,
+    PollResponse,
+    StandbyParameters,
+    frozen_float_map,
+)
+from domain.resources import free_resources, sum_resources
+
+log = logging.getLogger("cirrus.worker")
+
+# A controller may hold a Poll open for a whole interval; allow that plus this margin.
+POLL_TIMEOUT_MARGIN = 15.0
+
+
+def refusal_message(worker_name: str) -> str:
+    """The ``TaskFailed`` message of a task refused while draining or after the ephemeral one."""
+    return f"worker {worker_name} is shutting down and accepts no new tasks"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """What the worker loop needs from the validated configuration."""
+
+    name: str
+    resources_total: Mapping[str, float] = field(default_factory=frozen_float_map)
+    ephemeral: bool = False
+    standby: StandbyParameters | None = None
+
+
+class Worker:
+    """Runs the poll loops and tasks until shut down; ``run`` returns the exit code."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        upstreams: Sequence[Upstream],
+        runner: TaskRunner,
+        *,
+        clock: Clock,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.upstreams = tuple(upstreams)
+        self.outboxes = {id(upstream): Outbox(upstream) for upstream in self.upstreams}
+        self.runner = runner
+        self.clock = clock
+        self.sleep = sleep
+        self.tasks: dict[str, RunningTask] = {}
+        self.standby = settings.standby
+        self.refusing = False
+        self.finish_when_idle = False
+        self.polling_stopped = False
+        self.paused = False
+        self._task_runs: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Event()
+        self._wake = {id(upstream): asyncio.Event() for upstream in self.upstreams}
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Poll and run tasks until drained or shut down; return the process exit code."""
+        loops = [asyncio.create_task(outbox.run()) for outbox in self.outboxes.values()]
+        loops += [asyncio.create_task(self._poll_forever(u)) for u in self.upstreams]
+        try:
+            await self._until_finished()
+        finally:
+            for loop_task in loops:
+                loop_task.cancel()
+            for loop_task in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
+        log.info("worker %s stopped", self.settings.name)
+        return 0
+
+    def drain(self) -> None:
+        """Stop accepting tasks, let running ones finish and be reported, then stop."""
+        if self.paused:
+            return
+        log.info("draining: no new tasks; waiting for %d running task(s)", len(self.tasks))
+        self.refusing = True
+        self.finish_when_idle = True
+        self.paused = True
+        for upstream in self.upstreams:
+            self.outboxes[id(upstream)].send("UpdateStatus disabled=true", _disable)
+        self._changed.set()
+
+    def cancel_all(self) -> None:
+        """Drain, and cancel every running task (aborted, cleaned up, reported)."""
+        self.drain()
+        for running in self.tasks.values():
+            running.cancel()
+        log.info("cancelling %d running task(s)", len(self.tasks))
+
+    def snapshot(self) -> WorkerSnapshot:
+        """Return the worker's state at this moment."""
+        in_use = self.resources_in_use()
+        return WorkerSnapshot(
+            name=self.settings.name,
+            upstreams=tuple(
+                UpstreamSnapshot(
+                    endpoint=u.endpoint,
+                    registered=u.registered,
+                    last_poll_ok=u.last_poll_ok,
+                    last_poll_time=u.last_poll_time,
+                    poll_interval_seconds=u.poll_interval,
+                    last_error=u.last_error,
+                    pending_reports=self.outboxes[id(u)].pending,
+                )
+                for u in self.upstreams
+            ),
+            tasks=tuple(
+                TaskSnapshot(
+                    task_id=r.task_id,
+                    upstream=r.upstream.endpoint,
+                    isolation_kind=r.isolation_kind,
+                    started_at=r.accepted_at,
+                    resources=frozen_float_map(r.resources),
+                    phase=r.phase,
+                    cancelling=r.cancel_requested.is_set(),
+                )
+                for r in self.tasks.values()
+            ),
+            resources_total=frozen_float_map(self.settings.resources_total),
+            resources_in_use=frozen_float_map(in_use),
+            resources_free=frozen_float_map(free_resources(self.settings.resources_total, in_use)),
+            draining=self.refusing and not self.settings.ephemeral,
+            paused=self.paused,
+            ephemeral=self.settings.ephemeral,
+            taken_at=self.clock.now(),
+        )
+
+    def resources_in_use(self) -> dict[str, float]:
+        """Sum of ``resourcesToUse`` over every task not yet reported stopped."""
+        return sum_resources(r.resources for r in self.tasks.values())
+
+    def poll_request(self, upstream: Upstream) -> PollRequest:
+        """Build the ``PollRequest`` for ``upstream``."""
+        return PollRequest(
+            worker_info=upstream.worker_info,
+            resources_in_use=frozen_float_map(self.resources_in_use()),
+            running_tasks=tuple(r.task_id for r in self.tasks.values() if r.upstream is upstream),
+        )
+
+    async def _until_finished(self) -> None:
+        while True:
+            if self.finish_when_idle and not self.tasks:
+                # Deliver everything still queued (e.g. UpdateStatus) before leaving.
+                await asyncio.gather(*(o.drained() for o in self.outboxes.values()))
+                if not self.tasks:
+                    return
+            self._changed.clear()
+            await self._changed.wait()
+
+    # --- polling -----------------------------------------------------------------------
+
+    async def _poll_forever(self, upstream: Upstream) -> None:
+        backoff = Backoff(upstream.policy)
+        loop = asyncio.get_running_loop()
+        while not self.polling_stopped:
+            await upstream.register()
+            generation = upstream.generation
+            started = loop.time()
+            try:
+                response = await upstream.client.poll(
+                    self.poll_request(upstream), upstream.poll_interval + POLL_TIMEOUT_MARGIN
+                )
+            except SessionLostError as error:
+                log.warning("poll of %s: %s; registering again", upstream.endpoint, error)
+                upstream.last_poll_ok = False
+                upstream.session_lost(generation)
+                await self._pause(upstream, backoff.next_delay())
+                continue
+            except ControllerError as error:
+                upstream.last_poll_ok = False
+                upstream.last_error = str(error)
+                delay = backoff.next_delay()
+                log.error(
+                    "failed to poll %s: %s; retrying in %.1f s", upstream.endpoint, error, delay
+                )
+                await self._pause(upstream, delay)
+                continue
+            backoff.reset()
+            upstream.last_poll_ok = True
+            upstream.last_poll_time = self.clock.now()
+            upstream.last_error = ""
+            upstream.poll_interval = next_poll_interval(
+                upstream.poll_interval, response.poll_interval_in_seconds
+            )
+            self.handle(upstream, response)
+            elapsed = loop.time() - started
+            await self._pause(upstream, max(0.0, upstream.poll_interval - elapsed))
+
+    async def _pause(self, upstream: Upstream, seconds: float) -> None:
+        wake = self._wake[id(upstream)]
+        if wake.is_set() or self.polling_stopped:
+            wake.clear()
+            return
+        sleeper = asyncio.ensure_future(self.sleep(seconds))
+        waker = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+            wake.clear()
+
+    def handle(self, upstream: Upstream, response: PollResponse) -> None:
+        """Act on a poll response: stop, then start, then shutdown, then standby updates."""
+        for task_id in response.tasks_to_stop:
+            running = self.tasks.get(task_id)
+            log.info("stopping task %s%s", task_id, "" if running else " (not running here)")
+            if running is not None:
+                running.cancel()
+        for task in response.tasks_to_start:
+            self._start(upstream, task)
+        if response.shutdown:
+            log.info("%s asked the worker to shut down", upstream.endpoint)
+            self.polling_stopped = True
+            self.refusing = True
+            self.finish_when_idle = True
+            for wake in self._wake.values():
+                wake.set()
+            self._changed.set()
+        elif response.updated_standby_instances:
+            # Standby instances are not run yet; keep the parameters for when they are.
+            self.standby = response.updated_standby_instances[0]
+
+    def _start(self, upstream: Upstream, task: AgentAwareTask) -> None:
+        if task.task_id in self.tasks:
+            log.warning("task %s is already running; ignored", task.task_id)
+            return
+        running = RunningTask(
+            task=task,
+            upstream=upstream,
+            outbox=self.outboxes[id(upstream)],
+            accepted_at=self.clock.now(),
+        )
+        self.tasks[task.task_id] = running
+        refuse = self.refusing
+        if self.settings.ephemeral and not refuse:
+            # The one task of an ephemeral worker: refuse every later one, stop after it.
+            self.refusing = True
+            self.finish_when_idle = True
+        if refuse:
+            work = self.runner.refuse(running, refusal_message(self.settings.name))
+        else:
+            log.info("started task %s", task.task_id)
+            work = self.runner.run(running)
+        run = asyncio.create_task(self._track(running, work))
+        self._task_runs.add(run)
+        run.add_done_callback(self._task_runs.discard)
+
+    async def _track(self, running: RunningTask, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("task %s ended with an error", running.task_id)
+        finally:
+            self.tasks.pop(running.task_id, None)
+            log.info("task %s completed", running.task_id)
+            self._changed.set()
+
+
+async def _disable(client: ControllerClient) -> object:
+    return await client.update_status(True)
