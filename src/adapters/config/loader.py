@@ -190,12 +190,19 @@ def _upstreams(
         if setting is not None:
             raise ConfigError(
                 "upstreams",
-                f'"upstreams" and "{key}" are mutually exclusive ({key} given by {setting.origin})',
+                f'"upstreams" and "{key}" are mutually exclusive ({_where(setting)})',
             )
     return tuple(
         Upstream(entry.endpoint or DEFAULT_RPC_ENDPOINT, entry.token)
         for entry in file_model.upstreams
     )
+
+
+def _where(setting: _Setting) -> str:
+    """Say where a setting came from: ``set by --token``, ``set in the file``."""
+    if setting.origin.startswith(("--", "CIRRUS_")):
+        return f"set by {setting.origin}"
+    return "set in the file"
 
 
 def _log_settings(file_model: WorkerFileModel) -> LogSettings:
