@@ -172,6 +172,8 @@ class FakeController:
         self._outage = False
         self._closing = False
         self._server: ThreadingHTTPServer | None = None
+        # Returns why waiting is pointless (e.g. "the worker exited"), or None to go on waiting.
+        self.give_up_check: Callable[[], str | None] | None = None
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -300,6 +302,9 @@ class FakeController:
             value = predicate()
             if value:
                 return value
+            hopeless = self.give_up_check() if self.give_up_check is not None else None
+            if hopeless:
+                raise AssertionError(f"gave up waiting for {what}: {hopeless}; {self.summary()}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 message = f"timed out after {timeout}s waiting for {what}"

@@ -96,6 +96,12 @@ class WorkerProcess:
         """Whether the worker has not exited yet."""
         return self.process is not None and self.process.poll() is None
 
+    def exited_early(self) -> str | None:
+        """Why waiting for the controller is pointless: the worker is gone (with its stderr)."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        return f"worker exited with {self.process.returncode}; stderr:\n{self.stderr()[-3000:]}"
+
     def wait_exit(self, timeout: float) -> int:
         """The worker's exit code; fails the test if it has not exited within ``timeout``."""
         assert self.process is not None
@@ -131,9 +137,11 @@ def worker(tmp_path: Path, fake_controller: FakeController) -> Iterator[WorkerPr
     if not CIRRUS.exists():
         pytest.fail(f"console script {CIRRUS} is not installed")
     process = WorkerProcess(tmp_path, fake_controller)
+    fake_controller.give_up_check = process.exited_early
     try:
         yield process
     finally:
+        fake_controller.give_up_check = None
         process.kill()
 
 
