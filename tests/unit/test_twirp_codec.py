@@ -1,0 +1,794 @@
+"""The Twirp proto3 JSON codec: golden messages in both spellings, round trips, errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from adapters.twirp import codec
+from adapters.twirp.errors import ProtocolDecodeError, ProtocolEncodeError, UnknownMethodError
+from adapters.twirp.messages import (
+    AppendLogsRequest,
+    Empty,
+    InitialCommandsRequest,
+    QueryRunningTasksRequest,
+    RegisterRequest,
+    RegisterResponse,
+    ReportAgentFinishedRequest,
+    ReportCommandUpdatesRequest,
+    TaskFailedRequest,
+    TaskIdentification,
+    UpdateStatusRequest,
+    UploadLogsResponse,
+    WorkerStatus,
+    task_identification_for,
+)
+from domain.errors import CirrusError
+from domain.isolation import (
+    ContainerIsolation,
+    ContainerVolume,
+    Isolation,
+    NoneIsolation,
+    ParallelsIsolation,
+    Platform,
+    TartIsolation,
+    TartVolume,
+    UnsetIsolation,
+    VetuBridged,
+    VetuHost,
+    VetuIsolation,
+)
+from domain.protocol import (
+    AgentAwareTask,
+    ArtifactsInstruction,
+    BackgroundScriptInstruction,
+    CacheInstruction,
+    CloneInstruction,
+    Command,
+    CommandResult,
+    CommandsResponse,
+    CommandStatus,
+    ExecutionBehaviour,
+    ExitInstruction,
+    FileInstruction,
+    Instruction,
+    PollRequest,
+    PollResponse,
+    RunningTasksStatus,
+    ScriptInstruction,
+    StandbyInformation,
+    StandbyParameters,
+    UnknownInstruction,
+    UploadCacheInstruction,
+    Warmup,
+    WorkerInfo,
+    frozen_float_map,
+    frozen_str_map,
+)
+
+
+def through_json(value: dict[str, object]) -> Any:
+    """What the other side parses: the encoded object after a trip through JSON text."""
+    return json.loads(json.dumps(value))
+
+
+# --- strategies -----------------------------------------------------------------------------
+
+texts = st.text(max_size=8)
+uint32 = st.integers(0, 2**32 - 1)
+uint64 = st.integers(0, 2**64 - 1)
+int64 = st.integers(-(2**63), 2**63 - 1)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+resources = st.dictionaries(texts, finite, max_size=3).map(frozen_float_map)
+
+isolations: st.SearchStrategy[Isolation] = st.one_of(
+    st.just(NoneIsolation()),
+    st.just(UnsetIsolation()),
+    st.builds(
+        ContainerIsolation,
+        image=texts,
+        cpu=finite,
+        memory=uint32,
+        volumes=st.lists(st.builds(ContainerVolume, texts, texts, st.booleans()), max_size=2),
+        dockerfile=texts,
+        docker_arguments=st.dictionaries(texts, texts, max_size=2),
+        platform=st.sampled_from(Platform),
+    ),
+    st.builds(
+        TartIsolation,
+        image=texts,
+        user=texts,
+        password=texts,
+        cpu=uint32,
+        memory=uint32,
+        softnet=st.booleans(),
+        mount_temporary_working_directory_from_host=st.booleans(),
+        display=texts,
+        volumes=st.lists(
+            st.builds(TartVolume, texts, texts, texts, st.booleans(), st.booleans()), max_size=2
+        ),
+        disk_size=uint32,
+        port=uint32,
+        sync_time_over_ssh=st.booleans(),
+        nested=st.booleans(),
+    ),
+    st.builds(
+        VetuIsolation,
+        image=texts,
+        user=texts,
+        password=texts,
+        cpu=uint32,
+        memory=uint32,
+        networking=st.one_of(st.none(), st.just(VetuHost()), st.builds(VetuBridged, texts)),
+        disk_size=uint32,
+        port=uint32,
+        sync_time_over_ssh=st.booleans(),
+        standard_output_to_logs=st.booleans(),
+    ),
+    st.builds(ParallelsIsolation, texts, texts, texts, st.sampled_from(Platform)),
+)
+standby_parameters = st.builds(
+    StandbyParameters, isolations, resources, st.builds(Warmup, texts, uint64)
+)
+tasks = st.builds(
+    AgentAwareTask,
+    task_id=st.text(min_size=1, max_size=8),
+    client_secret=texts,
+    server_secret=texts,
+    isolation=isolations,
+    resources_to_use=resources,
+    cli_version=texts,
+    traceparent=texts,
+    tracestate=texts,
+)
+poll_responses = st.builds(
+    PollResponse,
+    tasks_to_start=st.lists(tasks, max_size=3).map(tuple),
+    poll_interval_in_seconds=uint32,
+    shutdown=st.booleans(),
+    tasks_to_stop=st.lists(texts, max_size=3).map(tuple),
+    updated_standby_instances=st.lists(standby_parameters, max_size=2).map(tuple),
+)
+worker_infos = st.builds(
+    WorkerInfo,
+    labels=st.dictionaries(texts, texts, max_size=3).map(frozen_str_map),
+    resources_total=resources,
+)
+task_ids = st.one_of(texts, st.integers(-(2**64), 2**64).map(str), st.sampled_from(["007", "+5"]))
+poll_requests = st.builds(
+    PollRequest,
+    worker_info=worker_infos,
+    resources_in_use=resources,
+    running_tasks=st.lists(task_ids, max_size=4).map(tuple),
+    available_standby_instances_information=st.lists(
+        st.builds(StandbyInformation, standby_parameters, uint64), max_size=2
+    ).map(tuple),
+)
+scripts = st.lists(texts, max_size=3).map(tuple)
+instructions: st.SearchStrategy[Instruction] = st.one_of(
+    st.builds(ScriptInstruction, scripts),
+    st.builds(BackgroundScriptInstruction, scripts),
+    st.builds(FileInstruction, texts, from_environment_variable=texts),
+    st.builds(FileInstruction, texts, from_contents=texts),
+    st.builds(FileInstruction, texts),
+    st.just(ExitInstruction()),
+    st.builds(
+        CacheInstruction, texts, scripts, scripts, texts, scripts, st.booleans(), st.booleans()
+    ),
+    st.builds(UploadCacheInstruction, texts),
+    st.builds(ArtifactsInstruction, scripts, texts, texts),
+    st.just(CloneInstruction()),
+    st.sampled_from(["", "wait_for_terminal_instruction", "teleport_instruction"]).map(
+        UnknownInstruction
+    ),
+)
+commands = st.builds(Command, texts, instructions, st.sampled_from(ExecutionBehaviour))
+commands_responses = st.builds(
+    CommandsResponse,
+    environment=st.dictionaries(texts, texts, max_size=3).map(frozen_str_map),
+    commands=st.lists(commands, max_size=4).map(tuple),
+    timeout_in_seconds=int64,
+    secrets_to_mask=scripts,
+)
+command_results = st.builds(
+    CommandResult, texts, st.sampled_from(CommandStatus), int64, st.booleans()
+)
+
+
+# --- round trips ----------------------------------------------------------------------------
+
+
+@given(isolations)
+def test_every_isolation_reads_back_as_written(isolation: Isolation) -> None:
+    assert codec.decode_isolation(through_json(codec.encode_isolation(isolation))) == isolation
+
+
+@given(poll_responses)
+def test_every_poll_response_reads_back_as_written(response: PollResponse) -> None:
+    assert (
+        codec.decode_poll_response(through_json(codec.encode_poll_response(response))) == response
+    )
+
+
+@given(poll_requests)
+def test_every_poll_request_reads_back_as_written(request: PollRequest) -> None:
+    assert codec.decode_poll_request(through_json(codec.encode_poll_request(request))) == request
+
+
+@given(commands_responses)
+def test_every_commands_response_reads_back_as_written(response: CommandsResponse) -> None:
+    encoded = through_json(codec.encode_commands_response(response))
+    assert codec.decode_commands_response(encoded) == response
+
+
+@given(st.lists(command_results, max_size=4).map(tuple))
+def test_command_results_read_back_as_written(results: tuple[CommandResult, ...]) -> None:
+    request = ReportAgentFinishedRequest(command_results=results)
+    encoded = through_json(codec.encode_report_agent_finished_request(request))
+    assert codec.decode_report_agent_finished_request(encoded) == request
+
+
+@given(st.binary(max_size=64), texts)
+def test_log_bytes_read_back_as_written(data: bytes, name: str) -> None:
+    request = AppendLogsRequest(command_name=name, data=data)
+    assert codec.decode_append_logs_request(codec.encode_append_logs_request(request)) == request
+
+
+TASK = TaskIdentification(task_id=42, secret="s3cret")
+WORKER = WorkerInfo(labels=frozen_str_map({"name": "w1"}), resources_total=frozen_float_map({}))
+EXAMPLES: dict[tuple[str, str], tuple[object, object]] = {
+    ("CirrusWorkersService", "Register"): (
+        RegisterRequest("token", WORKER),
+        RegisterResponse("session"),
+    ),
+    ("CirrusWorkersService", "Poll"): (
+        PollRequest(WORKER, running_tasks=("1", "a")),
+        PollResponse(tasks_to_stop=("x",), poll_interval_in_seconds=5),
+    ),
+    ("CirrusWorkersService", "TaskStarted"): (TASK, Empty()),
+    ("CirrusWorkersService", "TaskFailed"): (TaskFailedRequest("boom", TASK), Empty()),
+    ("CirrusWorkersService", "TaskStopped"): (TaskIdentification(secret="only"), Empty()),
+    ("CirrusWorkersService", "UpdateStatus"): (UpdateStatusRequest(True), WorkerStatus(True)),
+    ("CirrusWorkersService", "QueryRunningTasks"): (
+        QueryRunningTasksRequest(),
+        RunningTasksStatus(disabled=True, running_tasks=("7", "b")),
+    ),
+    ("CirrusCIService", "InitialCommands"): (
+        InitialCommandsRequest(
+            local_timestamp=1_700_000_000, continue_from_command="c", retry=True
+        ),
+        CommandsResponse(commands=(Command("main", ScriptInstruction(("echo",))),)),
+    ),
+    ("CirrusCIService", "ReportCommandUpdates"): (
+        ReportCommandUpdatesRequest((CommandResult("main", CommandStatus.EXECUTING),)),
+        Empty(),
+    ),
+    ("CirrusCIService", "AppendLogs"): (
+        AppendLogsRequest("main", b"\x00hi"),
+        UploadLogsResponse(3),
+    ),
+    ("CirrusCIService", "Heartbeat"): (Empty(), Empty()),
+    ("CirrusCIService", "ReportAgentFinished"): (
+        ReportAgentFinishedRequest((CommandResult("main", CommandStatus.COMPLETED, 5),)),
+        Empty(),
+    ),
+}
+
+
+def test_every_method_of_both_services_has_an_example() -> None:
+    assert set(EXAMPLES) == set(codec.METHODS)
+
+
+@pytest.mark.parametrize("route", sorted(EXAMPLES))
+def test_every_method_reads_back_its_request_and_response_as_written(
+    route: tuple[str, str],
+) -> None:
+    service, method = route
+    request, response = EXAMPLES[route]
+    encoded_request = through_json(codec.encode_request(service, method, request))
+    encoded_response = through_json(codec.encode_response(service, method, response))
+    assert codec.decode_request(service, method, encoded_request) == request
+    assert codec.decode_response(service, method, encoded_response) == response
+
+
+# --- golden messages ------------------------------------------------------------------------
+
+POLL_RESPONSE_CAMEL = {
+    "tasksToStart": [
+        {
+            "taskId": "t-1",
+            "clientSecret": "cs",
+            "serverSecret": "ss",
+            "cliVersion": "1.2.3",
+            "resourcesToUse": {"tart-vms": 1},
+            "traceparent": "00-abc-def-01",
+            "isolation": {
+                "tart": {
+                    "image": "ghcr.io/cirruslabs/macos:latest",
+                    "user": "admin",
+                    "password": "admin",
+                    "cpu": 4,
+                    "memory": "8192",
+                    "softnet": True,
+                    "display": "1920x1080",
+                    "diskSize": 50,
+                    "port": 22,
+                    "syncTimeOverSsh": True,
+                    "nested": True,
+                    "volumes": [
+                        {"name": "cache", "source": "/c", "target": "/m", "readOnly": True}
+                    ],
+                }
+            },
+        },
+        {"oldTaskId": "42"},
+    ],
+    "oldTaskIdsToStop": ["7", 8],
+    "pollIntervalInSeconds": 30,
+    "shutdown": False,
+    "tasksToStop": ["7", "t-9"],
+    "updatedStandbyInstances": [
+        {
+            "isolation": {"vetu": {"image": "img", "networking": None, "host": {}}},
+            "resources": {"vetu-vms": 1.0},
+            "warmup": {"script": "true", "timeoutSeconds": "60"},
+        }
+    ],
+    "someFutureField": {"ignored": True},
+}
+POLL_RESPONSE_SNAKE = {
+    "tasks_to_start": [
+        {
+            "task_id": "t-1",
+            "client_secret": "cs",
+            "server_secret": "ss",
+            "cli_version": "1.2.3",
+            "agent_version": "deprecated and ignored",
+            "resources_to_use": {"tart-vms": "1"},
+            "traceparent": "00-abc-def-01",
+            "isolation": {
+                "tart": {
+                    "image": "ghcr.io/cirruslabs/macos:latest",
+                    "user": "admin",
+                    "password": "admin",
+                    "cpu": "4",
+                    "memory": 8192,
+                    "softnet": True,
+                    "display": "1920x1080",
+                    "disk_size": 50,
+                    "port": 22,
+                    "sync_time_over_ssh": True,
+                    "nested": True,
+                    "volumes": [
+                        {"name": "cache", "source": "/c", "target": "/m", "read_only": True}
+                    ],
+                }
+            },
+        },
+        {"old_task_id": 42, "task_id": ""},
+    ],
+    "old_task_ids_to_stop": [7, "8"],
+    "poll_interval_in_seconds": "30",
+    "tasks_to_stop": ["7", "t-9"],
+    "updated_standby_instances": [
+        {
+            "isolation": {"vetu": {"image": "img", "host": {}}},
+            "resources": {"vetu-vms": 1},
+            "warmup": {"script": "true", "timeout_seconds": 60},
+        }
+    ],
+}
+POLL_RESPONSE = PollResponse(
+    tasks_to_start=(
+        AgentAwareTask(
+            task_id="t-1",
+            client_secret="cs",
+            server_secret="ss",
+            cli_version="1.2.3",
+            resources_to_use=frozen_float_map({"tart-vms": 1.0}),
+            traceparent="00-abc-def-01",
+            isolation=TartIsolation(
+                image="ghcr.io/cirruslabs/macos:latest",
+                user="admin",
+                password="admin",
+                cpu=4,
+                memory=8192,
+                softnet=True,
+                display="1920x1080",
+                disk_size=50,
+                port=22,
+                sync_time_over_ssh=True,
+                nested=True,
+                volumes=(TartVolume(name="cache", source="/c", target="/m", read_only=True),),
+            ),
+        ),
+        AgentAwareTask(task_id="42"),
+    ),
+    poll_interval_in_seconds=30,
+    tasks_to_stop=("7", "t-9", "8"),
+    updated_standby_instances=(
+        StandbyParameters(
+            isolation=VetuIsolation(image="img", networking=VetuHost()),
+            resources=frozen_float_map({"vetu-vms": 1.0}),
+            warmup=Warmup(script="true", timeout_seconds=60),
+        ),
+    ),
+)
+
+
+@pytest.mark.parametrize("body", [POLL_RESPONSE_CAMEL, POLL_RESPONSE_SNAKE], ids=["camel", "snake"])
+def test_a_poll_response_reads_the_same_in_camel_and_snake_case(body: dict[str, object]) -> None:
+    assert codec.decode_poll_response(body) == POLL_RESPONSE
+
+
+def test_a_task_without_a_task_id_uses_its_deprecated_numeric_id() -> None:
+    response = codec.decode_poll_response({"tasksToStart": [{"oldTaskId": "-5"}]})
+    assert response.tasks_to_start[0].task_id == "-5"
+
+
+def test_a_task_with_a_task_id_ignores_its_deprecated_numeric_id() -> None:
+    response = codec.decode_poll_response({"tasksToStart": [{"oldTaskId": 1, "taskId": "abc"}]})
+    assert response.tasks_to_start[0].task_id == "abc"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (None, NoneIsolation()),
+        ({}, UnsetIsolation()),
+        ({"none": {}}, NoneIsolation()),
+        (
+            {"parallels": {"image": "i", "platform": "DARWIN"}},
+            ParallelsIsolation("i", platform=Platform.DARWIN),
+        ),
+        ({"parallels": {"platform": 1}}, ParallelsIsolation(platform=Platform.WINDOWS)),
+        (
+            {
+                "container": {
+                    "image": "debian",
+                    "cpu": 2.5,
+                    "memory": 4096,
+                    "dockerfile": "Dockerfile",
+                    "dockerArguments": {"A": "1"},
+                    "platform": "LINUX",
+                    "volumes": [{"source": "/s", "target": "/t", "readOnly": True}],
+                }
+            },
+            ContainerIsolation(
+                image="debian",
+                cpu=2.5,
+                memory=4096,
+                dockerfile="Dockerfile",
+                docker_arguments=(("A", "1"),),
+                volumes=(ContainerVolume("/s", "/t", True),),
+            ),
+        ),
+        (
+            {"container": {"cpu": "NaN"}},
+            None,  # NaN is checked apart: it equals nothing
+        ),
+        (
+            {"vetu": {"bridged": {"interface": "br0"}, "standard_output_to_logs": True}},
+            VetuIsolation(networking=VetuBridged("br0"), standard_output_to_logs=True),
+        ),
+        ({"vetu": {"diskSize": 20, "port": 2222}}, VetuIsolation(disk_size=20, port=2222)),
+    ],
+)
+def test_golden_isolations_read_as_expected(body: object, expected: Isolation | None) -> None:
+    decoded = codec.decode_poll_response({"tasksToStart": [{"taskId": "1", "isolation": body}]})
+    isolation = decoded.tasks_to_start[0].isolation
+    if expected is None:
+        assert isinstance(isolation, ContainerIsolation)
+        assert isolation.cpu != isolation.cpu
+    else:
+        assert isolation == expected
+
+
+@pytest.mark.parametrize(
+    ("isolation", "expected"),
+    [
+        (NoneIsolation(), {"none": {}}),
+        (UnsetIsolation(), {}),
+        (TartIsolation(), {"tart": {}}),
+        (
+            VetuIsolation(image="i", cpu=2, networking=VetuBridged("br0")),
+            {"vetu": {"image": "i", "cpu": 2, "bridged": {"interface": "br0"}}},
+        ),
+        (VetuIsolation(networking=VetuHost()), {"vetu": {"host": {}}}),
+        (
+            ContainerIsolation(image="d", cpu=0.5, docker_arguments=(("B", "2"), ("A", "1"))),
+            {"container": {"image": "d", "cpu": 0.5, "dockerArguments": {"A": "1", "B": "2"}}},
+        ),
+        (
+            ParallelsIsolation(platform=Platform.DARWIN),
+            {"parallels": {"platform": "DARWIN"}},
+        ),
+        (
+            TartIsolation(disk_size=50, sync_time_over_ssh=True, nested=True),
+            {"tart": {"diskSize": 50, "syncTimeOverSsh": True, "nested": True}},
+        ),
+    ],
+)
+def test_golden_isolations_are_written_as_expected(
+    isolation: Isolation, expected: dict[str, object]
+) -> None:
+    assert codec.encode_isolation(isolation) == expected
+
+
+COMMANDS_CAMEL = {
+    "environment": {"A": "1"},
+    "serverToken": "ignored",
+    "timeoutInSeconds": "3600",
+    "secretsToMask": ["hunter2"],
+    "failedAtLeastOnce": True,
+    "commands": [
+        {"name": "main", "scriptInstruction": {"scripts": ["echo a", "echo b"]}},
+        {"name": "bg", "backgroundScriptInstruction": {"scripts": ["sleep 9"]}},
+        {
+            "name": "f",
+            "fileInstruction": {"destinationPath": "a.txt", "fromContents": "x"},
+            "executionBehaviour": "ALWAYS",
+        },
+        {"name": "e", "fileInstruction": {"destinationPath": "b", "fromEnvironmentVariable": "V"}},
+        {"name": "exit", "exitInstruction": {}, "executionBehaviour": 1},
+        {"name": "cache", "cacheInstruction": {"folder": "f", "reuploadOnChanges": True}},
+        {"name": "up", "uploadCacheInstruction": {"cacheName": "c"}},
+        {"name": "art", "artifactsInstruction": {"paths": ["*.xml"], "type": "t", "format": "f"}},
+        {"name": "clone", "cloneInstruction": {}, "executionBehaviour": "ON_TIMEOUT"},
+        {"name": "term", "waitForTerminalInstruction": {"terminalServerAddress": "x"}},
+        {"name": "new", "teleportInstruction": {}},
+        {"name": "bare", "properties": {"k": "v"}},
+    ],
+}
+COMMANDS_SNAKE = {
+    "environment": {"A": "1"},
+    "timeout_in_seconds": 3600,
+    "secrets_to_mask": ["hunter2"],
+    "commands": [
+        {"name": "main", "script_instruction": {"scripts": ["echo a", "echo b"]}},
+        {"name": "bg", "background_script_instruction": {"scripts": ["sleep 9"]}},
+        {
+            "name": "f",
+            "file_instruction": {"destination_path": "a.txt", "from_contents": "x"},
+            "execution_behaviour": 2,
+        },
+        {
+            "name": "e",
+            "file_instruction": {"destination_path": "b", "from_environment_variable": "V"},
+        },
+        {"name": "exit", "exit_instruction": {}, "execution_behaviour": "ON_FAILURE"},
+        {"name": "cache", "cache_instruction": {"folder": "f", "reupload_on_changes": True}},
+        {"name": "up", "upload_cache_instruction": {"cache_name": "c"}},
+        {"name": "art", "artifacts_instruction": {"paths": ["*.xml"], "type": "t", "format": "f"}},
+        {"name": "clone", "clone_instruction": {}, "execution_behaviour": 3},
+        {"name": "term", "wait_for_terminal_instruction": {}},
+        {"name": "new", "teleport_instruction": {}},
+        {"name": "bare"},
+    ],
+}
+COMMANDS = CommandsResponse(
+    environment=frozen_str_map({"A": "1"}),
+    timeout_in_seconds=3600,
+    secrets_to_mask=("hunter2",),
+    commands=(
+        Command("main", ScriptInstruction(("echo a", "echo b"))),
+        Command("bg", BackgroundScriptInstruction(("sleep 9",))),
+        Command("f", FileInstruction("a.txt", from_contents="x"), ExecutionBehaviour.ALWAYS),
+        Command("e", FileInstruction("b", from_environment_variable="V")),
+        Command("exit", ExitInstruction(), ExecutionBehaviour.ON_FAILURE),
+        Command("cache", CacheInstruction(folder="f", reupload_on_changes=True)),
+        Command("up", UploadCacheInstruction("c")),
+        Command("art", ArtifactsInstruction(("*.xml",), "t", "f")),
+        Command("clone", CloneInstruction(), ExecutionBehaviour.ON_TIMEOUT),
+        Command("term", UnknownInstruction("wait_for_terminal_instruction")),
+        Command("new", UnknownInstruction("teleport_instruction")),
+        Command("bare", UnknownInstruction("")),
+    ),
+)
+
+
+@pytest.mark.parametrize("body", [COMMANDS_CAMEL, COMMANDS_SNAKE], ids=["camel", "snake"])
+def test_a_commands_response_reads_the_same_in_camel_and_snake_case(
+    body: dict[str, object],
+) -> None:
+    assert codec.decode_commands_response(body) == COMMANDS
+
+
+def test_a_poll_request_is_written_in_camel_case_with_deprecated_numeric_ids() -> None:
+    request = PollRequest(
+        worker_info=WorkerInfo(
+            labels=frozen_str_map({"os": "linux", "name": "w"}),
+            resources_total=frozen_float_map({"tart-vms": 2}),
+        ),
+        resources_in_use=frozen_float_map({"tart-vms": 1}),
+        running_tasks=("12", "abc", "007", "99999999999999999999"),
+        available_standby_instances_information=(
+            StandbyInformation(StandbyParameters(isolation=TartIsolation(image="i")), 30),
+        ),
+    )
+    assert codec.encode_poll_request(request) == {
+        "workerInfo": {"labels": {"name": "w", "os": "linux"}, "resourcesTotal": {"tart-vms": 2.0}},
+        "oldRunningTasks": ["12"],
+        "resourcesInUse": {"tart-vms": 1.0},
+        "runningTasks": ["12", "abc", "007", "99999999999999999999"],
+        "availableStandbyInstancesInformation": [
+            {"parameters": {"isolation": {"tart": {"image": "i"}}}, "ageSeconds": "30"}
+        ],
+    }
+
+
+def test_a_controller_reads_deprecated_running_task_ids_of_an_old_worker() -> None:
+    request = codec.decode_poll_request({"old_running_tasks": ["5", 6], "running_tasks": ["5"]})
+    assert request.running_tasks == ("5", "6")
+
+
+def test_query_running_tasks_folds_deprecated_ids_and_reads_the_status() -> None:
+    body = {"status": {"disabled": True}, "oldRunningTasks": ["3"], "runningTasks": ["x"]}
+    assert codec.decode_query_running_tasks_response(body) == RunningTasksStatus(True, ("x", "3"))
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (TaskFailedRequest("no", task_identification_for("42", "cs")), {
+            "taskIdentification": {"taskId": "42", "secret": "cs"},
+            "message": "no",
+        }),
+        (TaskFailedRequest("no", task_identification_for("t-1", "cs")), {
+            "taskIdentification": {"secret": "cs"},
+            "message": "no",
+        }),
+        (TaskFailedRequest("no"), {"message": "no"}),
+    ],
+)  # fmt: skip
+def test_task_failed_carries_the_numeric_task_id_only_when_there_is_one(
+    message: TaskFailedRequest, expected: dict[str, object]
+) -> None:
+    assert codec.encode_task_failed_request(message) == expected
+
+
+@pytest.mark.parametrize(
+    ("task_id", "expected"),
+    [("42", 42), ("+7", 7), ("-3", -3), ("007", 7), ("t-1", 0), ("1e3", 0), (" 1", 0),
+     ("1_000", 0), ("9223372036854775807", 2**63 - 1), ("9223372036854775808", 0)],
+)  # fmt: skip
+def test_a_task_id_is_numeric_when_it_parses_as_a_base_ten_int64(
+    task_id: str, expected: int
+) -> None:
+    assert task_identification_for(task_id, "s") == TaskIdentification(expected, "s")
+
+
+def test_command_results_and_logs_are_written_with_names_strings_and_base64() -> None:
+    result = CommandResult(
+        "main", CommandStatus.FAILED, duration_in_nanos=1500, signaled_to_exit=True
+    )
+    assert codec.encode_command_result(result) == {
+        "name": "main",
+        "status": "FAILED",
+        "durationInNanos": "1500",
+        "signaledToExit": True,
+    }
+    logs = AppendLogsRequest(command_name="main", data=b"hi\n\xff")
+    assert codec.encode_append_logs_request(logs) == {"commandName": "main", "data": "aGkK/w=="}
+    assert codec.encode_initial_commands_request(InitialCommandsRequest(17)) == {
+        "localTimestamp": "17"
+    }
+
+
+@pytest.mark.parametrize("data", ["aGkK/w==", "aGkK/w", "aGkK_w"])
+def test_log_data_reads_from_standard_or_url_safe_base64_with_or_without_padding(data: str) -> None:
+    request = codec.decode_append_logs_request({"command_name": "m", "data": data})
+    assert request.data == b"hi\n\xff"
+
+
+def test_null_fields_mean_defaults_and_unknown_fields_are_ignored() -> None:
+    body = {"tasksToStart": None, "shutdown": None, "pollIntervalInSeconds": None, "x": [1]}
+    assert codec.decode_poll_response(body) == PollResponse()
+
+
+def test_an_empty_response_is_written_as_an_empty_object() -> None:
+    assert codec.encode_response("CirrusWorkersService", "TaskStarted", None) == {}
+    assert codec.decode_response("CirrusCIService", "Heartbeat", {"whatever": 1}) == Empty()
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"shutdown": "yes"}, "shutdown"),
+        ({"pollIntervalInSeconds": "ten"}, "pollIntervalInSeconds"),
+        ({"pollIntervalInSeconds": -1}, "pollIntervalInSeconds"),
+        ({"pollIntervalInSeconds": 1.5}, "pollIntervalInSeconds"),
+        ({"tasksToStop": "a"}, "tasksToStop"),
+        ({"tasksToStop": [1]}, "tasksToStop[0]"),
+        ({"oldTaskIdsToStop": ["9223372036854775808"]}, "oldTaskIdsToStop[0]"),
+        ({"tasksToStart": [{"taskId": 5}]}, "tasksToStart[0].taskId"),
+        ({"tasksToStart": [[]]}, "tasksToStart[0]"),
+        ({"tasksToStart": [{"resourcesToUse": {"a": True}}]},
+         "tasksToStart[0].resourcesToUse['a']"),
+        ({"tasksToStart": [{"isolation": "tart"}]}, "tasksToStart[0].isolation"),
+        ({"tasksToStart": [{"isolation": {"tart": {"cpu": "x"}}}]},
+         "tasksToStart[0].isolation.tart.cpu"),
+        ({"tasksToStart": [{"isolation": {"none": {}, "tart": {}}}]}, "tasksToStart[0].isolation"),
+        ({"tasksToStart": [{"isolation": {"none": 1}}]}, "tasksToStart[0].isolation.none"),
+        ({"tasksToStart": [{"isolation": {"vetu": {"host": {}, "bridged": {}}}}]},
+         "tasksToStart[0].isolation.vetu"),
+        ({"tasksToStart": [{"isolation": {"parallels": {"platform": "BEOS"}}}]},
+         "tasksToStart[0].isolation.parallels.platform"),
+        ({"tasksToStart": [{"task_id": "a", "taskId": "b"}]}, "tasksToStart[0].taskId"),
+    ],
+)  # fmt: skip
+def test_a_malformed_poll_response_names_the_offending_field(body: object, field: str) -> None:
+    with pytest.raises(ProtocolDecodeError) as caught:
+        codec.decode_poll_response(body)
+    assert caught.value.field == field
+    assert isinstance(caught.value, CirrusError)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"commands": [{"name": "a", "executionBehaviour": "SOMETIMES"}]},
+         "commands[0].executionBehaviour"),
+        ({"commands": [{"scriptInstruction": {}, "exitInstruction": {}}]}, "commands[0]"),
+        ({"commands": [{"fileInstruction": {"fromContents": "a", "fromEnvironmentVariable": "b"}}]},
+         "commands[0].fileInstruction"),
+        ({"commands": [{"scriptInstruction": {"scripts": "echo"}}]},
+         "commands[0].scriptInstruction.scripts"),
+        ({"timeoutInSeconds": True}, "timeoutInSeconds"),
+    ],
+)  # fmt: skip
+def test_a_malformed_commands_response_names_the_offending_field(body: object, field: str) -> None:
+    with pytest.raises(ProtocolDecodeError) as caught:
+        codec.decode_commands_response(body)
+    assert caught.value.field == field
+
+
+def test_bad_base64_and_a_non_object_body_are_decode_errors() -> None:
+    with pytest.raises(ProtocolDecodeError, match="data"):
+        codec.decode_append_logs_request({"data": "not base64!"})
+    with pytest.raises(ProtocolDecodeError, match="object"):
+        codec.decode_register_response(["sessionToken"])
+
+
+def test_a_file_instruction_with_two_sources_cannot_be_written() -> None:
+    command = Command("f", FileInstruction("p", from_environment_variable="V", from_contents="c"))
+    with pytest.raises(ProtocolEncodeError):
+        codec.encode_command(command)
+
+
+def test_routes_map_to_paths_and_back() -> None:
+    path = codec.method_path("CirrusWorkersService", "Poll")
+    assert path == "/twirp/org.cirruslabs.ci.services.cirruscigrpc.CirrusWorkersService/Poll"
+    assert codec.route_of(path) == ("CirrusWorkersService", "Poll")
+    assert codec.route_of(codec.method_path("CirrusCIService", "AppendLogs")) == (
+        "CirrusCIService",
+        "AppendLogs",
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/twirp/org.cirruslabs.ci.services.cirruscigrpc.CirrusWorkersService/StreamLogs",
+        "/twirp/org.cirruslabs.ci.services.cirruscigrpc.Nope/Poll",
+        "/twirp/other.CirrusWorkersService/Poll",
+        "/api/v1/builds",
+    ],
+)
+def test_an_unknown_route_is_an_unknown_method(path: str) -> None:
+    with pytest.raises(UnknownMethodError):
+        codec.route_of(path)
+
+
+def test_a_message_of_the_wrong_type_for_the_method_cannot_be_written() -> None:
+    with pytest.raises(ProtocolEncodeError):
+        codec.encode_request("CirrusWorkersService", "Poll", RegisterRequest())
+    with pytest.raises(UnknownMethodError):
+        codec.decode_request("CirrusCIService", "StreamLogs", {})
