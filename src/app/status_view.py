@@ -1,0 +1,187 @@
+"""What a running worker shows about itself: a rich live view on a terminal, log lines elsewhere.
+
+Everything is rendered from a ``WorkerSnapshot`` (``app.worker.state``): controllers and whether
+the worker is registered with them, poll state, running tasks with their isolation, elapsed time
+and resources, and the resources still free.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from app.worker.state import TaskSnapshot, UpstreamSnapshot, WorkerSnapshot
+
+STATUS_LOGGER = "cirrus.worker.status"
+
+
+def format_elapsed(seconds: float) -> str:
+    """A duration as ``42s``, ``3m05s`` or ``2h03m``."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def format_resources(resources: Mapping[str, float]) -> str:
+    """A resource map as ``gpu=1 tart-vms=2`` (sorted; whole numbers without ``.0``)."""
+    if not resources:
+        return "-"
+    return " ".join(f"{k}={v:g}" for k, v in sorted(resources.items()))
+
+
+def worker_state(snapshot: WorkerSnapshot) -> str:
+    """One word for what the worker is doing: draining, paused or running (plus ephemeral)."""
+    state = "draining" if snapshot.draining else "paused" if snapshot.paused else "running"
+    return f"{state}, ephemeral" if snapshot.ephemeral else state
+
+
+def poll_state(upstream: UpstreamSnapshot, now: float | None) -> str:
+    """How the last poll of one controller went, in words (``now`` None: without its age)."""
+    if upstream.last_error and not upstream.last_poll_ok:
+        return f"failing: {upstream.last_error}"
+    if upstream.last_poll_time is None:
+        return "not polled yet"
+    if now is None:
+        return "ok"
+    return f"ok {format_elapsed(now - upstream.last_poll_time)} ago"
+
+
+def render_status(snapshot: WorkerSnapshot, now: float) -> RenderableType:
+    """The whole view of one snapshot as a rich renderable."""
+    title = Text.assemble(
+        ("cirrus worker ", "bold"),
+        (snapshot.name, "bold cyan"),
+        f" ({worker_state(snapshot)})",
+    )
+
+    upstreams = Table(title="Controllers", title_justify="left", expand=True)
+    for column in ("endpoint", "registered", "poll", "interval", "pending reports"):
+        upstreams.add_column(column)
+    for upstream in snapshot.upstreams:
+        upstreams.add_row(
+            upstream.endpoint,
+            Text("yes", "green") if upstream.registered else Text("no", "red"),
+            Text(poll_state(upstream, now), "red" if not upstream.last_poll_ok else ""),
+            format_elapsed(upstream.poll_interval_seconds),
+            str(upstream.pending_reports),
+        )
+
+    tasks = Table(title="Running tasks", title_justify="left", expand=True)
+    for column in ("task", "isolation", "phase", "elapsed", "resources"):
+        tasks.add_column(column)
+    for task in snapshot.tasks:
+        tasks.add_row(
+            task.task_id,
+            task.isolation_kind,
+            f"{task.phase} (cancelling)" if task.cancelling else task.phase,
+            format_elapsed(now - task.started_at),
+            format_resources(task.resources),
+        )
+    if not snapshot.tasks:
+        tasks.add_row(Text("none", "dim"), "", "", "", "")
+
+    resources = Table.grid(padding=(0, 2))
+    resources.add_row("resources total", format_resources(snapshot.resources_total))
+    resources.add_row("in use", format_resources(snapshot.resources_in_use))
+    resources.add_row("free", format_resources(snapshot.resources_free))
+    return Group(title, upstreams, tasks, resources)
+
+
+def status_lines(snapshot: WorkerSnapshot, now: float | None) -> list[str]:
+    """The same content as plain lines (``now`` None: without the ever-changing ages)."""
+    lines = [
+        f"worker {snapshot.name} {worker_state(snapshot)}; "
+        f"registered: {'yes' if snapshot.registered else 'no'}; "
+        f"free: {format_resources(snapshot.resources_free)}; "
+        f"in use: {format_resources(snapshot.resources_in_use)}"
+    ]
+    lines.extend(_upstream_line(u, now) for u in snapshot.upstreams)
+    lines.extend(_task_line(t, now) for t in snapshot.tasks)
+    return lines
+
+
+def _upstream_line(upstream: UpstreamSnapshot, now: float | None) -> str:
+    registered = "registered" if upstream.registered else "not registered"
+    return (
+        f"controller {upstream.endpoint}: {registered}, {poll_state(upstream, now)}, "
+        f"pending reports {upstream.pending_reports}"
+    )
+
+
+def _task_line(task: TaskSnapshot, now: float | None) -> str:
+    cancelling = ", cancelling" if task.cancelling else ""
+    elapsed = "" if now is None else f", {format_elapsed(now - task.started_at)}"
+    return (
+        f"task {task.task_id} ({task.isolation_kind}): {task.phase}{cancelling}{elapsed}, "
+        f"resources {format_resources(task.resources)}"
+    )
+
+
+class StatusView:
+    """Shows successive snapshots: a live rich view on a terminal, else changed lines as logs."""
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        clock: Callable[[], float] = time.time,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._console = console if console is not None else Console(stderr=True)
+        self._clock = clock
+        self._logger = logger if logger is not None else logging.getLogger(STATUS_LOGGER)
+        self._live: Live | None = None
+        self._last_lines: list[str] = []
+
+    @property
+    def live(self) -> bool:
+        """Whether snapshots are drawn as a live view (the console is a terminal)."""
+        return self._console.is_terminal
+
+    def start(self) -> None:
+        """Begin showing (takes over the terminal when live)."""
+        if self.live and self._live is None:
+            self._live = Live(console=self._console, auto_refresh=False, transient=False)
+            self._live.start()
+
+    def show(self, snapshot: WorkerSnapshot) -> None:
+        """Draw ``snapshot``; off a terminal, log only the lines that changed since last time."""
+        now = self._clock()
+        if self._live is not None:
+            self._live.update(render_status(snapshot, now), refresh=True)
+            return
+        # Ages change every second: log again only when something else changed.
+        stable = status_lines(snapshot, None)
+        if stable != self._last_lines:
+            for line in status_lines(snapshot, now):
+                self._logger.info("%s", line)
+        self._last_lines = stable
+
+    def stop(self) -> None:
+        """Stop the live view and leave its last picture on the terminal."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def __enter__(self) -> StatusView:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,195 @@
+"""The worker's status view renders exactly what a ``WorkerSnapshot`` holds."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.console import Console
+
+from app.status_view import (
+    STATUS_LOGGER,
+    StatusView,
+    format_elapsed,
+    format_resources,
+    render_status,
+    status_lines,
+)
+from app.worker.state import TaskSnapshot, UpstreamSnapshot, WorkerSnapshot
+from domain.protocol import frozen_float_map
+
+NOW = 1_700_000_000.0
+
+
+def busy_snapshot() -> WorkerSnapshot:
+    return WorkerSnapshot(
+        name="mac-mini-7",
+        upstreams=(
+            UpstreamSnapshot(
+                endpoint="https://ci.example.com",
+                registered=True,
+                last_poll_ok=True,
+                last_poll_time=NOW - 3,
+                poll_interval_seconds=10,
+            ),
+            UpstreamSnapshot(
+                endpoint="http://127.0.0.1:8080",
+                registered=False,
+                last_poll_ok=False,
+                last_error="unavailable: connection refused",
+                pending_reports=4,
+            ),
+        ),
+        tasks=(
+            TaskSnapshot(
+                task_id="task-123",
+                upstream="https://ci.example.com",
+                isolation_kind="tart",
+                started_at=NOW - 65,
+                resources=frozen_float_map({"tart-vms": 1}),
+                phase="running commands",
+            ),
+            TaskSnapshot(
+                task_id="task-456",
+                upstream="https://ci.example.com",
+                isolation_kind="none",
+                started_at=NOW - 7300,
+                phase="cleaning up",
+                cancelling=True,
+            ),
+        ),
+        resources_total=frozen_float_map({"tart-vms": 2, "gpu": 0.5}),
+        resources_in_use=frozen_float_map({"tart-vms": 1}),
+        resources_free=frozen_float_map({"tart-vms": 1, "gpu": 0.5}),
+        draining=True,
+    )
+
+
+def rendered(snapshot: WorkerSnapshot) -> str:
+    console = Console(record=True, file=io.StringIO(), width=160, color_system=None)
+    console.print(render_status(snapshot, NOW))
+    return console.export_text()
+
+
+def row(text: str, key: str) -> list[str]:
+    """The cells of the table row that contains ``key``."""
+    line = next(line for line in text.splitlines() if key in line)
+    return [cell.strip() for cell in line.strip().strip("│").split("│")]
+
+
+def test_the_view_shows_controllers_with_registration_and_poll_state() -> None:
+    text = rendered(busy_snapshot())
+
+    assert "mac-mini-7 (draining)" in text
+    assert row(text, "https://ci.example.com") == [
+        "https://ci.example.com",
+        "yes",
+        "ok 3s ago",
+        "10s",
+        "0",
+    ]
+    assert row(text, "127.0.0.1:8080") == [
+        "http://127.0.0.1:8080",
+        "no",
+        "failing: unavailable: connection refused",
+        "10s",
+        "4",
+    ]
+
+
+def test_the_view_shows_running_tasks_with_isolation_elapsed_time_and_resources() -> None:
+    text = rendered(busy_snapshot())
+
+    assert row(text, "task-123") == ["task-123", "tart", "running commands", "1m05s", "tart-vms=1"]
+    assert row(text, "task-456") == [
+        "task-456",
+        "none",
+        "cleaning up (cancelling)",
+        "2h01m",
+        "-",
+    ]
+
+
+def test_the_view_shows_total_used_and_free_resources() -> None:
+    text = rendered(busy_snapshot())
+
+    assert "gpu=0.5 tart-vms=2" in text
+    free_line = next(line for line in text.splitlines() if line.strip().startswith("free"))
+    assert "gpu=0.5 tart-vms=1" in free_line
+
+
+def test_an_idle_unregistered_worker_says_so() -> None:
+    idle = WorkerSnapshot(
+        name="w", upstreams=(UpstreamSnapshot(endpoint="http://127.0.0.1:9"),), ephemeral=True
+    )
+    text = rendered(idle)
+
+    assert "w (running, ephemeral)" in text
+    assert row(text, "127.0.0.1:9")[1:3] == ["no", "not polled yet"]
+    assert row(text, "none") == ["none", "", "", "", ""]
+    assert status_lines(idle, NOW)[0].startswith("worker w running, ephemeral; registered: no")
+
+
+def test_plain_lines_carry_the_same_facts() -> None:
+    lines = status_lines(busy_snapshot(), NOW)
+
+    assert lines[0] == (
+        "worker mac-mini-7 draining; registered: no; free: gpu=0.5 tart-vms=1; in use: tart-vms=1"
+    )
+    assert lines[1] == (
+        "controller https://ci.example.com: registered, ok 3s ago, pending reports 0"
+    )
+    assert "task task-123 (tart): running commands, 1m05s, resources tart-vms=1" in lines
+
+
+def test_off_a_terminal_the_view_logs_lines_only_when_something_changes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = iter([NOW, NOW + 1, NOW + 2])
+    view = StatusView(console=Console(file=io.StringIO()), clock=lambda: next(clock))
+    caplog.set_level(logging.INFO, logger=STATUS_LOGGER)
+    snapshot = busy_snapshot()
+
+    with view:
+        assert not view.live
+        view.show(snapshot)
+        logged_once = len(caplog.records)
+        view.show(snapshot)  # only the ages changed
+        assert len(caplog.records) == logged_once
+        view.show(WorkerSnapshot(name="mac-mini-7"))
+
+    assert logged_once == 5
+    assert len(caplog.records) == 6
+    assert caplog.records[-1].getMessage().startswith("worker mac-mini-7 running")
+
+
+def test_on_a_terminal_the_view_draws_the_snapshot_live() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=160, color_system=None)
+    view = StatusView(console=console, clock=lambda: NOW)
+
+    with view:
+        assert view.live
+        view.show(busy_snapshot())
+
+    assert "task-123" in out.getvalue()
+    assert "1m05s" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (59.9, "59s"), (60, "1m00s"), (3599, "59m59s"), (3600, "1h00m"), (-5, "0s")],
+)
+def test_elapsed_times_read_naturally(seconds: float, text: str) -> None:
+    assert format_elapsed(seconds) == text
+
+
+@given(st.dictionaries(st.from_regex(r"[a-z][a-z-]{0,8}", fullmatch=True), st.integers(0, 99)))
+def test_whole_resource_amounts_print_without_a_fraction(amounts: dict[str, int]) -> None:
+    text = format_resources(frozen_float_map({k: float(v) for k, v in amounts.items()}))
+
+    assert "." not in text
+    assert text == (" ".join(f"{k}={v}" for k, v in sorted(amounts.items())) or "-")
