@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.config import (
     DEFAULT_RPC_ENDPOINT,
@@ -19,6 +21,7 @@ from adapters.config import (
     WorkerFlags,
     load_worker_config,
 )
+from adapters.config.loader import merge_worker_config, parse_worker_document
 from adapters.config.rendering import effective_document
 from domain.errors import ConfigError, PolicyViolation
 from domain.isolation import (
@@ -724,3 +727,33 @@ def test_the_effective_document_lists_every_isolation_when_security_is_absent() 
         "vetu",
         "parallels",
     ]
+
+
+_KEYS = st.text(alphabet="abcdefgh-", min_size=1, max_size=4)
+_VALUES = st.text(alphabet="xyz019.", min_size=0, max_size=4).filter(lambda v: "," not in v)
+
+
+@given(
+    st.dictionaries(_KEYS, _VALUES, max_size=5),
+    st.dictionaries(_KEYS, _VALUES, max_size=5),
+    st.dictionaries(_KEYS, st.integers(min_value=0, max_value=64), max_size=5),
+    st.dictionaries(_KEYS, st.integers(min_value=0, max_value=64), max_size=5),
+)
+def test_flag_entries_override_file_entries_key_by_key(
+    file_labels: dict[str, str],
+    flag_labels: dict[str, str],
+    file_resources: dict[str, int],
+    flag_resources: dict[str, int],
+) -> None:
+    file_model = parse_worker_document(
+        {"labels": file_labels, "resources": file_resources}, "worker.yml"
+    )
+    flags = WorkerFlags(
+        labels=tuple(f"{k}={v}" for k, v in flag_labels.items()),
+        resources=(",".join(f"{k}={v}" for k, v in flag_resources.items()),)
+        if flag_resources
+        else (),
+    )
+    config = merge_worker_config(file_model, flags, {}, "host")
+    assert dict(config.labels) == {**file_labels, **flag_labels}
+    assert dict(config.resources) == {**file_resources, **flag_resources}
