@@ -1,8 +1,9 @@
 """The validated model of a build: its tasks as the controller runs them, and their statuses.
 
 A ``.cirrus.yml`` is turned into a ``BuildSpec`` by an adapter; ``validate_build`` then checks
-what only the whole build can tell (unique task and command names, known dependencies, no
-cycles). Every refusal is a ``BuildConfigError`` naming the task and the key at fault.
+what only the whole build can tell (unique command names per task, known dependencies, no
+cycles, and optionally unique task names). Every refusal is a ``BuildConfigError`` naming the
+task and the key at fault.
 """
 
 from __future__ import annotations
@@ -97,25 +98,43 @@ class BuildSpec:
     __hash__ = None  # type: ignore[assignment]  # the read-only maps are not hashable
 
     def task(self, name: str) -> TaskSpec:
-        """Return the task called ``name`` (``KeyError`` if there is none)."""
+        """Return the first task called ``name`` (``KeyError`` if there is none)."""
         for task in self.tasks:
             if task.name == name:
                 return task
         raise KeyError(name)
+
+    def dependency_indices(self) -> tuple[tuple[int, ...], ...]:
+        """Return, per task (same order), the positions of the tasks it waits for.
+
+        As in Cirrus, names need not be unique: depending on a name means waiting for every
+        task of that name.
+        """
+        positions: dict[str, list[int]] = {}
+        for index, task in enumerate(self.tasks):
+            positions.setdefault(task.name, []).append(index)
+        return tuple(
+            tuple(sorted({i for name in task.depends_on for i in positions.get(name, ())}))
+            for task in self.tasks
+        )
 
     def environment_for(self, task: TaskSpec) -> dict[str, str]:
         """Return a task's environment: the submitted one, overridden by the task's own."""
         return {**self.environment, **task.environment}
 
 
-def validate_build(build: BuildSpec) -> BuildSpec:
-    """Return ``build`` unchanged if it is runnable, else raise the first ``BuildConfigError``."""
+def validate_build(build: BuildSpec, *, unique_names: bool = False) -> BuildSpec:
+    """Return ``build`` unchanged if it is runnable, else raise the first ``BuildConfigError``.
+
+    Task names may repeat unless ``unique_names``: hosted Cirrus allows it (several unnamed
+    ``task:`` entries are all ``main``), and a dependency on a repeated name waits for them all.
+    """
     if not build.tasks:
         raise BuildConfigError(TOP_LEVEL, "task", "no tasks defined")
     names: set[str] = set()
     for task in build.tasks:
         _validate_task(task)
-        if task.name in names:
+        if unique_names and task.name in names:
             raise BuildConfigError(task.name, "name", f'duplicate task name "{task.name}"')
         names.add(task.name)
     for task in build.tasks:
@@ -124,7 +143,10 @@ def validate_build(build: BuildSpec) -> BuildSpec:
                 raise BuildConfigError(
                     task.name, "depends_on", f'"depends_on" names unknown task "{dependency}"'
                 )
-    cycle = find_dependency_cycle({task.name: task.depends_on for task in build.tasks})
+    graph: dict[str, list[str]] = {}
+    for task in build.tasks:
+        graph.setdefault(task.name, []).extend(task.depends_on)
+    cycle = find_dependency_cycle(graph)
     if cycle:
         path = " -> ".join(cycle)
         raise BuildConfigError(cycle[0], "depends_on", f'"depends_on" forms a cycle: {path}')

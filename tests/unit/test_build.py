@@ -72,11 +72,36 @@ def test_a_build_without_tasks_is_refused_at_top_level() -> None:
     assert error.value.task == ""
 
 
-def test_two_tasks_with_one_name_are_refused() -> None:
+def test_two_tasks_with_one_name_are_allowed_as_in_cirrus() -> None:
+    build = BuildSpec((TaskSpec("main"), TaskSpec("main")))
+    assert validate_build(build) is build
+
+
+def test_two_tasks_with_one_name_are_refused_when_names_must_be_unique() -> None:
     with pytest.raises(BuildConfigError) as error:
-        validate_build(BuildSpec((TaskSpec("main"), TaskSpec("main"))))
+        validate_build(BuildSpec((TaskSpec("main"), TaskSpec("main"))), unique_names=True)
     assert str(error.value) == 'task "main": duplicate task name "main"'
     assert (error.value.task, error.value.key) == ("main", "name")
+
+
+def test_depending_on_a_repeated_name_waits_for_every_task_of_that_name() -> None:
+    build = BuildSpec(
+        (
+            TaskSpec("test"),
+            TaskSpec("lint"),
+            TaskSpec("test"),
+            TaskSpec("publish", depends_on=("test", "lint")),
+        )
+    )
+    assert build.dependency_indices() == ((), (), (), (0, 1, 2))
+
+
+def test_a_cycle_through_a_repeated_name_is_found() -> None:
+    build = BuildSpec(
+        (TaskSpec("a"), TaskSpec("a", depends_on=("b",)), TaskSpec("b", depends_on=("a",)))
+    )
+    with pytest.raises(BuildConfigError, match="cycle: a -> b -> a"):
+        validate_build(build)
 
 
 def test_a_dependency_on_an_unknown_task_names_the_task_and_key() -> None:

@@ -80,8 +80,12 @@ def test_every_duplicate_task_key_is_its_own_task() -> None:
     assert build.task("two").commands == (Command("main", ScriptInstruction(("echo two",))),)
 
 
-def test_unnamed_duplicate_tasks_are_all_main_and_therefore_refused() -> None:
-    assert refusal(EXAMPLE) == 'task "main": duplicate task name "main"'
+def test_unnamed_duplicate_tasks_are_all_main() -> None:
+    build = parse(EXAMPLE)
+    assert [task.name for task in build.tasks] == ["main", "main", "main"]
+    assert [task.commands[0].instruction for task in build.tasks] == [
+        ScriptInstruction((f"echo {word}",)) for word in ("one", "two", "three")
+    ]
 
 
 def test_a_task_without_name_is_main() -> None:

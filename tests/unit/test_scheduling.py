@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapters.cirrus_yaml import parse_build
 from domain.build import TaskStatus
 from domain.scheduling import (
     QueuedTask,
@@ -155,9 +156,36 @@ def test_a_task_for_other_labels_does_not_block_later_ones() -> None:
     assert assign(tasks, [worker(labels={"os": "linux"})], "w") == ["any"]
 
 
-def test_the_example_build_never_runs_more_than_two_tart_tasks_on_two_vms() -> None:
-    """Three ``task:`` entries with ``resources: {tart-vms: 1}`` on a worker with tart-vms: 2."""
-    queue = [queued(f"task{i}", i, tart_vms=1) for i in range(3)]
+EXAMPLE_BUILD = """
+persistent_worker:
+  isolation:
+    tart:
+      image: ghcr.io/cirruslabs/macos-monterey-base:latest
+      user: admin
+      password: admin
+  resources:
+    tart-vms: 1
+
+task:
+  name: Test
+  script: make test
+
+task:
+  name: Build
+  script: make build
+
+task:
+  name: Release
+  script: make release
+"""
+
+
+def test_the_example_build_never_runs_more_than_two_tasks_on_a_worker_with_two_vms() -> None:
+    build = parse_build(EXAMPLE_BUILD)
+    queue = [
+        QueuedTask(task.name, task.labels, task.resources, sequence)
+        for sequence, task in enumerate(build.tasks)
+    ]
     running: dict[str, float] = {}
     peak = 0
     finished: list[str] = []
@@ -167,16 +195,17 @@ def test_the_example_build_never_runs_more_than_two_tart_tasks_on_two_vms() -> N
             in_use={"tart-vms": sum(running.values())},
             running=tuple(running),
         )
-        for task_id in assign(queue, [view], "w"):
-            running[task_id] = 1.0
-            queue = [t for t in queue if t.id != task_id]
+        handed_out = assign(queue, [view], "w")
+        for task_id in handed_out:
+            running[task_id] = build.task(task_id).resources["tart-vms"]
+        queue = [task for task in queue if task.id not in handed_out]
         peak = max(peak, len(running))
         assert len(running) <= 2
         oldest = next(iter(running))
         finished.append(oldest)
         del running[oldest]
     assert peak == 2
-    assert finished == ["task0", "task1", "task2"]
+    assert finished == ["Test", "Build", "Release"]
 
 
 # --- properties ----------------------------------------------------------------------------
