@@ -282,6 +282,10 @@ def test_depends_on_takes_a_name_or_a_list() -> None:
     assert build.task("c").depends_on == ("a", "b")
 
 
+def test_an_empty_depends_on_list_means_no_dependencies() -> None:
+    assert only_task("task: {depends_on: [], script: 'true'}").depends_on == ()
+
+
 def test_an_unknown_dependency_is_refused() -> None:
     message = refusal("b_task: {depends_on: a, script: 'true'}")
     assert message == 'task "b": "depends_on" names unknown task "a"'

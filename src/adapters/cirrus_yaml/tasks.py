@@ -104,7 +104,8 @@ def _task(
             if timeout <= 0:
                 raise at.fail("must be longer than 0s")
         elif field_key == "depends_on":
-            depends_on = read_strings(value, at)
+            empty = isinstance(value, YamlList) and not value.items
+            depends_on = () if empty else read_strings(value, at)
         elif field_key in _BLOCKS:
             commands.extend(_block(value, at, _BLOCKS[field_key]))
         else:
