@@ -1,0 +1,255 @@
+"""Hand-written fakes of the worker's ports: a scripted controller, instances, a clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from domain.errors import ControllerError, InstanceError, TransientControllerError
+from domain.modifiers import ResourceModifier
+from domain.ports import BackgroundProcess, Instance, OutputSink
+from domain.protocol import (
+    AgentAwareTask,
+    CommandResult,
+    CommandsResponse,
+    PollRequest,
+    PollResponse,
+    RunningTasksStatus,
+    TaskRef,
+    WorkerInfo,
+)
+
+
+class FakeClock:
+    """A clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.wall = 1_700_000_000.0
+        self.mono = 100.0
+
+    def now(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
+class Sleeps:
+    """An instant ``sleep`` that records every requested delay and yields once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await asyncio.sleep(0)
+
+
+class ManualTimers:
+    """A ``sleep`` whose waits end only when the test fires them."""
+
+    def __init__(self) -> None:
+        self.requested: list[float] = []
+        self._fire = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.requested.append(seconds)
+        await self._fire.wait()
+
+    def fire(self) -> None:
+        self._fire.set()
+
+
+async def eventually(condition: object, what: str = "condition", deadline: float = 5.0) -> None:
+    """Yield to the loop until ``condition()`` is true, failing after ``deadline`` seconds."""
+    assert callable(condition)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not condition():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.001)
+
+
+@dataclass
+class FakeController:
+    """A controller that records every call; polls answer from a queue (empty = held open)."""
+
+    endpoint: str = "http://controller.test"
+    commands: dict[str, CommandsResponse] = field(default_factory=dict)
+    calls: list[tuple[str, object]] = field(default_factory=list)
+    polls: list[PollRequest] = field(default_factory=list)
+    failures: dict[str, list[ControllerError]] = field(default_factory=dict)
+    down: bool = False
+    registrations: int = 0
+    disabled: bool = False
+    running: tuple[str, ...] = ()
+    closed: bool = False
+    # The controller becomes unreachable right after answering this method.
+    go_down_after: str = ""
+
+    def __post_init__(self) -> None:
+        self.responses: asyncio.Queue[PollResponse] = asyncio.Queue()
+        self.log_chunks: list[tuple[str, str, bytes]] = []
+
+    def answer(self, response: PollResponse) -> None:
+        self.responses.put_nowait(response)
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    def _enter(self, method: str) -> None:
+        if self.down:
+            raise TransientControllerError("unavailable", "controller down")
+        queued = self.failures.get(method)
+        if queued:
+            raise queued.pop(0)
+
+    async def register(self, worker_info: WorkerInfo) -> str:
+        self._enter("register")
+        self.registrations += 1
+        self.calls.append(("register", worker_info))
+        return f"session-{self.registrations}"
+
+    async def poll(self, request: PollRequest, timeout_seconds: float) -> PollResponse:
+        self._enter("poll")
+        self.polls.append(request)
+        return await self.responses.get()
+
+    async def task_started(self, task: TaskRef) -> None:
+        self._enter("task_started")
+        self.calls.append(("task_started", task.task_id))
+
+    async def task_failed(self, task: TaskRef, message: str) -> None:
+        self._enter("task_failed")
+        self.calls.append(("task_failed", (task.task_id, message)))
+
+    async def task_stopped(self, task: TaskRef) -> None:
+        self._enter("task_stopped")
+        self.calls.append(("task_stopped", task.task_id))
+
+    async def update_status(self, disabled: bool) -> bool:
+        self._enter("update_status")
+        self.calls.append(("update_status", disabled))
+        self.disabled = disabled
+        return disabled
+
+    async def query_running_tasks(self) -> RunningTasksStatus:
+        self._enter("query_running_tasks")
+        self.calls.append(("query_running_tasks", None))
+        status = RunningTasksStatus(disabled=self.disabled, running_tasks=self.running)
+        self.running = ()
+        return status
+
+    async def initial_commands(self, task: TaskRef, local_timestamp: int) -> CommandsResponse:
+        self._enter("initial_commands")
+        self.calls.append(("initial_commands", task.task_id))
+        if self.go_down_after == "initial_commands":
+            self.down = True
+        return self.commands.get(task.task_id, CommandsResponse())
+
+    async def report_command_updates(self, task: TaskRef, updates: Sequence[CommandResult]) -> None:
+        self._enter("report_command_updates")
+        for update in updates:
+            self.calls.append(("update", (task.task_id, update.name, update.status.name)))
+
+    async def append_logs(self, task: TaskRef, command_name: str, data: bytes) -> int:
+        self._enter("append_logs")
+        self.calls.append(("logs", (task.task_id, command_name, len(data))))
+        self.log_chunks.append((task.task_id, command_name, data))
+        return len(data)
+
+    async def heartbeat(self, task: TaskRef) -> None:
+        self._enter("heartbeat")
+
+    async def report_agent_finished(self, task: TaskRef, results: Sequence[CommandResult]) -> None:
+        self._enter("report_agent_finished")
+        self.calls.append(("finished", tuple((r.name, r.status.name) for r in results)))
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def logs(self, task_id: str, command: str) -> bytes:
+        return b"".join(
+            chunk for tid, cmd, chunk in self.log_chunks if tid == task_id and cmd == command
+        )
+
+
+class FakeBackground:
+    """A background script handle."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+class FakeInstance:
+    """Runs scripts by their text: ``fail`` exits 1, ``block`` waits until cancelled,
+    ``print:TEXT`` writes TEXT; anything else exits 0."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.scripts: list[tuple[str, dict[str, str]]] = []
+        self.files: dict[str, bytes] = {}
+        self.background: list[FakeBackground] = []
+        self.closed = False
+        self.interrupted: list[str] = []
+        self.blocking = asyncio.Event()
+
+    @property
+    def working_directory(self) -> str:
+        return f"/work/{self.task_id}"
+
+    def base_environment(self) -> Mapping[str, str]:
+        return {"PATH": "/bin", "CI": "false"}
+
+    async def run_script(self, script: str, env: Mapping[str, str], output: OutputSink) -> int:
+        self.scripts.append((script, dict(env)))
+        if script == "fail":
+            return 1
+        if script == "block":
+            self.blocking.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.interrupted.append(script)
+                raise
+        if script.startswith("print:"):
+            await output.write(script.removeprefix("print:").encode())
+        return 0
+
+    async def start_background(
+        self, script: str, env: Mapping[str, str], output: OutputSink
+    ) -> BackgroundProcess:
+        process = FakeBackground()
+        self.background.append(process)
+        await output.write(b"bg started\n")
+        return process
+
+    async def write_file(self, path: str, contents: bytes) -> None:
+        self.files[path] = contents
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakeInstances:
+    """An ``InstanceProvider`` creating ``FakeInstance``s, or failing with ``error``."""
+
+    def __init__(self, error: str | None = None) -> None:
+        self.created: dict[str, FakeInstance] = {}
+        self.error = error
+
+    async def create(self, task: AgentAwareTask, modifier: ResourceModifier | None) -> Instance:
+        if self.error is not None:
+            raise InstanceError(self.error)
+        instance = FakeInstance(task.task_id)
+        self.created[task.task_id] = instance
+        return instance
