@@ -1,0 +1,164 @@
+"""Versioned schema of the SQLite store: an ordered list of migrations and the code that runs them.
+
+``schema_version`` holds one row per applied migration; the database's version is the highest.
+Opening a database at the current version changes nothing, an older one is brought up to date
+(each migration in its own transaction), a newer one is refused: this program does not know
+what the newer schema means. A PostgreSQL store keeps the same version numbers with its own
+dialect of each migration.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from domain.store import SchemaVersionError
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of the schema: its version (1, 2, …), what it does, and its SQL statements."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_TASK_STATUSES = "'CREATED','SCHEDULED','EXECUTING','COMPLETED','FAILED','ABORTED','SKIPPED'"
+
+SQLITE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "builds, tasks, command results, log chunks, workers and settings",
+        (
+            """CREATE TABLE builds (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                environment TEXT NOT NULL,
+                created_at REAL NOT NULL
+            )""",
+            # AUTOINCREMENT: ids never come back after a delete, so the id is the FIFO sequence.
+            f"""CREATE TABLE tasks (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                build_id INTEGER NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
+                position INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ({_TASK_STATUSES})),
+                spec TEXT NOT NULL,
+                worker TEXT,
+                client_secret TEXT NOT NULL DEFAULT '',
+                server_secret TEXT NOT NULL DEFAULT '',
+                cancel_requested INTEGER NOT NULL DEFAULT 0,
+                failure_message TEXT NOT NULL DEFAULT '',
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                started_at REAL,
+                stopped_at REAL,
+                UNIQUE (build_id, name)
+            )""",
+            """CREATE INDEX tasks_queue ON tasks (id)
+                WHERE status = 'SCHEDULED' AND worker IS NULL""",
+            """CREATE INDEX tasks_occupying ON tasks (worker, id)
+                WHERE worker IS NOT NULL AND stopped_at IS NULL""",
+            """CREATE TABLE command_results (
+                task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                duration_in_nanos INTEGER NOT NULL,
+                signaled_to_exit INTEGER NOT NULL,
+                PRIMARY KEY (task_id, name)
+            )""",
+            # A log is a run of chunks keyed by their byte offset, so that reading any range or
+            # streaming it needs one small row at a time, never the whole log.
+            """CREATE TABLE log_chunks (
+                task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+                command TEXT NOT NULL,
+                start_offset INTEGER NOT NULL,
+                data BLOB NOT NULL,
+                PRIMARY KEY (task_id, command, start_offset)
+            )""",
+            """CREATE TABLE workers (
+                name TEXT PRIMARY KEY,
+                labels TEXT NOT NULL,
+                resources_total TEXT NOT NULL,
+                resources_in_use TEXT NOT NULL DEFAULT '{}',
+                running_task_ids TEXT NOT NULL DEFAULT '[]',
+                disabled INTEGER NOT NULL DEFAULT 0,
+                session_token_hash TEXT NOT NULL,
+                registered_at REAL NOT NULL,
+                last_seen REAL NOT NULL
+            )""",
+            """CREATE TABLE settings (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            )""",
+        ),
+    ),
+)
+
+
+def latest_version(migrations: tuple[Migration, ...] = SQLITE_MIGRATIONS) -> int:
+    """Return the version a fully migrated database has."""
+    return migrations[-1].version if migrations else 0
+
+
+def _check_order(migrations: tuple[Migration, ...]) -> None:
+    versions = [migration.version for migration in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(f"migration versions must be 1, 2, … in order, got {versions}")
+
+
+def current_version(connection: sqlite3.Connection) -> int:
+    """Return the database's schema version (0 for a database this store never touched)."""
+    table = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if table is None:
+        return 0
+    row = connection.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+    return int(row[0])
+
+
+def migrate(
+    connection: sqlite3.Connection,
+    now: float,
+    migrations: tuple[Migration, ...] = SQLITE_MIGRATIONS,
+) -> int:
+    """Bring the database to the latest version; return the version it had before.
+
+    ``connection`` must be in autocommit mode (``isolation_level=None``): each migration runs in
+    its own ``BEGIN IMMEDIATE`` transaction, and the version is read again under that lock, so
+    that two processes opening a fresh database at once apply each migration exactly once.
+    """
+    _check_order(migrations)
+    latest = latest_version(migrations)
+    before = current_version(connection)
+    if before > latest:
+        raise SchemaVersionError(
+            f"the database has schema version {before}, newer than the {latest} this program "
+            "knows; use a newer cirrus or another database"
+        )
+    connection.execute(
+        """CREATE TABLE IF NOT EXISTS schema_version (
+            version INTEGER PRIMARY KEY,
+            description TEXT NOT NULL,
+            applied_at REAL NOT NULL
+        )"""
+    )
+    for migration in migrations:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if current_version(connection) < migration.version:
+                for statement in migration.statements:
+                    connection.execute(statement)
+                connection.execute(
+                    "INSERT INTO schema_version (version, description, applied_at) "
+                    "VALUES (?, ?, ?)",
+                    (migration.version, migration.description, now),
+                )
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+    return before

@@ -1,0 +1,221 @@
+"""Builds and task state changes in SQLite, as functions run inside the store's transactions.
+
+Each guarded change is one ``UPDATE … WHERE <guard>``; its row count says whether the guard
+held. Run inside ``BEGIN IMMEDIATE`` (see ``sqlite_connection``), the database itself decides
+which of several claimers, possibly in other processes, gets a task.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Collection, Sequence
+
+from adapters.storage.spec_json import dumps_str_map, dumps_task_spec, loads_str_map
+from adapters.storage.sqlite_rows import FINAL_SQL, load_task, load_tasks
+from domain.build import BuildSpec, TaskStatus
+from domain.protocol import CommandResult
+from domain.store import BuildRecord, NoSuchTaskError, TaskRecord, lost_worker_message
+
+_OCCUPYING = "worker = ? AND stopped_at IS NULL"
+
+
+def insert_build(connection: sqlite3.Connection, spec: BuildSpec, now: float) -> int:
+    """Insert a build and its tasks; return the build's key."""
+    cursor = connection.execute(
+        "INSERT INTO builds (environment, created_at) VALUES (?, ?)",
+        (dumps_str_map(spec.environment), now),
+    )
+    build_key = cursor.lastrowid
+    assert build_key is not None  # an INSERT into a rowid table always sets it
+    for position, task in enumerate(spec.tasks):
+        status = TaskStatus.CREATED if task.depends_on else TaskStatus.SCHEDULED
+        connection.execute(
+            "INSERT INTO tasks (build_id, position, name, status, spec, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (build_key, position, task.name, status.value, dumps_task_spec(task), now, now),
+        )
+    return build_key
+
+
+def load_build(connection: sqlite3.Connection, key: int) -> BuildRecord | None:
+    """Return a build with its tasks in configuration order."""
+    row = connection.execute("SELECT * FROM builds WHERE id = ?", (key,)).fetchone()
+    if row is None:
+        return None
+    return BuildRecord(
+        id=str(row["id"]),
+        environment=loads_str_map(row["environment"]),
+        created_at=float(row["created_at"]),
+        tasks=tuple(load_tasks(connection, "build_id = ?", (key,), order="position")),
+    )
+
+
+def set_status(
+    connection: sqlite3.Connection,
+    key: int,
+    expected: Collection[TaskStatus],
+    new: TaskStatus,
+    failure_message: str,
+    now: float,
+) -> bool:
+    """Set ``new`` if the status is one of ``expected``; return whether it changed."""
+    if not expected:
+        return False
+    marks = ", ".join("?" * len(expected))
+    cursor = connection.execute(
+        "UPDATE tasks SET status = ?, updated_at = ?, "
+        "failure_message = CASE WHEN ? <> '' THEN ? ELSE failure_message END "
+        f"WHERE id = ? AND status IN ({marks})",
+        (new.value, now, failure_message, failure_message, key, *(s.value for s in expected)),
+    )
+    return cursor.rowcount == 1
+
+
+def claim(
+    connection: sqlite3.Connection,
+    key: int,
+    worker_name: str,
+    now: float,
+    new_secret: Callable[[], str],
+) -> TaskRecord | None:
+    """Hand a queued task to a worker with fresh secrets; ``None`` if it is not queued."""
+    cursor = connection.execute(
+        "UPDATE tasks SET status = 'EXECUTING', worker = ?, client_secret = ?, "
+        "server_secret = ?, cancel_requested = 0, started_at = NULL, stopped_at = NULL, "
+        "updated_at = ? WHERE id = ? AND status = 'SCHEDULED' AND worker IS NULL",
+        (worker_name, new_secret(), new_secret(), now, key),
+    )
+    return load_task(connection, key) if cursor.rowcount == 1 else None
+
+
+def mark_started(connection: sqlite3.Connection, key: int, now: float) -> bool:
+    """Record the first ``TaskStarted`` of a claimed task that is still running."""
+    cursor = connection.execute(
+        "UPDATE tasks SET started_at = ?, updated_at = ? WHERE id = ? AND status = 'EXECUTING' "
+        "AND worker IS NOT NULL AND started_at IS NULL AND stopped_at IS NULL",
+        (now, now, key),
+    )
+    return cursor.rowcount == 1
+
+
+def record_results(
+    connection: sqlite3.Connection,
+    key: int,
+    task_id: str,
+    results: Sequence[CommandResult],
+    now: float,
+) -> None:
+    """Merge command results by name; a new name goes after the known ones."""
+    cursor = connection.execute("UPDATE tasks SET updated_at = ? WHERE id = ?", (now, key))
+    if cursor.rowcount != 1:
+        raise NoSuchTaskError(task_id)
+    for result in results:
+        connection.execute(
+            "INSERT INTO command_results "
+            "(task_id, name, position, status, duration_in_nanos, signaled_to_exit) "
+            "VALUES (?, ?, (SELECT COALESCE(MAX(position), -1) + 1 FROM command_results "
+            "WHERE task_id = ?), ?, ?, ?) "
+            "ON CONFLICT (task_id, name) DO UPDATE SET status = excluded.status, "
+            "duration_in_nanos = excluded.duration_in_nanos, "
+            "signaled_to_exit = excluded.signaled_to_exit",
+            (
+                key,
+                result.name,
+                key,
+                result.status.name,
+                result.duration_in_nanos,
+                int(result.signaled_to_exit),
+            ),
+        )
+
+
+def finish(
+    connection: sqlite3.Connection, key: int, status: TaskStatus, message: str, now: float
+) -> bool:
+    """Make a task that is not final yet final."""
+    if not status.is_final:
+        raise ValueError(f"{status.value} is not a final status")
+    cursor = connection.execute(
+        "UPDATE tasks SET status = ?, updated_at = ?, "
+        "failure_message = CASE WHEN ? <> '' THEN ? ELSE failure_message END "
+        f"WHERE id = ? AND status NOT IN {FINAL_SQL}",
+        (status.value, now, message, message, key),
+    )
+    return cursor.rowcount == 1
+
+
+def mark_stopped(
+    connection: sqlite3.Connection, key: int, status: TaskStatus, now: float
+) -> TaskRecord | None:
+    """Record a claimed task's ``TaskStopped`` once, finalising it with ``status`` if needed."""
+    if not status.is_final:
+        raise ValueError(f"{status.value} is not a final status")
+    cursor = connection.execute(
+        "UPDATE tasks SET stopped_at = ?, updated_at = ?, "
+        f"status = CASE WHEN status IN {FINAL_SQL} THEN status ELSE ? END "
+        "WHERE id = ? AND worker IS NOT NULL AND stopped_at IS NULL",
+        (now, now, status.value, key),
+    )
+    return load_task(connection, key) if cursor.rowcount == 1 else None
+
+
+def request_cancel(connection: sqlite3.Connection, key: int, now: float) -> TaskRecord | None:
+    """Abort an unclaimed task now, or flag a claimed running one for its worker."""
+    connection.execute(
+        "UPDATE tasks SET status = 'ABORTED', updated_at = ? "
+        "WHERE id = ? AND worker IS NULL AND status IN ('CREATED', 'SCHEDULED')",
+        (now, key),
+    )
+    connection.execute(
+        "UPDATE tasks SET cancel_requested = 1, updated_at = ? WHERE id = ? "
+        f"AND worker IS NOT NULL AND stopped_at IS NULL AND cancel_requested = 0 "
+        f"AND status NOT IN {FINAL_SQL}",
+        (now, key),
+    )
+    return load_task(connection, key)
+
+
+def tasks_to_stop(connection: sqlite3.Connection, worker_name: str) -> list[str]:
+    """Return ids of a worker's occupying tasks that were asked to cancel."""
+    rows = connection.execute(
+        f"SELECT id FROM tasks WHERE {_OCCUPYING} AND cancel_requested = 1 ORDER BY id",
+        (worker_name,),
+    )
+    return [str(row[0]) for row in rows]
+
+
+def release_worker(
+    connection: sqlite3.Connection, worker_name: str, now: float
+) -> list[TaskRecord]:
+    """Take every occupying task from a lost worker (see ``ControllerStore.release_worker``)."""
+    keys = [
+        int(row[0])
+        for row in connection.execute(
+            f"SELECT id FROM tasks WHERE {_OCCUPYING} ORDER BY id", (worker_name,)
+        )
+    ]
+    if not keys:
+        return []
+    # Order matters: each statement only sees the rows the previous ones left occupying.
+    connection.execute(
+        "UPDATE tasks SET status = 'SCHEDULED', worker = NULL, client_secret = '', "
+        f"server_secret = '', updated_at = ? WHERE {_OCCUPYING} AND status = 'EXECUTING' "
+        "AND started_at IS NULL AND cancel_requested = 0",
+        (now, worker_name),
+    )
+    connection.execute(
+        f"UPDATE tasks SET status = 'ABORTED', stopped_at = ?, updated_at = ? WHERE {_OCCUPYING} "
+        f"AND cancel_requested = 1 AND status NOT IN {FINAL_SQL}",
+        (now, now, worker_name),
+    )
+    connection.execute(
+        "UPDATE tasks SET status = 'FAILED', failure_message = ?, stopped_at = ?, updated_at = ? "
+        f"WHERE {_OCCUPYING} AND status NOT IN {FINAL_SQL}",
+        (lost_worker_message(worker_name), now, now, worker_name),
+    )
+    connection.execute(
+        f"UPDATE tasks SET stopped_at = ?, updated_at = ? WHERE {_OCCUPYING}",
+        (now, now, worker_name),
+    )
+    marks = ", ".join("?" * len(keys))
+    return load_tasks(connection, f"id IN ({marks})", keys)

@@ -1,0 +1,301 @@
+"""The controller's storage port: builds, tasks, their logs, workers and generated tokens.
+
+Every guarded change is a compare-and-set that the adapter performs atomically in the database,
+so that several controller processes may share one database: a task is claimed by at most one
+worker, a final status is never overwritten, a task is released from a lost worker only once.
+
+Lifecycle of a task's row::
+
+    CREATED ──(dependencies done)──> SCHEDULED ──claim_task──> EXECUTING ──mark_stopped──> final
+       └──(a dependency failed)──> SKIPPED     (worker set)    (started_at set   (stopped_at set)
+                                                                 by mark_started)
+
+``SCHEDULED`` means queued without a worker; a claimed task is ``EXECUTING`` with ``worker`` set
+even before its worker reports ``TaskStarted`` (``started_at`` says whether it did). A task holds
+its worker's capacity from the claim until ``stopped_at`` is set, also when a ``TaskFailed``
+made it final earlier. Ids are decimal strings of growing integers (as Cirrus task ids are).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from domain.build import BuildSpec, TaskSpec, TaskStatus
+from domain.errors import CirrusError
+from domain.protocol import CommandResult, frozen_float_map, frozen_str_map
+from domain.scheduling import build_status
+
+REGISTRATION_TOKEN_KEY = "registration-token-sha256"
+"""Setting holding the SHA-256 of the workers' registration token."""
+
+ADMIN_TOKEN_KEY = "admin-token-sha256"
+"""Setting holding the SHA-256 of the HTTP API's admin token."""
+
+LOG_CHUNK_LIMIT = 1024 * 1024
+"""Largest piece of log a store keeps (and yields) at once; longer appends are split."""
+
+
+class StoreError(CirrusError):
+    """Root of the storage errors: the database failed or refused an operation."""
+
+
+class SchemaVersionError(StoreError):
+    """The database's schema is newer than this program knows (or otherwise unusable)."""
+
+
+class NoSuchTaskError(StoreError):
+    """An operation that needs an existing task named an unknown task id."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no task with id {task_id!r}")
+        self.task_id = task_id
+
+
+def hash_token(token: str) -> str:
+    """Return the hex SHA-256 of a token: what a store keeps instead of the token itself."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_matches(token: str, token_hash: str) -> bool:
+    """Return whether ``token`` hashes to ``token_hash``, compared in constant time."""
+    return hmac.compare_digest(hash_token(token), token_hash)
+
+
+def lost_worker_message(worker_name: str) -> str:
+    """Return the failure message of a started task whose worker was declared lost."""
+    return f"worker {worker_name} was lost while running the task"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """A stored task: its spec, where it runs, its secrets, status and command results.
+
+    ``sequence`` grows with submission order (FIFO). ``client_secret``/``server_secret`` are
+    issued by ``claim_task`` and empty while the task has no worker.
+    """
+
+    id: str
+    build_id: str
+    name: str
+    status: TaskStatus
+    spec: TaskSpec
+    sequence: int
+    created_at: float
+    updated_at: float
+    worker: str | None = None
+    client_secret: str = ""
+    server_secret: str = ""
+    cancel_requested: bool = False
+    failure_message: str = ""
+    command_results: tuple[CommandResult, ...] = ()
+    started_at: float | None = None
+    stopped_at: float | None = None
+
+    __hash__ = None  # type: ignore[assignment]  # the spec's read-only maps are not hashable
+
+    @property
+    def occupies_worker(self) -> bool:
+        """Return whether the task still holds its worker's capacity (claimed, not stopped)."""
+        return self.worker is not None and self.stopped_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRecord:
+    """A stored build: its submitted environment and its tasks in configuration order."""
+
+    id: str
+    environment: Mapping[str, str]
+    created_at: float
+    tasks: tuple[TaskRecord, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "environment", frozen_str_map(self.environment))
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+
+    __hash__ = None  # type: ignore[assignment]  # the read-only map is not hashable
+
+    @property
+    def status(self) -> TaskStatus:
+        """Return the build's status derived from its tasks (PROTOCOL.md)."""
+        return build_status(task.status for task in self.tasks)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A registered worker as last seen: its declaration and its latest poll."""
+
+    name: str
+    session_token_hash: str
+    registered_at: float
+    last_seen: float
+    labels: Mapping[str, str] = field(default_factory=frozen_str_map)
+    resources_total: Mapping[str, float] = field(default_factory=frozen_float_map)
+    resources_in_use: Mapping[str, float] = field(default_factory=frozen_float_map)
+    running_task_ids: tuple[str, ...] = ()
+    disabled: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", frozen_str_map(self.labels))
+        object.__setattr__(self, "resources_total", frozen_float_map(self.resources_total))
+        object.__setattr__(self, "resources_in_use", frozen_float_map(self.resources_in_use))
+        object.__setattr__(self, "running_task_ids", tuple(self.running_task_ids))
+
+    __hash__ = None  # type: ignore[assignment]  # the read-only maps are not hashable
+
+
+class ControllerStore(Protocol):
+    """Persistent state of the controller; every method is one atomic database operation.
+
+    Times come from the store's injected clock. Unknown ids give ``None``/``False``/``[]``
+    unless said otherwise; database failures raise ``StoreError``.
+    """
+
+    # --- builds ---------------------------------------------------------------------------
+
+    async def create_build(self, spec: BuildSpec) -> BuildRecord:
+        """Store a build and its tasks: ``CREATED`` with ``depends_on``, else ``SCHEDULED``."""
+        ...
+
+    async def get_build(self, build_id: str) -> BuildRecord | None:
+        """Return a build with its tasks."""
+        ...
+
+    async def list_build_tasks(self, build_id: str) -> list[TaskRecord]:
+        """Return a build's tasks in configuration order."""
+        ...
+
+    # --- tasks ----------------------------------------------------------------------------
+
+    async def get_task(self, task_id: str) -> TaskRecord | None:
+        """Return a task."""
+        ...
+
+    async def queued_tasks(self) -> list[TaskRecord]:
+        """Return every ``SCHEDULED`` task without a worker, oldest first."""
+        ...
+
+    async def tasks_of_worker(self, worker_name: str) -> list[TaskRecord]:
+        """Return the tasks that occupy a worker (claimed by it and not stopped), oldest first."""
+        ...
+
+    async def set_status(
+        self,
+        task_id: str,
+        expected: Collection[TaskStatus],
+        new: TaskStatus,
+        failure_message: str = "",
+    ) -> bool:
+        """Set ``new`` if the status is one of ``expected``; return whether it changed."""
+        ...
+
+    async def claim_task(self, task_id: str, worker_name: str) -> TaskRecord | None:
+        """Hand a ``SCHEDULED`` unclaimed task to a worker (fresh secrets); ``None`` if taken."""
+        ...
+
+    async def mark_started(self, task_id: str) -> bool:
+        """Record the first ``TaskStarted`` of a claimed, not final task; return whether it did."""
+        ...
+
+    async def record_command_results(self, task_id: str, results: Sequence[CommandResult]) -> None:
+        """Merge results by command name (a later result replaces an earlier one)."""
+        ...
+
+    async def finish_task(
+        self, task_id: str, status: TaskStatus, failure_message: str = ""
+    ) -> bool:
+        """Make a not yet final task final with ``status``; return whether it changed."""
+        ...
+
+    async def mark_stopped(
+        self, task_id: str, status_if_not_final: TaskStatus
+    ) -> TaskRecord | None:
+        """Record a claimed task's ``TaskStopped`` (once) and finalise it if it is not yet."""
+        ...
+
+    async def request_cancel(self, task_id: str) -> TaskRecord | None:
+        """Cancel: an unclaimed task is ``ABORTED`` now, a claimed one is flagged for its worker."""
+        ...
+
+    async def tasks_to_stop_for(self, worker_name: str) -> list[str]:
+        """Return ids of the worker's occupying tasks that were asked to cancel."""
+        ...
+
+    async def release_worker(self, worker_name: str) -> list[TaskRecord]:
+        """Take every occupying task from a lost worker; return the changed tasks.
+
+        Never started and not cancelled: ``SCHEDULED`` again without worker. Cancelled:
+        ``ABORTED``. Started: ``FAILED`` with ``lost_worker_message``. Already final: just stopped.
+        """
+        ...
+
+    # --- logs -----------------------------------------------------------------------------
+
+    async def append_log(self, task_id: str, command: str, data: bytes) -> int:
+        """Append bytes to a command's log; return its new size (``NoSuchTaskError`` if none)."""
+        ...
+
+    async def log_size(self, task_id: str, command: str) -> int:
+        """Return how many bytes a command's log holds."""
+        ...
+
+    async def read_log(
+        self, task_id: str, command: str, offset: int = 0, limit: int | None = None
+    ) -> bytes:
+        """Return up to ``limit`` bytes of a command's log from ``offset`` (all if ``None``)."""
+        ...
+
+    def iter_log(self, task_id: str, command: str, offset: int = 0) -> AsyncIterator[bytes]:
+        """Yield a command's log from ``offset`` in pieces of at most ``LOG_CHUNK_LIMIT``."""
+        ...
+
+    # --- workers --------------------------------------------------------------------------
+
+    async def upsert_worker(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        resources_total: Mapping[str, float],
+        session_token_hash: str,
+    ) -> WorkerRecord:
+        """Register (or re-register) a worker; its ``disabled`` flag survives re-registration."""
+        ...
+
+    async def get_worker(self, name: str) -> WorkerRecord | None:
+        """Return a worker."""
+        ...
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        """Return every worker, by name."""
+        ...
+
+    async def touch_worker(
+        self, name: str, resources_in_use: Mapping[str, float], running_task_ids: Sequence[str]
+    ) -> bool:
+        """Record a poll: last seen now, with what the worker reported; False if unknown."""
+        ...
+
+    async def set_disabled(self, name: str, disabled: bool) -> WorkerRecord | None:
+        """Pause or resume a worker."""
+        ...
+
+    # --- settings -------------------------------------------------------------------------
+
+    async def get_setting(self, key: str) -> str | None:
+        """Return a stored setting (e.g. ``REGISTRATION_TOKEN_KEY``)."""
+        ...
+
+    async def set_setting(self, key: str, value: str) -> None:
+        """Store a setting, replacing any previous value."""
+        ...
+
+    async def put_setting_if_absent(self, key: str, value: str) -> bool:
+        """Store a setting unless one exists; return whether this call stored it."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the database connection(s)."""
+        ...
