@@ -1,0 +1,1 @@
+"""OpenTelemetry metrics and traces of the worker, OTLP export, Prometheus text and probes."""
