@@ -39,3 +39,11 @@ def validate(**options: Any) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="cirrus")
+
+
+# Registered here, after the group exists, so that the command module stays separate.
+from app.worker_commands import pause, resume, run  # noqa: E402 - needs the group defined above
+
+worker.add_command(run)
+worker.add_command(pause)
+worker.add_command(resume)

@@ -1,0 +1,104 @@
+"""Composition root of ``cirrus worker run``: configuration → clients → factories → worker.
+
+Every provider can be overridden in tests (``container.clients.override(...)``). The validated
+configuration comes in through a ``providers.Dependency``; nothing reads files or flags here.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+import sys
+
+from dependency_injector import containers, providers
+
+from adapters.config import WorkerConfig
+from adapters.host.instance import HostInstanceFactory
+from adapters.twirp.client import TwirpControllerClient
+from app.version import version
+from app.worker.clock import SystemClock
+from app.worker.instances import IsolationInstances
+from app.worker.poll_loop import Worker, WorkerSettings
+from app.worker.task_runner import TaskRunner
+from app.worker.upstream import Upstream
+from domain.identity import go_arch, go_os, reserved_labels, worker_labels
+from domain.modifiers import ModifierPool
+from domain.policy import SecurityPolicy
+from domain.ports import Clock, ControllerClient, InstanceFactory
+from domain.protocol import WorkerInfo, frozen_float_map, frozen_str_map
+
+
+def build_worker_info(config: WorkerConfig) -> WorkerInfo:
+    """Return the ``WorkerInfo`` sent with every ``Register`` and ``Poll``."""
+    reserved = reserved_labels(
+        config.name,
+        version(),
+        socket.gethostname(),
+        go_os(sys.platform),
+        go_arch(platform.machine()),
+    )
+    return WorkerInfo(
+        labels=frozen_str_map(worker_labels(reserved, config.labels)),
+        resources_total=frozen_float_map(config.resources),
+    )
+
+
+def build_clients(config: WorkerConfig) -> tuple[ControllerClient, ...]:
+    """Return one Twirp client per configured upstream."""
+    return tuple(
+        TwirpControllerClient(upstream.endpoint, upstream.token, config.name)
+        for upstream in config.upstreams
+    )
+
+
+def build_upstreams(
+    clients: tuple[ControllerClient, ...], worker_info: WorkerInfo, clock: Clock
+) -> tuple[Upstream, ...]:
+    """Wrap each client with its session state."""
+    return tuple(Upstream(client, worker_info, clock=clock) for client in clients)
+
+
+def build_instances(host: InstanceFactory) -> IsolationInstances:
+    """Return the instance factories by isolation kind (only ``none`` so far)."""
+    return IsolationInstances({"none": host})
+
+
+def build_settings(config: WorkerConfig, ephemeral: bool) -> WorkerSettings:
+    """Return what the worker loop needs from the configuration."""
+    return WorkerSettings(
+        name=config.name,
+        resources_total=frozen_float_map(config.resources),
+        ephemeral=ephemeral,
+        standby=config.standby(),
+    )
+
+
+def build_policy(config: WorkerConfig) -> SecurityPolicy:
+    """Return the security policy of the configuration."""
+    return config.security_policy()
+
+
+def build_modifiers(config: WorkerConfig) -> ModifierPool:
+    """Return the resource-modifier pool of the configuration."""
+    return ModifierPool(config.resource_modifiers())
+
+
+class WorkerContainer(containers.DeclarativeContainer):
+    """Providers of everything ``worker run`` needs."""
+
+    config = providers.Dependency(instance_of=WorkerConfig)
+    ephemeral = providers.Dependency(instance_of=bool, default=False)
+
+    clock = providers.Singleton(SystemClock)
+    worker_info = providers.Singleton(build_worker_info, config)
+    clients = providers.Singleton(build_clients, config)
+    upstreams = providers.Singleton(build_upstreams, clients, worker_info, clock)
+    host_instances = providers.Singleton(HostInstanceFactory)
+    instances = providers.Singleton(build_instances, host_instances)
+    modifiers = providers.Singleton(build_modifiers, config)
+    policy = providers.Singleton(build_policy, config)
+    runner = providers.Singleton(
+        TaskRunner, policy=policy, instances=instances, modifiers=modifiers, clock=clock
+    )
+    settings = providers.Singleton(build_settings, config, ephemeral)
+    worker = providers.Singleton(Worker, settings, upstreams, runner, clock=clock)
