@@ -38,10 +38,15 @@ def append_log(connection: sqlite3.Connection, key: int, command: str, data: byt
     end = 0 if last is None else last[0] + last[1]
     view = memoryview(data)
     if last is not None and len(view) > 0 and last[1] + len(view) <= COALESCE_LIMIT:
+        # Joined here, not with SQL ``||``, which turns blobs into text (and stops at NUL bytes).
+        where = (key, command, last[0])
+        (previous,) = connection.execute(
+            "SELECT data FROM log_chunks WHERE task_id = ? AND command = ? AND start_offset = ?",
+            where,
+        ).fetchone()
         connection.execute(
-            "UPDATE log_chunks SET data = data || ? "
-            "WHERE task_id = ? AND command = ? AND start_offset = ?",
-            (bytes(view), key, command, last[0]),
+            "UPDATE log_chunks SET data = ? WHERE task_id = ? AND command = ? AND start_offset = ?",
+            (bytes(previous) + bytes(view), *where),
         )
         return end + len(view)
     for start in range(0, len(view), LOG_CHUNK_LIMIT):

@@ -1,0 +1,87 @@
+"""Fixtures of the store contract tests: one ``store`` per backend, on a real database.
+
+Every backend in ``BACKENDS`` runs the whole contract. A backend opens stores on one database
+that lives for the test, so that tests can open a second store on the same data (reopening,
+concurrent claimers). PostgreSQL joins by adding a ``StoreBackend`` (e.g. one that creates a
+scratch database from ``$CIRRUS_TEST_POSTGRES_URL`` and skips when it is unset) to the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+from adapters.storage.sqlite_store import SqliteStore
+from domain.store import ControllerStore
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.time = start
+
+    def now(self) -> float:
+        """Return the current fake time."""
+        return self.time
+
+    def monotonic(self) -> float:
+        """Return the current fake time."""
+        return self.time
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.time += seconds
+
+
+class StoreBackend(Protocol):
+    """Opens stores on one database of one kind."""
+
+    name: str
+
+    async def open(self, clock: FakeClock) -> ControllerStore:
+        """Open a new store (a new connection) on the backend's database."""
+        ...
+
+
+class SqliteBackend:
+    """SQLite file in the test's temporary directory."""
+
+    name = "sqlite"
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "controller.db"
+
+    async def open(self, clock: FakeClock) -> ControllerStore:
+        """Open a new store on the file."""
+        return await SqliteStore.open(self.path, clock)
+
+
+BACKENDS: dict[str, Callable[[Path], StoreBackend]] = {"sqlite": SqliteBackend}
+"""Backends the contract runs against; add ``"postgresql"`` here once its adapter exists."""
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreBackend:
+    """The database the test runs against."""
+    factory = BACKENDS[str(request.param)]
+    return factory(tmp_path)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The fake clock every store of the test uses."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def store(backend: StoreBackend, clock: FakeClock) -> AsyncIterator[ControllerStore]:
+    """A store on a fresh database, closed after the test."""
+    opened = await backend.open(clock)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()

@@ -1,0 +1,374 @@
+"""The ``ControllerStore`` contract: builds, task transitions and their guards, workers, tokens."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.build import BuildSpec, TaskSpec, TaskStatus
+from domain.isolation import ContainerIsolation, ContainerVolume
+from domain.protocol import (
+    Command,
+    CommandResult,
+    CommandStatus,
+    ExecutionBehaviour,
+    ScriptInstruction,
+)
+from domain.store import (
+    REGISTRATION_TOKEN_KEY,
+    ControllerStore,
+    NoSuchTaskError,
+    hash_token,
+    lost_worker_message,
+    token_matches,
+)
+from tests.integration.storage.conftest import FakeClock, StoreBackend
+
+pytestmark = pytest.mark.integration
+
+BUILD_TASK = TaskSpec(
+    name="build",
+    labels={"os": "linux"},
+    isolation=ContainerIsolation(
+        image="debian:12", cpu=2.0, memory=4096, volumes=(ContainerVolume("/src", "/dst", True),)
+    ),
+    resources={"cpu": 2.0},
+    environment={"A": "1"},
+    timeout_seconds=90,
+    commands=(
+        Command("main", ScriptInstruction(("make", "make check"))),
+        Command("cleanup", ScriptInstruction(("rm -rf out",)), ExecutionBehaviour.ALWAYS),
+    ),
+)
+TEST_TASK = TaskSpec(name="test", depends_on=("build",))
+
+
+async def _queued_task(store: ControllerStore, name: str = "main") -> str:
+    build = await store.create_build(BuildSpec(tasks=(TaskSpec(name=name),)))
+    return build.tasks[0].id
+
+
+async def _claimed_task(store: ControllerStore, worker: str = "w1") -> str:
+    task_id = await _queued_task(store)
+    assert await store.claim_task(task_id, worker) is not None
+    return task_id
+
+
+async def test_a_created_build_reads_back_with_its_specs_and_first_statuses(
+    store: ControllerStore, clock: FakeClock
+) -> None:
+    spec = BuildSpec(tasks=(BUILD_TASK, TEST_TASK), environment={"CI_X": "y"})
+    created = await store.create_build(spec)
+    again = await store.get_build(created.id)
+    assert again == created
+    assert dict(created.environment) == {"CI_X": "y"}
+    assert created.created_at == clock.now()
+    assert [(t.name, t.status) for t in created.tasks] == [
+        ("build", TaskStatus.SCHEDULED),
+        ("test", TaskStatus.CREATED),
+    ]
+    assert created.tasks[0].spec == BUILD_TASK
+    assert created.tasks[1].spec == TEST_TASK
+    assert created.tasks[0].build_id == created.id
+    assert created.status is TaskStatus.EXECUTING
+    assert await store.list_build_tasks(created.id) == list(created.tasks)
+
+
+async def test_unknown_or_malformed_ids_read_as_absent(store: ControllerStore) -> None:
+    for missing in ("999", "abc", "", "-1", "99999999999999999999999"):
+        assert await store.get_build(missing) is None
+        assert await store.get_task(missing) is None
+        assert await store.claim_task(missing, "w") is None
+        assert await store.request_cancel(missing) is None
+        assert await store.list_build_tasks(missing) == []
+
+
+async def test_queued_tasks_come_oldest_first_across_builds(store: ControllerStore) -> None:
+    first = await store.create_build(BuildSpec(tasks=(TaskSpec("a"), TaskSpec("b"))))
+    second = await store.create_build(
+        BuildSpec(tasks=(TaskSpec("c"), TaskSpec("d", depends_on=("c",))))
+    )
+    queued = await store.queued_tasks()
+    assert [t.name for t in queued] == ["a", "b", "c"]
+    assert [t.sequence for t in queued] == sorted(t.sequence for t in queued)
+    await store.claim_task(first.tasks[1].id, "w1")
+    assert [t.name for t in await store.queued_tasks()] == ["a", "c"]
+    assert await store.set_status(second.tasks[1].id, {TaskStatus.CREATED}, TaskStatus.SCHEDULED)
+    assert [t.name for t in await store.queued_tasks()] == ["a", "c", "d"]
+
+
+async def test_a_claim_hands_the_task_to_one_worker_with_fresh_secrets(
+    store: ControllerStore,
+) -> None:
+    task_id = await _queued_task(store)
+    claimed = await store.claim_task(task_id, "w1")
+    assert claimed is not None
+    assert (claimed.status, claimed.worker) == (TaskStatus.EXECUTING, "w1")
+    assert claimed.client_secret
+    assert claimed.server_secret
+    assert claimed.client_secret != claimed.server_secret
+    assert claimed.started_at is None
+    assert claimed.occupies_worker
+    assert await store.claim_task(task_id, "w2") is None
+    assert await store.claim_task(task_id, "w1") is None
+    assert [t.id for t in await store.tasks_of_worker("w1")] == [task_id]
+    assert await store.tasks_of_worker("w2") == []
+
+
+async def test_a_task_waiting_for_dependencies_cannot_be_claimed(store: ControllerStore) -> None:
+    build = await store.create_build(BuildSpec(tasks=(BUILD_TASK, TEST_TASK)))
+    assert await store.claim_task(build.tasks[1].id, "w1") is None
+
+
+async def test_set_status_changes_only_from_an_expected_status(store: ControllerStore) -> None:
+    build = await store.create_build(BuildSpec(tasks=(BUILD_TASK, TEST_TASK)))
+    test_id = build.tasks[1].id
+    assert not await store.set_status(test_id, {TaskStatus.SCHEDULED}, TaskStatus.SKIPPED)
+    assert await store.set_status(test_id, {TaskStatus.CREATED}, TaskStatus.SKIPPED, "dep failed")
+    task = await store.get_task(test_id)
+    assert task is not None
+    assert (task.status, task.failure_message) == (TaskStatus.SKIPPED, "dep failed")
+    assert not await store.set_status(test_id, {TaskStatus.CREATED}, TaskStatus.SCHEDULED)
+    assert not await store.set_status(test_id, (), TaskStatus.SCHEDULED)
+
+
+async def test_a_task_starts_once_and_its_times_come_from_the_clock(
+    store: ControllerStore, clock: FakeClock
+) -> None:
+    task_id = await _claimed_task(store)
+    clock.advance(5)
+    assert await store.mark_started(task_id)
+    clock.advance(5)
+    assert not await store.mark_started(task_id)
+    task = await store.get_task(task_id)
+    assert task is not None
+    assert task.started_at == task.updated_at == task.created_at + 5
+
+
+async def test_an_unclaimed_task_cannot_start(store: ControllerStore) -> None:
+    assert not await store.mark_started(await _queued_task(store))
+
+
+async def test_command_results_merge_by_name_in_first_seen_order(store: ControllerStore) -> None:
+    task_id = await _claimed_task(store)
+    await store.record_command_results(
+        task_id,
+        [
+            CommandResult("clone", CommandStatus.COMPLETED, 5),
+            CommandResult("main", CommandStatus.EXECUTING),
+        ],
+    )
+    await store.record_command_results(
+        task_id, [CommandResult("main", CommandStatus.FAILED, 7, signaled_to_exit=True)]
+    )
+    await store.record_command_results(task_id, [CommandResult("after", CommandStatus.SKIPPED)])
+    task = await store.get_task(task_id)
+    assert task is not None
+    assert task.command_results == (
+        CommandResult("clone", CommandStatus.COMPLETED, 5),
+        CommandResult("main", CommandStatus.FAILED, 7, signaled_to_exit=True),
+        CommandResult("after", CommandStatus.SKIPPED),
+    )
+
+
+async def test_command_results_of_an_unknown_task_are_refused(store: ControllerStore) -> None:
+    with pytest.raises(NoSuchTaskError):
+        await store.record_command_results("4242", [CommandResult("a", CommandStatus.COMPLETED)])
+
+
+async def test_a_final_status_is_never_overwritten(store: ControllerStore) -> None:
+    task_id = await _claimed_task(store)
+    assert await store.finish_task(task_id, TaskStatus.FAILED, "no such image")
+    assert not await store.finish_task(task_id, TaskStatus.COMPLETED)
+    assert not await store.set_status(task_id, {TaskStatus.EXECUTING}, TaskStatus.COMPLETED)
+    task = await store.get_task(task_id)
+    assert task is not None
+    assert (task.status, task.failure_message) == (TaskStatus.FAILED, "no such image")
+
+
+async def test_finishing_with_a_status_that_is_not_final_is_a_programming_error(
+    store: ControllerStore,
+) -> None:
+    task_id = await _claimed_task(store)
+    with pytest.raises(ValueError, match="EXECUTING"):
+        await store.finish_task(task_id, TaskStatus.EXECUTING)
+
+
+async def test_a_failed_task_holds_its_worker_until_it_is_stopped_once(
+    store: ControllerStore, clock: FakeClock
+) -> None:
+    task_id = await _claimed_task(store)
+    await store.finish_task(task_id, TaskStatus.FAILED, "policy")
+    assert [t.id for t in await store.tasks_of_worker("w1")] == [task_id]
+    clock.advance(3)
+    stopped = await store.mark_stopped(task_id, TaskStatus.COMPLETED)
+    assert stopped is not None
+    assert (stopped.status, stopped.stopped_at) == (TaskStatus.FAILED, clock.now())
+    assert not stopped.occupies_worker
+    assert await store.tasks_of_worker("w1") == []
+    assert await store.mark_stopped(task_id, TaskStatus.COMPLETED) is None
+
+
+async def test_stopping_a_running_task_finalises_it(store: ControllerStore) -> None:
+    task_id = await _claimed_task(store)
+    await store.mark_started(task_id)
+    stopped = await store.mark_stopped(task_id, TaskStatus.COMPLETED)
+    assert stopped is not None
+    assert stopped.status is TaskStatus.COMPLETED
+    build = await store.get_build(stopped.build_id)
+    assert build is not None
+    assert build.status is TaskStatus.COMPLETED
+
+
+async def test_an_unclaimed_task_cannot_be_stopped(store: ControllerStore) -> None:
+    assert await store.mark_stopped(await _queued_task(store), TaskStatus.ABORTED) is None
+
+
+async def test_cancelling_a_queued_task_aborts_it_at_once(store: ControllerStore) -> None:
+    task_id = await _queued_task(store)
+    cancelled = await store.request_cancel(task_id)
+    assert cancelled is not None
+    assert cancelled.status is TaskStatus.ABORTED
+    assert await store.queued_tasks() == []
+    assert await store.claim_task(task_id, "w1") is None
+
+
+async def test_cancelling_a_claimed_task_asks_its_worker_to_stop_it(
+    store: ControllerStore,
+) -> None:
+    task_id = await _claimed_task(store)
+    other = await _claimed_task(store)
+    await store.mark_started(task_id)
+    cancelled = await store.request_cancel(task_id)
+    assert cancelled is not None
+    assert (cancelled.status, cancelled.cancel_requested) == (TaskStatus.EXECUTING, True)
+    assert await store.tasks_to_stop_for("w1") == [task_id]
+    assert await store.tasks_to_stop_for("w2") == []
+    stopped = await store.mark_stopped(task_id, TaskStatus.ABORTED)
+    assert stopped is not None
+    assert stopped.status is TaskStatus.ABORTED
+    assert await store.tasks_to_stop_for("w1") == []
+    assert other not in await store.tasks_to_stop_for("w1")
+
+
+async def test_cancelling_a_final_task_changes_nothing(store: ControllerStore) -> None:
+    task_id = await _claimed_task(store)
+    await store.mark_stopped(task_id, TaskStatus.COMPLETED)
+    cancelled = await store.request_cancel(task_id)
+    assert cancelled is not None
+    assert (cancelled.status, cancelled.cancel_requested) == (TaskStatus.COMPLETED, False)
+
+
+async def test_a_lost_worker_gives_back_unstarted_tasks_and_fails_started_ones(
+    store: ControllerStore,
+) -> None:
+    unstarted = await _claimed_task(store, "lost")
+    started = await _claimed_task(store, "lost")
+    cancelled = await _claimed_task(store, "lost")
+    reported_failed = await _claimed_task(store, "lost")
+    elsewhere = await _claimed_task(store, "alive")
+    await store.mark_started(started)
+    await store.request_cancel(cancelled)
+    await store.finish_task(reported_failed, TaskStatus.FAILED, "instance error")
+
+    released = {task.id: task for task in await store.release_worker("lost")}
+
+    assert set(released) == {unstarted, started, cancelled, reported_failed}
+    requeued = released[unstarted]
+    assert (requeued.status, requeued.worker, requeued.client_secret) == (
+        TaskStatus.SCHEDULED,
+        None,
+        "",
+    )
+    assert (released[started].status, released[started].failure_message) == (
+        TaskStatus.FAILED,
+        lost_worker_message("lost"),
+    )
+    assert released[cancelled].status is TaskStatus.ABORTED
+    assert (released[reported_failed].status, released[reported_failed].failure_message) == (
+        TaskStatus.FAILED,
+        "instance error",
+    )
+    assert await store.tasks_of_worker("lost") == []
+    assert [t.id for t in await store.queued_tasks()] == [unstarted]
+    assert [t.id for t in await store.tasks_of_worker("alive")] == [elsewhere]
+    assert await store.release_worker("lost") == []
+    again = await store.claim_task(unstarted, "alive")
+    assert again is not None
+    assert again.client_secret != requeued.client_secret
+
+
+async def test_workers_register_poll_pause_and_keep_their_pause_on_re_registration(
+    store: ControllerStore, clock: FakeClock
+) -> None:
+    registered = await store.upsert_worker("w1", {"os": "linux"}, {"cpu": 4}, hash_token("s1"))
+    assert (registered.registered_at, registered.last_seen) == (clock.now(), clock.now())
+    assert dict(registered.resources_total) == {"cpu": 4.0}
+    assert token_matches("s1", registered.session_token_hash)
+    assert not token_matches("s2", registered.session_token_hash)
+    clock.advance(10)
+    assert await store.touch_worker("w1", {"cpu": 2}, ["7", "8"])
+    assert not await store.touch_worker("nobody", {}, [])
+    paused = await store.set_disabled("w1", True)
+    assert paused is not None
+    assert paused.disabled
+    assert await store.set_disabled("nobody", True) is None
+    clock.advance(10)
+    again = await store.upsert_worker("w1", {"os": "darwin"}, {}, hash_token("s2"))
+    assert again.disabled
+    assert dict(again.labels) == {"os": "darwin"}
+    assert token_matches("s2", again.session_token_hash)
+    assert again.running_task_ids == ("7", "8")
+    await store.upsert_worker("a0", {}, {}, hash_token("s3"))
+    assert [w.name for w in await store.list_workers()] == ["a0", "w1"]
+    assert await store.get_worker("w1") == again
+    assert await store.get_worker("nobody") is None
+
+
+async def test_the_session_token_is_never_stored_in_plain(
+    store: ControllerStore, backend: StoreBackend
+) -> None:
+    await store.upsert_worker("w1", {}, {}, hash_token("plain-session-secret"))
+    worker = await store.get_worker("w1")
+    assert worker is not None
+    assert "plain-session-secret" not in worker.session_token_hash
+
+
+async def test_a_generated_token_is_stored_by_the_first_start_only(
+    store: ControllerStore, backend: StoreBackend, clock: FakeClock
+) -> None:
+    assert await store.get_setting(REGISTRATION_TOKEN_KEY) is None
+    assert await store.put_setting_if_absent(REGISTRATION_TOKEN_KEY, hash_token("first"))
+    second = await backend.open(clock)
+    try:
+        assert not await second.put_setting_if_absent(REGISTRATION_TOKEN_KEY, hash_token("other"))
+        stored = await second.get_setting(REGISTRATION_TOKEN_KEY)
+    finally:
+        await second.aclose()
+    assert stored is not None
+    assert token_matches("first", stored)
+    await store.set_setting(REGISTRATION_TOKEN_KEY, hash_token("given"))
+    assert await store.get_setting(REGISTRATION_TOKEN_KEY) == hash_token("given")
+
+
+async def test_reopening_the_database_keeps_everything(
+    store: ControllerStore, backend: StoreBackend, clock: FakeClock
+) -> None:
+    build = await store.create_build(
+        BuildSpec(tasks=(BUILD_TASK, TEST_TASK), environment={"E": "1"})
+    )
+    claimed = await store.claim_task(build.tasks[0].id, "w1")
+    await store.append_log(build.tasks[0].id, "main", b"hello\n")
+    await store.upsert_worker("w1", {"os": "linux"}, {"cpu": 4}, hash_token("s"))
+    await store.set_setting("k", "v")
+    await store.aclose()
+    reopened = await backend.open(clock)
+    try:
+        again = await reopened.get_build(build.id)
+        assert again is not None
+        assert again.tasks[0] == claimed
+        assert again.tasks[1] == build.tasks[1]
+        assert await reopened.read_log(build.tasks[0].id, "main") == b"hello\n"
+        assert await reopened.get_worker("w1") is not None
+        assert await reopened.get_setting("k") == "v"
+    finally:
+        await reopened.aclose()
