@@ -493,3 +493,12 @@ async def test_a_given_http_client_is_used_and_left_open(
         await twirp.aclose()
         assert not http.is_closed
     assert controller.requests[0].path == PREFIX + "CirrusCIService/Heartbeat"
+
+
+async def test_a_task_id_that_cannot_be_a_header_is_a_definite_error_without_a_call(
+    server: tuple[ScriptedController, str], client: TwirpControllerClient
+) -> None:
+    with pytest.raises(DefiniteControllerError, match=r"org\.cirruslabs\.task-id") as caught:
+        await client.heartbeat(TaskRef("tâche-1", CLIENT_SECRET))
+    assert caught.value.code == "invalid_argument"
+    assert controller_of(server).requests == []

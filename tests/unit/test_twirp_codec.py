@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.twirp import codec
-from adapters.twirp.errors import ProtocolDecodeError, ProtocolEncodeError, UnknownMethodError
+from adapters.twirp.errors import (
+    TWIRP_HTTP_STATUS,
+    ProtocolDecodeError,
+    ProtocolEncodeError,
+    UnknownMethodError,
+    twirp_error_body,
+)
 from adapters.twirp.messages import (
     AppendLogsRequest,
     Empty,
@@ -792,3 +798,19 @@ def test_a_message_of_the_wrong_type_for_the_method_cannot_be_written() -> None:
         codec.encode_request("CirrusWorkersService", "Poll", RegisterRequest())
     with pytest.raises(UnknownMethodError):
         codec.decode_request("CirrusCIService", "StreamLogs", {})
+
+
+def test_twirp_error_statuses_follow_the_wire_contract() -> None:
+    contract = {
+        "invalid_argument": 400,
+        "unauthenticated": 401,
+        "permission_denied": 403,
+        "not_found": 404,
+        "already_exists": 409,
+        "resource_exhausted": 429,
+        "internal": 500,
+        "unavailable": 503,
+        "deadline_exceeded": 504,
+    }
+    assert {code: TWIRP_HTTP_STATUS[code] for code in contract} == contract
+    assert twirp_error_body("not_found", "no task 7") == {"code": "not_found", "msg": "no task 7"}

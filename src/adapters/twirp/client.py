@@ -304,6 +304,12 @@ class TwirpControllerClient:
                 "deadline_exceeded",
                 f"{method}: no answer from {self._endpoint} within {seconds:g} s",
             ) from None
+        except UnicodeEncodeError:
+            # httpx sends header values as ASCII; say which header without echoing its value.
+            names = [k for k, v in all_headers.items() if not v.isascii()]
+            raise DefiniteControllerError(
+                "invalid_argument", f"{method}: header value is not ASCII: {', '.join(names)}"
+            ) from None
         except httpx.UnsupportedProtocol as exc:
             raise DefiniteControllerError("invalid_endpoint", scrub(f"{method}: {exc}")) from None
         except httpx.TransportError as exc:

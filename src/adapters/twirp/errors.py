@@ -7,6 +7,10 @@ Both derive from ``domain.errors.CirrusError``. The client turns a malformed *re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
 from domain.errors import CirrusError
 
 
@@ -35,3 +39,34 @@ class UnknownMethodError(CirrusError):
         super().__init__(f"no such method: {service}/{method}")
         self.service = service
         self.method = method
+
+
+# HTTP status of each Twirp error code: ``spec/PROTOCOL.md`` for the codes it lists (note
+# ``deadline_exceeded`` is 504 there), the Twirp v7 specification for the others.
+TWIRP_HTTP_STATUS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "canceled": 408,
+        "unknown": 500,
+        "invalid_argument": 400,
+        "malformed": 400,
+        "deadline_exceeded": 504,
+        "not_found": 404,
+        "bad_route": 404,
+        "already_exists": 409,
+        "permission_denied": 403,
+        "unauthenticated": 401,
+        "resource_exhausted": 429,
+        "failed_precondition": 412,
+        "aborted": 409,
+        "out_of_range": 400,
+        "unimplemented": 501,
+        "internal": 500,
+        "unavailable": 503,
+        "dataloss": 500,
+    }
+)
+
+
+def twirp_error_body(code: str, msg: str) -> dict[str, object]:
+    """Return the JSON body of a Twirp error (what a server answers with its HTTP status)."""
+    return {"code": code, "msg": msg}
