@@ -37,6 +37,7 @@ from domain.protocol import (
     frozen_float_map,
     frozen_str_map,
 )
+from tests.integration.fake_controller import FakeController, FakeTask, script
 
 pytestmark = pytest.mark.integration
 
@@ -502,3 +503,38 @@ async def test_a_task_id_that_cannot_be_a_header_is_a_definite_error_without_a_c
         await client.heartbeat(TaskRef("tâche-1", CLIENT_SECRET))
     assert caught.value.code == "invalid_argument"
     assert controller_of(server).requests == []
+
+
+async def test_a_whole_task_against_an_independently_written_controller(
+    fake_controller: FakeController,
+) -> None:
+    task = fake_controller.queue_task(
+        FakeTask(task_id="t-100", commands=[script("main", "echo hi")], secrets_to_mask=["s"])
+    )
+    twirp = TwirpControllerClient(
+        fake_controller.url, fake_controller.registration_token, WORKER_NAME
+    )
+    try:
+        await twirp.register(WORKER_INFO)
+        poll = await twirp.poll(PollRequest(WORKER_INFO), timeout_seconds=5)
+        [started] = poll.tasks_to_start
+        ref = TaskRef(started.task_id, started.client_secret)
+        await twirp.task_started(ref)
+        commands = await twirp.initial_commands(ref, local_timestamp=1)
+        await twirp.report_command_updates(ref, [CommandResult("main", CommandStatus.EXECUTING)])
+        assert await twirp.append_logs(ref, "main", b"hi\n") == 3
+        await twirp.heartbeat(ref)
+        await twirp.report_agent_finished(ref, [CommandResult("main", CommandStatus.COMPLETED)])
+        await twirp.task_stopped(ref)
+    finally:
+        await twirp.aclose()
+
+    assert fake_controller.violations == []
+    assert started.task_id == "t-100"
+    assert started.client_secret == task.client_secret
+    assert commands.commands[0].instruction == ScriptInstruction(("echo hi",))
+    assert commands.secrets_to_mask == ("s",)
+    seen = fake_controller.task("t-100")
+    assert (seen.started, seen.stopped, seen.heartbeats) == (1, 1, 1)
+    assert seen.log_text("main") == "hi\n"
+    assert seen.final_statuses() == {"main": "COMPLETED"}
