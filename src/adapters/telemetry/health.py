@@ -86,6 +86,11 @@ class HealthServer:
             return self.requested_port
         return int(self._server.sockets[0].getsockname()[1])
 
+    @property
+    def open_connections(self) -> int:
+        """Connections being served right now."""
+        return len(self._connections)
+
     async def start(self) -> None:
         """Bind and start serving in the running event loop."""
         self._server = await asyncio.start_server(

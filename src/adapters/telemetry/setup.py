@@ -103,7 +103,8 @@ class Telemetry:
             thread.join(max(0.0, deadline - time.monotonic()))
         if any(thread.is_alive() for thread in threads):
             # A collector that does not answer: abort the exporters' retries and give up.
-            log.warning("telemetry shutdown: pending exports abandoned after %g s", timeout_seconds)
+            # Info only: the failed export itself already warned (at most once per interval).
+            log.info("telemetry shutdown: pending exports abandoned after %g s", timeout_seconds)
             for metrics in self.metric_exporters:
                 _quietly(metrics.shutdown)()
             for spans in self.span_exporters:
