@@ -331,7 +331,8 @@ class TwirpControllerClient:
                 ) from None
         twirp = _twirp_error(response.content)
         code, msg = twirp if twirp else (_STATUS_CODES.get(status, "unknown"), "")
-        text = scrub(f"{method}: HTTP {status}: {msg[:_MESSAGE_LIMIT] or response.reason_phrase}")
+        # Scrub before cutting, so that no part of a secret survives the cut.
+        text = f"{method}: HTTP {status}: {scrub(msg)[:_MESSAGE_LIMIT] or response.reason_phrase}"
         if status >= 500 or status == 429:
             raise TransientControllerError(code, text)
         if 400 <= status < 500:
