@@ -1,0 +1,217 @@
+"""The controller's HTTP API for users and tools (PROTOCOL.md, "Controller HTTP API").
+
+JSON in and out under ``/api/v1``, guarded by ``Authorization: Bearer <admin token>``; errors are
+``{"error": "<text>"}``. ``/healthz`` and the OpenAPI document at ``/openapi.json`` need no token.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pydantic
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from adapters.cirrus_yaml import parse_build
+from adapters.twirp.codec import encode_isolation
+from app.controller.auth import admin_authorized
+from app.controller.openapi import OPENAPI_DOCUMENT
+from app.controller.scheduler_service import SchedulerService
+from domain.build import BuildConfigError, TaskStatus
+from domain.store import BuildRecord, ControllerStore, StoreError, TaskRecord, WorkerRecord
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class BuildSubmission(pydantic.BaseModel):
+    """Body of ``POST /api/v1/builds``."""
+
+    config: str
+    environment: dict[str, str] = pydantic.Field(default_factory=dict)
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    """Return ``{"error": message}`` with an HTTP status."""
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _timestamp(seconds: float) -> str:
+    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def build_json(build: BuildRecord) -> dict[str, Any]:
+    """Return a build as the API shows it."""
+    return {
+        "id": build.id,
+        "status": build.status.value,
+        "tasks": [
+            {"id": task.id, "name": task.name, "status": task.status.value} for task in build.tasks
+        ],
+    }
+
+
+def task_json(task: TaskRecord) -> dict[str, Any]:
+    """Return a task as the API shows it (without ``pendingReason``)."""
+    results = {result.name: result for result in task.command_results}
+    commands: list[dict[str, Any]] = []
+    for name in [*(c.name for c in task.spec.commands), *results]:
+        if any(entry["name"] == name for entry in commands):
+            continue
+        result = results.get(name)
+        commands.append(
+            {
+                "name": name,
+                "status": result.status.name if result is not None else "CREATED",
+                "durationInNanos": result.duration_in_nanos if result is not None else 0,
+            }
+        )
+    return {
+        "id": task.id,
+        "buildId": task.build_id,
+        "name": task.name,
+        "status": task.status.value,
+        "worker": task.worker,
+        "failureMessage": task.failure_message,
+        "labels": dict(task.spec.labels),
+        "resources": dict(task.spec.resources),
+        "isolation": encode_isolation(task.spec.isolation),
+        "timeoutInSeconds": task.spec.timeout_seconds,
+        "dependsOn": list(task.spec.depends_on),
+        "commands": commands,
+    }
+
+
+def worker_json(worker: WorkerRecord, online: bool) -> dict[str, Any]:
+    """Return a worker as the API shows it (resources and tasks as of its last poll)."""
+    return {
+        "name": worker.name,
+        "labels": dict(worker.labels),
+        "resourcesTotal": dict(worker.resources_total),
+        "resourcesInUse": dict(worker.resources_in_use),
+        "runningTasks": list(worker.running_task_ids),
+        "disabled": worker.disabled,
+        "online": online,
+        "lastSeen": _timestamp(worker.last_seen),
+    }
+
+
+class ControllerApi:
+    """Endpoints of the HTTP API; ``routes()`` mounts them."""
+
+    def __init__(
+        self, store: ControllerStore, scheduler: SchedulerService, *, admin_token: str
+    ) -> None:
+        self._store = store
+        self._scheduler = scheduler
+        self._admin_token = admin_token
+
+    def routes(self) -> list[Route]:
+        """Return the API's routes."""
+        guarded = self._guarded
+        return [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+            Route("/api/v1/builds", guarded(self.submit_build), methods=["POST"]),
+            Route("/api/v1/builds/{build_id}", guarded(self.get_build), methods=["GET"]),
+            Route("/api/v1/tasks/{task_id}", guarded(self.get_task), methods=["GET"]),
+            Route(
+                "/api/v1/tasks/{task_id}/logs/{command}", guarded(self.task_log), methods=["GET"]
+            ),
+            Route("/api/v1/tasks/{task_id}/cancel", guarded(self.cancel_task), methods=["POST"]),
+            Route("/api/v1/workers", guarded(self.list_workers), methods=["GET"]),
+        ]
+
+    def _guarded(self, endpoint: Endpoint) -> Endpoint:
+        async def guarded(request: Request) -> Response:
+            if not admin_authorized(request.headers.get("authorization"), self._admin_token):
+                response = error_response(401, "missing or wrong admin token (Bearer)")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
+            try:
+                return await endpoint(request)
+            except StoreError:
+                return error_response(503, "the controller's database failed")
+
+        return guarded
+
+    async def healthz(self, _request: Request) -> Response:
+        """``GET /healthz``: the process answers."""
+        return JSONResponse({"status": "ok"})
+
+    async def openapi(self, _request: Request) -> Response:
+        """``GET /openapi.json``: the OpenAPI 3.1 description of this API."""
+        return JSONResponse(OPENAPI_DOCUMENT)
+
+    async def submit_build(self, request: Request) -> Response:
+        """``POST /api/v1/builds``: parse, validate and queue a build."""
+        try:
+            submission = BuildSubmission.model_validate(json.loads(await request.body()))
+        except pydantic.ValidationError as error:
+            return error_response(400, f"invalid request body: {_describe(error)}")
+        except ValueError as error:
+            return error_response(400, f"the request body is not JSON: {error}")
+        try:
+            spec = parse_build(submission.config, submission.environment)
+        except BuildConfigError as error:
+            return error_response(400, str(error))
+        build = await self._store.create_build(spec)
+        await self._scheduler.advance_build(build.id)
+        await self._scheduler.build_submitted()
+        current = await self._store.get_build(build.id) or build
+        return JSONResponse(build_json(current), status_code=201)
+
+    async def get_build(self, request: Request) -> Response:
+        """``GET /api/v1/builds/{id}``."""
+        build = await self._store.get_build(request.path_params["build_id"])
+        if build is None:
+            return error_response(404, "no such build")
+        return JSONResponse(build_json(build))
+
+    async def get_task(self, request: Request) -> Response:
+        """``GET /api/v1/tasks/{id}``, with ``pendingReason`` while the task waits."""
+        task = await self._store.get_task(request.path_params["task_id"])
+        if task is None:
+            return error_response(404, "no such task")
+        body = task_json(task)
+        if task.status is TaskStatus.SCHEDULED and task.worker is None:
+            body["pendingReason"] = await self._scheduler.pending_reason(task)
+        elif task.status is TaskStatus.CREATED:
+            waiting = ", ".join(task.spec.depends_on)
+            body["pendingReason"] = f"waiting for {waiting} to complete"
+        return JSONResponse(body)
+
+    async def task_log(self, request: Request) -> Response:
+        """``GET /api/v1/tasks/{id}/logs/{command}``: the log so far, streamed in chunks."""
+        task_id, command = request.path_params["task_id"], request.path_params["command"]
+        task = await self._store.get_task(task_id)
+        if task is None:
+            return error_response(404, "no such task")
+        known = {c.name for c in task.spec.commands} | {r.name for r in task.command_results}
+        if command not in known and await self._store.log_size(task_id, command) == 0:
+            return error_response(404, f'task {task_id} has no command "{command}"')
+        return StreamingResponse(
+            self._store.iter_log(task_id, command), media_type="text/plain; charset=utf-8"
+        )
+
+    async def cancel_task(self, request: Request) -> Response:
+        """``POST /api/v1/tasks/{id}/cancel``: the status right after the request."""
+        task = await self._scheduler.cancel(request.path_params["task_id"])
+        if task is None:
+            return error_response(404, "no such task")
+        return JSONResponse({"id": task.id, "status": task.status.value})
+
+    async def list_workers(self, _request: Request) -> Response:
+        """``GET /api/v1/workers``."""
+        workers = await self._store.list_workers()
+        return JSONResponse([worker_json(w, self._scheduler.is_online(w)) for w in workers])
+
+
+def _describe(error: pydantic.ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"

@@ -1,0 +1,119 @@
+"""Credentials of the controller: registration, session and task secrets, and the admin token.
+
+Every comparison runs in constant time (``hmac.compare_digest``) so that response times do not
+leak how much of a guess was right. Tokens never appear in log lines or error messages.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from domain.store import ControllerStore, TaskRecord, token_matches
+
+REGISTRATION_TOKEN_HEADER = "registration-token"
+SESSION_TOKEN_HEADER = "session-token"
+WORKER_NAME_HEADER = "worker-name"
+TASK_ID_HEADER = "org.cirruslabs.task-id"
+CLIENT_SECRET_HEADER = "org.cirruslabs.client-secret"
+
+
+class AuthError(Exception):
+    """A call's credentials are refused; ``code`` is the Twirp code to answer with."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def unauthenticated(message: str) -> AuthError:
+    """Return the error of missing or wrong credentials (the worker registers again)."""
+    return AuthError("unauthenticated", message)
+
+
+def permission_denied(message: str) -> AuthError:
+    """Return the error of valid credentials asking for something that is not theirs."""
+    return AuthError("permission_denied", message)
+
+
+def tokens_equal(given: str, expected: str) -> bool:
+    """Return whether two tokens are equal, compared in constant time (empty never matches)."""
+    if not expected:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def new_session_token() -> str:
+    """Return a fresh random session token."""
+    return secrets.token_urlsafe(32)
+
+
+def bearer_token(authorization: str | None) -> str:
+    """Return the token of an ``Authorization: Bearer <token>`` header ("" if there is none)."""
+    if not authorization:
+        return ""
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCaller:
+    """A task-scoped call that passed authentication: its worker and its task."""
+
+    worker_name: str
+    task: TaskRecord
+
+
+class WorkerAuthenticator:
+    """Checks the credentials of worker calls against the registration token and the store."""
+
+    def __init__(self, store: ControllerStore, registration_token: str) -> None:
+        self._store = store
+        self._registration_token = registration_token
+
+    def check_registration_token(self, token: str) -> None:
+        """Raise ``AuthError`` unless ``token`` is the registration token."""
+        if not tokens_equal(token, self._registration_token):
+            raise unauthenticated("invalid registration token")
+
+    async def worker(self, headers: Mapping[str, str], *, session_optional: bool = False) -> str:
+        """Return the calling worker's name, or raise ``AuthError``.
+
+        ``session_optional`` admits the registration token with an empty session token: how
+        ``cirrus worker pause``/``resume`` speak, from a process that never registered.
+        """
+        self.check_registration_token(headers.get(REGISTRATION_TOKEN_HEADER, ""))
+        name = headers.get(WORKER_NAME_HEADER, "")
+        if not name:
+            raise unauthenticated(f"missing {WORKER_NAME_HEADER} header")
+        session = headers.get(SESSION_TOKEN_HEADER, "")
+        if not session and session_optional:
+            return name
+        record = await self._store.get_worker(name)
+        if record is None or not session or not token_matches(session, record.session_token_hash):
+            raise unauthenticated(f"no valid session for worker {name!r}; register again")
+        return name
+
+    async def task(self, headers: Mapping[str, str]) -> TaskCaller:
+        """Return the calling worker and the task it names, or raise ``AuthError``."""
+        worker_name = await self.worker(headers)
+        task_id = headers.get(TASK_ID_HEADER, "")
+        secret = headers.get(CLIENT_SECRET_HEADER, "")
+        if not task_id:
+            raise permission_denied(f"missing {TASK_ID_HEADER} header")
+        record = await self._store.get_task(task_id)
+        if (
+            record is None
+            or record.worker != worker_name
+            or not tokens_equal(secret, record.client_secret)
+        ):
+            raise permission_denied(f"task {task_id} is not assigned to worker {worker_name!r}")
+        return TaskCaller(worker_name, record)
+
+
+def admin_authorized(authorization: str | None, admin_token: str) -> bool:
+    """Return whether an ``Authorization`` header carries the admin token."""
+    return tokens_equal(bearer_token(authorization), admin_token)

@@ -1,0 +1,276 @@
+"""The controller's scheduling shell: ``domain.scheduling`` decides, the store remembers.
+
+It hands queued tasks to polling workers (claimed atomically in the store, so that several
+controller processes never give one task twice), turns worker reports into task statuses,
+releases dependants, and declares silent workers lost. Whatever may give a worker work wakes
+its held ``Poll`` through ``PollWaiters``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+
+from app.controller.long_poll import PollWaiters
+from domain.build import TaskStatus
+from domain.ports import Clock
+from domain.protocol import CommandResult, CommandStatus
+from domain.scheduling import (
+    QueuedTask,
+    WorkerView,
+    advance_dependencies,
+    assign,
+    pending_reason,
+)
+from domain.store import ControllerStore, TaskRecord, WorkerRecord, lost_worker_message
+
+log = logging.getLogger("cirrus.controller")
+
+MISSED_POLLS_BEFORE_LOST = 2
+"""Polls in a row that must leave out a task the worker holds before the task counts as lost.
+
+A worker lists every task it accepted until its ``TaskStopped`` was delivered, so one poll
+without the task already means the worker lost it (it restarted, or never got the answer that
+handed it out); the second poll is a margin against any ordering surprise.
+"""
+
+
+def stopped_status(task: TaskRecord) -> tuple[TaskStatus, str]:
+    """Return the final status (and failure message) of a task whose worker sent ``TaskStopped``.
+
+    ``FAILED`` if ``TaskFailed`` came or a command failed, ``ABORTED`` if a cancel was requested
+    or a command was aborted, else ``COMPLETED``.
+    """
+    if task.status.is_final:
+        return task.status, task.failure_message
+    failed = [r.name for r in task.command_results if r.status is CommandStatus.FAILED]
+    if failed:
+        return TaskStatus.FAILED, f'command "{failed[0]}" failed'
+    aborted = any(r.status is CommandStatus.ABORTED for r in task.command_results)
+    if task.cancel_requested or aborted:
+        return TaskStatus.ABORTED, ""
+    return TaskStatus.COMPLETED, ""
+
+
+def queued_view(task: TaskRecord) -> QueuedTask:
+    """Return what the scheduler needs of a queued task."""
+    return QueuedTask(
+        id=task.id, labels=task.spec.labels, resources=task.spec.resources, sequence=task.sequence
+    )
+
+
+def _sum_resources(tasks: Iterable[TaskRecord]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for task in tasks:
+        for key, amount in task.spec.resources.items():
+            total[key] = total.get(key, 0.0) + amount
+    return total
+
+
+class SchedulerService:
+    """Applies ``domain.scheduling`` to the store on behalf of the Twirp services and the API."""
+
+    def __init__(
+        self,
+        store: ControllerStore,
+        clock: Clock,
+        waiters: PollWaiters,
+        *,
+        offline_after_seconds: float,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._waiters = waiters
+        self.offline_after_seconds = offline_after_seconds
+        # One process hands out tasks one poll at a time, so that its accounting of what each
+        # worker holds is never computed from a stale picture by two polls at once.
+        self._assign_lock = asyncio.Lock()
+        self._missed: dict[str, int] = {}
+
+    # --- workers ----------------------------------------------------------------------------
+
+    def is_online(self, worker: WorkerRecord) -> bool:
+        """Return whether a worker polled recently enough to count as alive."""
+        return self._clock.now() - worker.last_seen <= self.offline_after_seconds
+
+    async def worker_view(self, worker: WorkerRecord) -> WorkerView:
+        """Return the scheduler's view of a worker, with the controller's own accounting."""
+        held = await self._store.tasks_of_worker(worker.name)
+        return WorkerView(
+            name=worker.name,
+            labels=worker.labels,
+            resources_total=worker.resources_total,
+            resources_in_use=_sum_resources(held),
+            running_task_ids=tuple(task.id for task in held),
+            paused=worker.disabled,
+            online=self.is_online(worker),
+        )
+
+    async def running_task_ids(self, worker_name: str) -> list[str]:
+        """Return the tasks the controller believes the worker holds."""
+        return [task.id for task in await self._store.tasks_of_worker(worker_name)]
+
+    async def set_disabled(self, worker_name: str, disabled: bool) -> WorkerRecord | None:
+        """Pause or resume a worker; a resumed worker's held poll looks for work again."""
+        record = await self._store.set_disabled(worker_name, disabled)
+        if record is not None and not disabled:
+            self._waiters.wake(worker_name)
+        return record
+
+    # --- polls ------------------------------------------------------------------------------
+
+    async def tasks_to_stop(self, worker_name: str, reported: Sequence[str]) -> list[str]:
+        """Return the tasks the worker must stop: cancelled ones, and ones no longer its own."""
+        held_ids = set(await self.running_task_ids(worker_name))
+        stop = list(await self._store.tasks_to_stop_for(worker_name))
+        stop.extend(task_id for task_id in reported if task_id not in held_ids)
+        return list(dict.fromkeys(stop))
+
+    async def settle_unreported(self, worker_name: str, reported: Sequence[str]) -> None:
+        """Fail the tasks a worker holds but left out of its polls (twice in a row)."""
+        held = await self._store.tasks_of_worker(worker_name)
+        await self._settle_unreported(worker_name, held, set(reported))
+
+    async def _settle_unreported(
+        self, worker_name: str, held: Sequence[TaskRecord], reported: set[str]
+    ) -> None:
+        for task in held:
+            if task.id in reported:
+                self._missed.pop(task.id, None)
+                continue
+            missed = self._missed.get(task.id, 0) + 1
+            if missed < MISSED_POLLS_BEFORE_LOST:
+                self._missed[task.id] = missed
+                continue
+            self._missed.pop(task.id, None)
+            # The store has no way to put one claimed task back in the queue, so a task lost
+            # on the worker's side fails like one of a lost worker.
+            log.warning("worker %s no longer reports task %s; failing it", worker_name, task.id)
+            await self._store.finish_task(
+                task.id, TaskStatus.FAILED, lost_worker_message(worker_name)
+            )
+            await self._store.mark_stopped(task.id, TaskStatus.FAILED)
+            await self.advance_build(task.build_id)
+
+    async def claim_for(self, worker_name: str) -> list[TaskRecord]:
+        """Claim the queued tasks that ``worker_name`` may start now (possibly none)."""
+        async with self._assign_lock:
+            queued = await self._store.queued_tasks()
+            if not queued:
+                return []
+            worker = await self._store.get_worker(worker_name)
+            if worker is None:
+                return []
+            view = await self.worker_view(worker)
+            chosen = assign([queued_view(task) for task in queued], [view], worker_name)
+            claimed: list[TaskRecord] = []
+            for task_id in chosen:
+                # Another controller process sharing the database may have taken it meanwhile.
+                record = await self._store.claim_task(task_id, worker_name)
+                if record is not None:
+                    claimed.append(record)
+            return claimed
+
+    async def pending_reason(self, task: TaskRecord) -> str:
+        """Return, in words, why a queued task has no worker yet."""
+        views = [await self.worker_view(w) for w in await self._store.list_workers()]
+        return pending_reason(queued_view(task), views)
+
+    # --- task lifecycle -----------------------------------------------------------------------
+
+    async def task_started(self, task: TaskRecord) -> None:
+        """Record ``TaskStarted``."""
+        await self._store.mark_started(task.id)
+
+    async def command_results(self, task: TaskRecord, results: Sequence[CommandResult]) -> None:
+        """Record command results reported by the worker."""
+        if results:
+            await self._store.record_command_results(task.id, results)
+
+    async def task_failed(self, task: TaskRecord, message: str) -> None:
+        """Record ``TaskFailed``: the task is ``FAILED`` at once; its worker still holds it."""
+        text = message or "the worker reported the task as failed"
+        if await self._store.finish_task(task.id, TaskStatus.FAILED, text):
+            await self.advance_build(task.build_id)
+
+    async def task_stopped(self, task: TaskRecord) -> TaskRecord | None:
+        """Record ``TaskStopped``: settle the final status, release dependants and capacity."""
+        current = await self._store.get_task(task.id) or task
+        status, message = stopped_status(current)
+        if not current.status.is_final and message:
+            await self._store.finish_task(current.id, status, message)
+        stopped = await self._store.mark_stopped(current.id, status)
+        self._missed.pop(task.id, None)
+        await self.advance_build(task.build_id)
+        if task.worker is not None:
+            self._waiters.wake(task.worker)
+        return stopped
+
+    async def cancel(self, task_id: str) -> TaskRecord | None:
+        """Cancel a task: at once if unclaimed, else through its worker's next poll."""
+        record = await self._store.request_cancel(task_id)
+        if record is None:
+            return None
+        if record.worker is not None and record.occupies_worker:
+            self._waiters.wake(record.worker)
+        else:
+            await self.advance_build(record.build_id)
+        return record
+
+    async def advance_build(self, build_id: str) -> None:
+        """Schedule or skip the tasks of a build whose dependencies have settled."""
+        tasks = await self._store.list_build_tasks(build_id)
+        ids_by_name: dict[str, list[str]] = {}
+        for task in tasks:
+            ids_by_name.setdefault(task.name, []).append(task.id)
+        statuses = {task.id: task.status for task in tasks}
+        depends_on = {
+            task.id: [i for name in task.spec.depends_on for i in ids_by_name.get(name, [])]
+            for task in tasks
+        }
+        queued = False
+        for task_id, status in advance_dependencies(statuses, depends_on).items():
+            changed = await self._store.set_status(task_id, {TaskStatus.CREATED}, status)
+            queued = queued or (changed and status is TaskStatus.SCHEDULED)
+        if queued:
+            self._waiters.wake_all()
+
+    async def build_submitted(self) -> None:
+        """Wake every held poll: the new build's first tasks are queued."""
+        self._waiters.wake_all()
+
+    # --- liveness -----------------------------------------------------------------------------
+
+    async def sweep(self) -> list[str]:
+        """Declare workers that stopped polling lost and release their tasks; return their names.
+
+        Never-started tasks go back to the queue, started ones fail, cancelled ones abort.
+        """
+        lost: list[str] = []
+        requeued = False
+        for worker in await self._store.list_workers():
+            if self.is_online(worker):
+                continue
+            released = await self._store.release_worker(worker.name)
+            if not released:
+                continue
+            lost.append(worker.name)
+            log.warning("worker %s was lost; released %d task(s)", worker.name, len(released))
+            for task in released:
+                self._missed.pop(task.id, None)
+                requeued = requeued or task.status is TaskStatus.SCHEDULED
+            for build_id in dict.fromkeys(task.build_id for task in released):
+                await self.advance_build(build_id)
+        if requeued:
+            self._waiters.wake_all()
+        return lost
+
+    async def run_sweeps(self, every_seconds: float) -> None:
+        """Sweep forever, every ``every_seconds`` (cancel the task to stop)."""
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("the liveness sweep failed; trying again later")

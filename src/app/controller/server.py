@@ -1,0 +1,114 @@
+"""The controller's ASGI application: Twirp services, HTTP API and the liveness sweep.
+
+``create_app`` is the one entry point; a runner (``cirrus controller run``, ``cirrus run``, a
+test) serves the returned Starlette app with uvicorn and owns the store's lifetime. The app's
+lifespan runs the liveness sweep in the background. ``app.state.controller`` is the
+``ControllerRuntime``: call its ``release_polls()`` when shutdown begins so that held polls
+answer at once instead of holding the server for up to a poll interval, and its ``sweep()`` to
+declare silent workers lost on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from app.controller.api import ControllerApi
+from app.controller.auth import WorkerAuthenticator
+from app.controller.long_poll import PollWaiters
+from app.controller.scheduler_service import SchedulerService
+from app.controller.twirp_services import TwirpServices
+from app.worker.clock import SystemClock
+from domain.ports import Clock
+from domain.store import ControllerStore
+
+DEFAULT_POLL_INTERVAL_SECONDS = 10
+"""What ``PollResponse.pollIntervalInSeconds`` says, and how long an idle ``Poll`` is held."""
+
+
+def default_offline_after(poll_interval_seconds: int) -> float:
+    """Return how long a worker may stay silent before it is lost: 3 intervals + 30 s."""
+    return 3 * poll_interval_seconds + 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerRuntime:
+    """The live parts of one controller app, for its runner and for tests."""
+
+    scheduler: SchedulerService
+    waiters: PollWaiters
+    sweep_every_seconds: float
+
+    async def sweep(self) -> list[str]:
+        """Declare workers that stopped polling lost now; return their names."""
+        return await self.scheduler.sweep()
+
+    def release_polls(self) -> None:
+        """Answer every held ``Poll`` now, and later ones at once (shutdown has begun)."""
+        self.waiters.close()
+
+
+def create_app(
+    store: ControllerStore,
+    *,
+    registration_token: str,
+    admin_token: str,
+    poll_interval_seconds: int = DEFAULT_POLL_INTERVAL_SECONDS,
+    worker_offline_after_seconds: float | None = None,
+    clock: Clock | None = None,
+) -> Starlette:
+    """Return the controller app: ``/twirp/...``, ``/api/v1/...``, ``/openapi.json``, ``/healthz``.
+
+    ``store`` stays open for the app's life (the caller closes it). Workers register with
+    ``registration_token``; the HTTP API wants ``admin_token`` as a Bearer token. Workers are
+    told to poll every ``poll_interval_seconds`` (1..3600) and an idle ``Poll`` is held that
+    long; a worker silent for ``worker_offline_after_seconds`` (default: 3 intervals + 30 s) is
+    lost. ``clock`` defaults to the system clock.
+    """
+    if not 1 <= poll_interval_seconds <= 3600:
+        raise ValueError(f"poll_interval_seconds must be 1..3600, got {poll_interval_seconds}")
+    if not registration_token or not admin_token:
+        raise ValueError("the registration and admin tokens must not be empty")
+    offline_after = (
+        default_offline_after(poll_interval_seconds)
+        if worker_offline_after_seconds is None
+        else worker_offline_after_seconds
+    )
+    if offline_after <= 0:
+        raise ValueError(f"worker_offline_after_seconds must be positive, got {offline_after}")
+    the_clock: Clock = clock if clock is not None else SystemClock()
+    waiters = PollWaiters()
+    scheduler = SchedulerService(store, the_clock, waiters, offline_after_seconds=offline_after)
+    auth = WorkerAuthenticator(store, registration_token)
+    twirp = TwirpServices(
+        store, scheduler, waiters, auth, the_clock, poll_interval_seconds=poll_interval_seconds
+    )
+    api = ControllerApi(store, scheduler, admin_token=admin_token)
+    sweep_every = max(0.5, min(poll_interval_seconds, offline_after / 3))
+    runtime = ControllerRuntime(scheduler, waiters, sweep_every_seconds=sweep_every)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        sweeps = asyncio.create_task(scheduler.run_sweeps(runtime.sweep_every_seconds))
+        try:
+            yield
+        finally:
+            waiters.close()
+            sweeps.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeps
+
+    app = Starlette(
+        routes=[
+            Route("/twirp/{rest:path}", twirp.handle, methods=["POST", "GET", "PUT", "DELETE"]),
+            *api.routes(),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.controller = runtime
+    return app

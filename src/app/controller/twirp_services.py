@@ -1,0 +1,321 @@
+"""``CirrusWorkersService`` and ``CirrusCIService`` over Twirp JSON (PROTOCOL.md).
+
+One Starlette endpoint takes every ``POST /twirp/...`` call: it finds the method from the path,
+decodes the request with the project's proto3 JSON codec, checks the caller's credentials and
+answers with the encoded response, or with a Twirp error body ``{"code", "msg"}`` and the
+matching HTTP status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
+from types import MappingProxyType
+from typing import Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive
+
+from adapters.twirp.codec import (
+    CI_SERVICE,
+    WORKERS_SERVICE,
+    decode_request,
+    encode_response,
+    route_of,
+)
+from adapters.twirp.errors import ProtocolDecodeError, UnknownMethodError
+from adapters.twirp.messages import (
+    AppendLogsRequest,
+    Empty,
+    RegisterRequest,
+    RegisterResponse,
+    ReportAgentFinishedRequest,
+    ReportCommandUpdatesRequest,
+    TaskFailedRequest,
+    UpdateStatusRequest,
+    UploadLogsResponse,
+    WorkerStatus,
+)
+from app.controller.auth import AuthError, WorkerAuthenticator, new_session_token
+from app.controller.long_poll import PollTicket, PollWaiters
+from app.controller.scheduler_service import SchedulerService
+from domain.ports import Clock
+from domain.protocol import (
+    AgentAwareTask,
+    CommandsResponse,
+    PollRequest,
+    PollResponse,
+    RunningTasksStatus,
+)
+from domain.store import ControllerStore, StoreError, TaskRecord, hash_token
+
+log = logging.getLogger("cirrus.controller")
+
+TWIRP_STATUS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "bad_route": 404,
+        "malformed": 400,
+        "invalid_argument": 400,
+        "unauthenticated": 401,
+        "permission_denied": 403,
+        "not_found": 404,
+        "already_exists": 409,
+        "resource_exhausted": 429,
+        "internal": 500,
+        "unavailable": 503,
+        "deadline_exceeded": 504,
+    }
+)
+
+
+class TwirpError(Exception):
+    """A Twirp error answer: ``code`` (see ``TWIRP_STATUS``) and a message for the caller."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def twirp_error_response(code: str, message: str) -> JSONResponse:
+    """Return the Twirp error body with the HTTP status of ``code``."""
+    return JSONResponse({"code": code, "msg": message}, status_code=TWIRP_STATUS.get(code, 500))
+
+
+def task_environment(task: TaskRecord, build_environment: Mapping[str, str]) -> dict[str, str]:
+    """Return a task's environment: CI flags, the build's and the task's, then its identity."""
+    return {
+        "CI": "true",
+        "CIRRUS_CI": "true",
+        **build_environment,
+        **task.spec.environment,
+        "CIRRUS_BUILD_ID": task.build_id,
+        "CIRRUS_TASK_ID": task.id,
+        "CIRRUS_TASK_NAME": task.name,
+    }
+
+
+def agent_aware_task(task: TaskRecord) -> AgentAwareTask:
+    """Return the ``tasksToStart`` entry of a claimed task."""
+    return AgentAwareTask(
+        task_id=task.id,
+        client_secret=task.client_secret,
+        server_secret=task.server_secret,
+        isolation=task.spec.isolation,
+        resources_to_use=task.spec.resources,
+    )
+
+
+async def _until_disconnected(receive: Receive, ticket: PollTicket) -> None:
+    # Once the body is read, the next ASGI message is the client going away.
+    while True:
+        message = await receive()
+        if message.get("type") == "http.disconnect":
+            ticket.abandon()
+            return
+
+
+Handler = Callable[[object, Mapping[str, str], Request], Awaitable[object]]
+
+
+class TwirpServices:
+    """The Twirp half of the controller; ``handle`` is its Starlette endpoint."""
+
+    def __init__(
+        self,
+        store: ControllerStore,
+        scheduler: SchedulerService,
+        waiters: PollWaiters,
+        auth: WorkerAuthenticator,
+        clock: Clock,
+        *,
+        poll_interval_seconds: int,
+    ) -> None:
+        self._store = store
+        self._scheduler = scheduler
+        self._waiters = waiters
+        self._auth = auth
+        self._clock = clock
+        self._poll_interval = poll_interval_seconds
+        self._handlers: dict[tuple[str, str], Handler] = {
+            (WORKERS_SERVICE, "Register"): self._register,
+            (WORKERS_SERVICE, "Poll"): self._poll,
+            (WORKERS_SERVICE, "TaskStarted"): self._task_started,
+            (WORKERS_SERVICE, "TaskFailed"): self._task_failed,
+            (WORKERS_SERVICE, "TaskStopped"): self._task_stopped,
+            (WORKERS_SERVICE, "UpdateStatus"): self._update_status,
+            (WORKERS_SERVICE, "QueryRunningTasks"): self._query_running_tasks,
+            (CI_SERVICE, "InitialCommands"): self._initial_commands,
+            (CI_SERVICE, "ReportCommandUpdates"): self._report_command_updates,
+            (CI_SERVICE, "AppendLogs"): self._append_logs,
+            (CI_SERVICE, "Heartbeat"): self._heartbeat,
+            (CI_SERVICE, "ReportAgentFinished"): self._report_agent_finished,
+        }
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one Twirp call."""
+        try:
+            service, method = route_of(request.url.path)
+        except UnknownMethodError as error:
+            return twirp_error_response("bad_route", str(error))
+        if request.method != "POST":
+            return twirp_error_response("bad_route", f"{method} takes POST, not {request.method}")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return twirp_error_response(
+                "bad_route", f"unexpected Content-Type {content_type!r}; use application/json"
+            )
+        try:
+            body = json.loads(await request.body() or b"{}")
+            message = decode_request(service, method, body)
+        except ValueError as error:
+            return twirp_error_response("malformed", f"{method}: the body is not JSON: {error}")
+        except ProtocolDecodeError as error:
+            return twirp_error_response("invalid_argument", f"{method}: {error}")
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        try:
+            answer = await self._handlers[(service, method)](message, headers, request)
+            return JSONResponse(encode_response(service, method, answer))
+        except TwirpError as error:
+            return twirp_error_response(error.code, error.message)
+        except AuthError as error:
+            log.info("%s/%s refused: %s", service, method, error.message)
+            return twirp_error_response(error.code, error.message)
+        except StoreError as error:
+            log.error("%s/%s: the store failed: %s", service, method, error)
+            return twirp_error_response("unavailable", "the controller's database failed")
+        except Exception:
+            log.exception("%s/%s failed", service, method)
+            return twirp_error_response("internal", f"{method} failed inside the controller")
+
+    # --- CirrusWorkersService -----------------------------------------------------------------
+
+    async def _register(self, message: object, _h: Mapping[str, str], _r: Request) -> object:
+        assert isinstance(message, RegisterRequest)
+        self._auth.check_registration_token(message.registration_token)
+        info = message.worker_info
+        name = info.labels.get("name", "")
+        if not name:
+            raise TwirpError("invalid_argument", 'workerInfo.labels must hold the "name" label')
+        token = new_session_token()
+        await self._store.upsert_worker(name, info.labels, info.resources_total, hash_token(token))
+        log.info("worker %s registered", name)
+        return RegisterResponse(session_token=token)
+
+    async def _poll(self, message: object, headers: Mapping[str, str], request: Request) -> object:
+        assert isinstance(message, PollRequest)
+        worker = await self._auth.worker(headers)
+        reported = message.running_tasks
+        if not await self._store.touch_worker(worker, message.resources_in_use, reported):
+            raise TwirpError("unauthenticated", f"worker {worker!r} is not registered")
+        ticket = self._waiters.subscribe(worker)
+        watcher = asyncio.create_task(_until_disconnected(request.receive, ticket))
+        try:
+            await self._scheduler.settle_unreported(worker, reported)
+            deadline = self._clock.monotonic() + self._poll_interval
+            while True:
+                to_stop = await self._scheduler.tasks_to_stop(worker, reported)
+                to_start = [] if ticket.done else await self._scheduler.claim_for(worker)
+                if to_stop or to_start or ticket.done:
+                    break
+                if not await ticket.wait(deadline - self._clock.monotonic()):
+                    break
+        finally:
+            self._waiters.unsubscribe(ticket)
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
+        if to_start:
+            log.info("handing %s to worker %s", ", ".join(t.id for t in to_start), worker)
+        return PollResponse(
+            tasks_to_start=tuple(agent_aware_task(task) for task in to_start),
+            poll_interval_in_seconds=self._poll_interval,
+            tasks_to_stop=tuple(to_stop),
+        )
+
+    async def _task_started(self, _m: object, headers: Mapping[str, str], _r: Request) -> object:
+        caller = await self._auth.task(headers)
+        await self._scheduler.task_started(caller.task)
+        return Empty()
+
+    async def _task_failed(
+        self, message: object, headers: Mapping[str, str], _r: Request
+    ) -> object:
+        assert isinstance(message, TaskFailedRequest)
+        caller = await self._auth.task(headers)
+        await self._scheduler.task_failed(caller.task, message.message)
+        return Empty()
+
+    async def _task_stopped(self, _m: object, headers: Mapping[str, str], _r: Request) -> object:
+        caller = await self._auth.task(headers)
+        await self._scheduler.task_stopped(caller.task)
+        return Empty()
+
+    async def _update_status(
+        self, message: object, headers: Mapping[str, str], _r: Request
+    ) -> object:
+        assert isinstance(message, UpdateStatusRequest)
+        worker = await self._auth.worker(headers, session_optional=True)
+        record = await self._scheduler.set_disabled(worker, message.disabled)
+        if record is None:
+            raise TwirpError("not_found", f"worker {worker!r} is not registered")
+        return WorkerStatus(disabled=record.disabled)
+
+    async def _query_running_tasks(
+        self, _m: object, headers: Mapping[str, str], _r: Request
+    ) -> object:
+        worker = await self._auth.worker(headers, session_optional=True)
+        record = await self._store.get_worker(worker)
+        if record is None:
+            raise TwirpError("not_found", f"worker {worker!r} is not registered")
+        running = await self._scheduler.running_task_ids(worker)
+        return RunningTasksStatus(disabled=record.disabled, running_tasks=tuple(running))
+
+    # --- CirrusCIService ------------------------------------------------------------------------
+
+    async def _initial_commands(
+        self, _m: object, headers: Mapping[str, str], _r: Request
+    ) -> object:
+        task = (await self._auth.task(headers)).task
+        build = await self._store.get_build(task.build_id)
+        build_environment = build.environment if build is not None else {}
+        return CommandsResponse(
+            environment=task_environment(task, build_environment),
+            commands=task.spec.commands,
+            timeout_in_seconds=task.spec.timeout_seconds,
+            secrets_to_mask=(),
+        )
+
+    async def _report_command_updates(
+        self, message: object, headers: Mapping[str, str], _r: Request
+    ) -> object:
+        assert isinstance(message, ReportCommandUpdatesRequest)
+        caller = await self._auth.task(headers)
+        await self._scheduler.command_results(caller.task, message.updates)
+        return Empty()
+
+    async def _append_logs(
+        self, message: object, headers: Mapping[str, str], _r: Request
+    ) -> object:
+        assert isinstance(message, AppendLogsRequest)
+        caller = await self._auth.task(headers)
+        if not message.command_name:
+            raise TwirpError("invalid_argument", "commandName must not be empty")
+        await self._store.append_log(caller.task.id, message.command_name, message.data)
+        return UploadLogsResponse(bytes_logged=len(message.data))
+
+    async def _heartbeat(self, _m: object, headers: Mapping[str, str], _r: Request) -> object:
+        await self._auth.task(headers)
+        return Empty()
+
+    async def _report_agent_finished(
+        self, message: object, headers: Mapping[str, str], _r: Request
+    ) -> object:
+        assert isinstance(message, ReportAgentFinishedRequest)
+        caller = await self._auth.task(headers)
+        await self._scheduler.command_results(caller.task, message.command_results)
+        return Empty()
