@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,8 +31,10 @@ from adapters.telemetry.export import (
     ExportFailureLog,
     export_timeout,
     metric_export_interval,
+    metric_exporter,
     otlp_protocol,
     signal_enabled,
+    span_exporter,
 )
 from adapters.telemetry.health import is_loopback, parse_listen_address
 from adapters.telemetry.instruments import OtelMetrics
@@ -483,3 +486,28 @@ def test_malformed_listen_addresses_are_refused(value: str) -> None:
     with pytest.raises(ConfigError) as refused:
         parse_listen_address(value, allow_public=True)
     assert refused.value.key == "--listen"
+
+
+@pytest.mark.parametrize(
+    ("protocol", "metrics_endpoint", "traces_endpoint"),
+    [
+        ("http/protobuf", "http://localhost:4318/v1/metrics", "http://localhost:4318/v1/traces"),
+        ("grpc", "localhost:4317", "localhost:4317"),
+    ],
+)
+def test_without_an_endpoint_variable_the_local_collector_is_the_default(
+    protocol: str, metrics_endpoint: str, traces_endpoint: str
+) -> None:
+    failures = ExportFailureLog(60.0)
+    environ = {"OTEL_EXPORTER_OTLP_PROTOCOL": protocol}
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("OTEL_EXPORTER_OTLP")]:
+            patch.delenv(name)
+        patch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        metrics = metric_exporter(environ, failures)
+        spans = span_exporter(environ, failures)
+    try:
+        assert (metrics.endpoint, spans.endpoint) == (metrics_endpoint, traces_endpoint)
+    finally:
+        metrics.shutdown()
+        spans.shutdown()
