@@ -1,0 +1,319 @@
+"""The user commands: ``cirrus build submit|status``, ``cirrus task logs|cancel`` and
+``cirrus workers list``, all speaking the controller's HTTP API (PROTOCOL.md).
+
+Exit codes (CLI.md): 0 success; 1 the build failed, or the controller refused the command or
+cannot be reached (one line on stderr); 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+
+from adapters.controller_api import (
+    BuildInfo,
+    ControllerApiClient,
+    ControllerApiError,
+    TaskInfo,
+    dumps,
+)
+from app.build_view import (
+    BuildView,
+    LogLines,
+    follow_build,
+    is_final,
+    submitted_lines,
+)
+
+DEFAULT_CONTROLLER = "http://127.0.0.1:8080"
+ENV_CONTROLLER = "CIRRUS_CONTROLLER"
+ENV_TOKEN = "CIRRUS_TOKEN"
+FAILURE_EXIT_CODE = 1
+USAGE_EXIT_CODE = 2
+LOG_POLL_SECONDS = 0.5
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+def _check_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+        raise click.BadParameter(f"{value!r} is not an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def api_options(command: F) -> F:
+    """Add ``--controller`` (default ``$CIRRUS_CONTROLLER``), ``--token`` (``$CIRRUS_TOKEN``)
+    and ``--json``."""
+    decorators = [
+        click.option(
+            "--controller",
+            metavar="URL",
+            envvar=ENV_CONTROLLER,
+            default=DEFAULT_CONTROLLER,
+            show_default=True,
+            callback=_check_url,
+            help=f"Controller URL (environment: {ENV_CONTROLLER}).",
+        ),
+        click.option(
+            "--token",
+            metavar="TOKEN",
+            envvar=ENV_TOKEN,
+            default=None,
+            help=f"Admin token of the controller (environment: {ENV_TOKEN}).",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def fail(message: str, code: int = FAILURE_EXIT_CODE) -> NoReturn:
+    """Print ``cirrus: message`` as one line on stderr and exit with ``code``."""
+    click.echo("cirrus: " + " ".join(message.split()), err=True)
+    sys.exit(code)
+
+
+def call_controller(
+    controller: str, token: str | None, work: Callable[[ControllerApiClient], Awaitable[T]]
+) -> T:
+    """Run ``work`` with a client of ``controller``; an API error is one line and exit 1."""
+
+    async def main() -> T:
+        async with ControllerApiClient(controller, token) as client:
+            return await work(client)
+
+    try:
+        return asyncio.run(main())
+    except ControllerApiError as error:
+        fail(str(error))
+
+
+def parse_environment(pairs: Iterable[str]) -> dict[str, str]:
+    """Turn repeated ``--env K=V`` values into a map (exit 2 on a value without ``=``)."""
+    environment: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--env: {pair!r} is not KEY=VALUE", USAGE_EXIT_CODE)
+        environment[key] = value
+    return environment
+
+
+def read_config(path: str) -> str:
+    """Return the text of a ``.cirrus.yml`` (exit 2 when it cannot be read)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"cannot read {path}: {getattr(error, 'strerror', None) or error}", USAGE_EXIT_CODE)
+
+
+def build_exit_code(build: BuildInfo) -> int:
+    """0 iff the build completed."""
+    return 0 if build.status == "COMPLETED" else FAILURE_EXIT_CODE
+
+
+# --- build ----------------------------------------------------------------------------------
+
+
+@click.group()
+def build() -> None:
+    """Submit builds and look at them."""
+
+
+@build.command()
+@click.argument("file", default=".cirrus.yml", metavar="[FILE]")
+@api_options
+@click.option("--follow", is_flag=True, help="Show progress and logs until the build ends.")
+@click.option("-e", "--env", "env", multiple=True, metavar="K=V", help="Build environment.")
+def submit(
+    file: str, controller: str, token: str | None, as_json: bool, follow: bool, env: tuple[str, ...]
+) -> None:
+    """Submit a .cirrus.yml (default: the one in the current directory)."""
+    config = read_config(file)
+    environment = parse_environment(env)
+
+    async def work(client: ControllerApiClient) -> int:
+        submitted = await client.submit_build(config, environment)
+        if as_json and not follow:
+            click.echo(dumps(submitted.document()))
+            return 0
+        # With --json the progress goes to stderr and stdout keeps only the final JSON.
+        view = BuildView(_console(stderr=as_json))
+        for line in submitted_lines(submitted):
+            view.line(line)
+        if not follow:
+            return 0
+        final = await follow_build(client, submitted.id, view)
+        if as_json:
+            click.echo(dumps(final.document()))
+        return build_exit_code(final)
+
+    sys.exit(call_controller(controller, token, work))
+
+
+@build.command()
+@click.argument("build_id", metavar="ID")
+@api_options
+def status(build_id: str, controller: str, token: str | None, as_json: bool) -> None:
+    """Show a build's status and its tasks."""
+    found = call_controller(controller, token, lambda client: client.get_build(build_id))
+    if as_json:
+        click.echo(dumps(found.document()))
+        return
+    for line in submitted_lines(found):
+        click.echo(line)
+
+
+# --- task -----------------------------------------------------------------------------------
+
+
+@click.group()
+def task() -> None:
+    """Read a task's logs or cancel it."""
+
+
+async def _print_logs(
+    client: ControllerApiClient, task_id: str, command: str | None, as_json: bool
+) -> None:
+    info = await client.get_task(task_id)
+    names = [command] if command else [c.name for c in info.commands]
+    logs = {name: await client.task_log(task_id, name) for name in names}
+    if as_json:
+        statuses = {c.name: c.status for c in info.commands}
+        document = {
+            "id": info.id,
+            "status": info.status,
+            "commands": [
+                {
+                    "name": name,
+                    "status": statuses.get(name, ""),
+                    "log": data.decode("utf-8", errors="replace"),
+                }
+                for name, data in logs.items()
+            ],
+        }
+        click.echo(dumps(document))
+    elif command:
+        _write_bytes(logs[command])
+    else:
+        for name, data in logs.items():
+            for text in _all_lines(data):
+                click.echo(f"{name} | {text}")
+
+
+async def _follow_logs(
+    client: ControllerApiClient, task_id: str, command: str | None, as_json: bool
+) -> TaskInfo:
+    offsets: dict[str, int] = {}
+    splitters: dict[str, LogLines] = {}
+    while True:
+        info = await client.get_task(task_id)
+        final = is_final(info.status)
+        names = [command] if command else [c.name for c in info.commands]
+        for name in names:
+            data = await client.task_log(task_id, name, offsets.get(name, 0))
+            offsets[name] = offsets.get(name, 0) + len(data)
+            if as_json:
+                if data:
+                    text = data.decode("utf-8", errors="replace")
+                    click.echo(dumps({"command": name, "data": text}).replace("\n", " "))
+            elif command:
+                _write_bytes(data)
+            else:
+                lines = splitters.setdefault(name, LogLines())
+                for text in lines.feed(data) + (lines.flush() if final else []):
+                    click.echo(f"{name} | {text}")
+        if final:
+            return info
+        await asyncio.sleep(LOG_POLL_SECONDS)
+
+
+@task.command()
+@click.argument("task_id", metavar="ID")
+@click.argument("command", required=False, metavar="[COMMAND]")
+@api_options
+@click.option("--follow", is_flag=True, help="Keep printing until the task ends.")
+def logs(
+    task_id: str,
+    command: str | None,
+    controller: str,
+    token: str | None,
+    as_json: bool,
+    follow: bool,
+) -> None:
+    """Print a task's logs: one command's raw log, or every command's lines prefixed."""
+    if not follow:
+        call_controller(
+            controller, token, lambda client: _print_logs(client, task_id, command, as_json)
+        )
+        return
+    call_controller(
+        controller, token, lambda client: _follow_logs(client, task_id, command, as_json)
+    )
+
+
+@task.command()
+@click.argument("task_id", metavar="ID")
+@api_options
+def cancel(task_id: str, controller: str, token: str | None, as_json: bool) -> None:
+    """Cancel a task (a running one stops once its worker confirms)."""
+    answer = call_controller(controller, token, lambda client: client.cancel_task(task_id))
+    if as_json:
+        click.echo(dumps(answer.document()))
+    else:
+        click.echo(f"task {answer.id}: {answer.status}")
+
+
+# --- workers --------------------------------------------------------------------------------
+
+
+@click.group()
+def workers() -> None:
+    """Look at the workers of the controller."""
+
+
+@workers.command(name="list")
+@api_options
+def list_workers(controller: str, token: str | None, as_json: bool) -> None:
+    """List the workers the controller knows."""
+    found = call_controller(controller, token, lambda client: client.list_workers())
+    if as_json:
+        click.echo(dumps([worker.document() for worker in found]))
+        return
+    if not found:
+        click.echo("no workers")
+    for worker in found:
+        state = "online" if worker.online else "offline"
+        if worker.disabled:
+            state += ", paused"
+        running = worker.running_tasks if isinstance(worker.running_tasks, list) else []
+        resources = " ".join(f"{k}={v:g}" for k, v in sorted(worker.resources_total.items()))
+        click.echo(
+            f"{worker.name}: {state}; running {len(running)} task(s); "
+            f"resources {resources or '-'}; last seen {worker.last_seen}"
+        )
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _console(*, stderr: bool) -> Console:
+    return Console(stderr=stderr, highlight=False)
+
+
+def _write_bytes(data: bytes) -> None:
+    if data:
+        click.echo(data, nl=False)
+
+
+def _all_lines(data: bytes) -> list[str]:
+    lines = LogLines()
+    return lines.feed(data) + lines.flush()
