@@ -47,3 +47,9 @@ from app.worker_commands import pause, resume, run  # noqa: E402 - needs the gro
 worker.add_command(run)
 worker.add_command(pause)
 worker.add_command(resume)
+
+from app.user_commands import build, task, workers  # noqa: E402 - needs the group defined above
+
+cli.add_command(build)
+cli.add_command(task)
+cli.add_command(workers)
