@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from adapters.telemetry import instruments as names
+from adapters.telemetry.controller_calls import MeteredControllerClient
 from adapters.telemetry.export import (
     DEFAULT_EXPORT_TIMEOUT_SECONDS,
     ExportFailureLog,
@@ -41,8 +42,10 @@ from adapters.telemetry.instruments import OtelMetrics
 from adapters.telemetry.noop import NullMetrics, NullTracing
 from adapters.telemetry.setup import SERVICE_NAME, setup_telemetry, worker_resource
 from adapters.telemetry.tracing import TASK_SPAN_NAME, OtelTracing
-from domain.errors import ConfigError
+from domain.errors import ConfigError, TransientControllerError
 from domain.isolation import NoneIsolation, TartIsolation, instance_attributes
+from domain.ports import ControllerClient
+from domain.protocol import TaskRef, WorkerInfo
 from domain.telemetry import (
     Metrics,
     TaskTrace,
@@ -511,3 +514,65 @@ def test_without_an_endpoint_variable_the_local_collector_is_the_default(
     finally:
         metrics.shutdown()
         spans.shutdown()
+
+
+# --- controller calls -------------------------------------------------------------------------
+
+
+class RecordingMetrics(NullMetrics):
+    """Keeps every ``controller_request`` call."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, float, str | None]] = []
+
+    def controller_request(self, method: str, duration_seconds: float, error: str | None) -> None:
+        self.requests.append((method, duration_seconds, error))
+
+
+class ScriptedClient:
+    """Answers ``register`` with a token and fails ``heartbeat`` / ``task_started``."""
+
+    endpoint = "http://127.0.0.1:8080"
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.closed = False
+
+    async def register(self, worker_info: WorkerInfo) -> str:
+        self.clock[0] += 0.25
+        return "session"
+
+    async def heartbeat(self, task: TaskRef) -> None:
+        self.clock[0] += 1.0
+        raise TransientControllerError("unavailable", "controller restarting")
+
+    async def task_started(self, task: TaskRef) -> None:
+        raise ValueError("bug")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_controller_calls_are_timed_and_failures_counted_by_twirp_code() -> None:
+    clock = [10.0]
+    inner = ScriptedClient(clock)
+    metrics = RecordingMetrics()
+    client = MeteredControllerClient(
+        inner,  # type: ignore[arg-type]  # a partial fake: only the methods called here
+        metrics,
+        monotonic=lambda: clock[0],
+    )
+    assert await client.register(WorkerInfo()) == "session"
+    with pytest.raises(TransientControllerError):
+        await client.heartbeat(TaskRef("1", "s"))
+    with pytest.raises(ValueError, match="bug"):
+        await client.task_started(TaskRef("1", "s"))
+    await client.aclose()
+    assert metrics.requests == [
+        ("Register", 0.25, None),
+        ("Heartbeat", 1.0, "unavailable"),
+        ("TaskStarted", 0.0, "ValueError"),
+    ]
+    assert inner.closed
+    port: ControllerClient = client  # the wrapper is a controller client itself
+    assert port.endpoint == inner.endpoint
