@@ -53,3 +53,7 @@ from app.user_commands import build, task, workers  # noqa: E402 - needs the gro
 cli.add_command(build)
 cli.add_command(task)
 cli.add_command(workers)
+
+from app.controller_commands import controller  # noqa: E402 - needs the group defined above
+
+cli.add_command(controller)
