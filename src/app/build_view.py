@@ -244,8 +244,10 @@ async def _show_task(
 ) -> None:
     final = is_final(task.status)
     if task.status != follow.status and not final:
+        # The submission already listed the tasks' first (waiting) statuses.
+        if follow.status or task.status not in WAITING_STATUSES:
+            view.line(task_status_line(task), STATUS_STYLES.get(task.status, ""))
         follow.status = task.status
-        view.line(task_status_line(task), STATUS_STYLES.get(task.status, ""))
     for command in task.commands:
         if command.status in ("", "CREATED", "SKIPPED") and command.name not in follow.offsets:
             continue

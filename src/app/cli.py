@@ -57,3 +57,7 @@ cli.add_command(workers)
 from app.controller_commands import controller  # noqa: E402 - needs the group defined above
 
 cli.add_command(controller)
+
+from app.local_run import run as local_run  # noqa: E402 - needs the group defined above
+
+cli.add_command(local_run)
