@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from app.controller.long_poll import PollWaiters
 from domain.build import TaskStatus
@@ -153,10 +153,14 @@ class SchedulerService:
             await self._store.mark_stopped(task.id, TaskStatus.FAILED)
             await self.advance_build(task.build_id)
 
-    async def claim_for(self, worker_name: str) -> list[TaskRecord]:
-        """Claim the queued tasks that ``worker_name`` may start now (possibly none)."""
+    async def claim_for(self, worker_name: str, exclude: Collection[str] = ()) -> list[TaskRecord]:
+        """Claim the queued tasks that ``worker_name`` may start now (possibly none).
+
+        ``exclude`` keeps tasks out of this answer, such as ones the same answer tells the
+        worker to stop (an old copy it still runs).
+        """
         async with self._assign_lock:
-            queued = await self._store.queued_tasks()
+            queued = [t for t in await self._store.queued_tasks() if t.id not in exclude]
             if not queued:
                 return []
             worker = await self._store.get_worker(worker_name)

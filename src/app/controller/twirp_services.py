@@ -219,7 +219,9 @@ class TwirpServices:
             deadline = self._clock.monotonic() + self._poll_interval
             while True:
                 to_stop = await self._scheduler.tasks_to_stop(worker, reported)
-                to_start = [] if ticket.done else await self._scheduler.claim_for(worker)
+                to_start = (
+                    [] if ticket.done else await self._scheduler.claim_for(worker, set(to_stop))
+                )
                 if to_stop or to_start or ticket.done:
                     break
                 if not await ticket.wait(deadline - self._clock.monotonic()):
