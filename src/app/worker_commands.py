@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -11,10 +12,15 @@ import click
 
 from adapters.config import WorkerConfig
 from adapters.logging import configure_logging, shutdown_logging
+from adapters.telemetry.health import LISTEN_KEY, HealthServer, parse_listen_address
+from adapters.telemetry.setup import Telemetry, setup_telemetry
+from app.version import version
 from app.worker.container import WorkerContainer, build_clients
 from app.worker.pause import PauseFailed, set_disabled, wait_until_idle
 from app.worker.signals import SignalLadder, install_signal_handlers
-from app.worker_options import load_config_or_exit, worker_options
+from app.worker_options import exit_for_config_error, load_config_or_exit, worker_options
+from domain.errors import ConfigError
+from domain.telemetry import worker_ready
 
 FAILURE_EXIT_CODE = 1
 
@@ -26,28 +32,82 @@ def _configure_logging(config: WorkerConfig) -> None:
     )
 
 
-async def run_worker(container: WorkerContainer) -> int:
-    """Run the worker of ``container`` with signal handling; return the exit code."""
+async def run_worker(
+    container: WorkerContainer,
+    telemetry: Telemetry | None = None,
+    listen: tuple[str, int] | None = None,
+) -> int:
+    """Run the worker of ``container`` with signal handling; return the exit code.
+
+    ``telemetry`` is shut down (pending exports flushed, bounded) when the worker stops; with
+    ``listen``, the probe and metrics server runs on that address meanwhile.
+    """
     async with AsyncExitStack() as stack:
+        if telemetry is not None:
+            # Registered first, so it runs last: after the worker's final reports.
+            stack.push_async_callback(telemetry.aclose)
         for client in container.clients():
             stack.push_async_callback(client.aclose)
         worker = container.worker()
+        if listen is not None:
+            server = HealthServer(
+                *listen,
+                ready=lambda: worker_ready(worker.snapshot().upstreams, time.time()),
+                metrics_text=telemetry.prometheus_text if telemetry is not None else None,
+            )
+            try:
+                await server.start()
+            except OSError as error:
+                # In use, or not an address of this host: the flag is wrong, not the worker.
+                where = f"{listen[0]}:{listen[1]}"
+                raise ConfigError(LISTEN_KEY, f"cannot listen on {where}: {error}") from error
+            stack.push_async_callback(server.close)
         remove = install_signal_handlers(asyncio.get_running_loop(), SignalLadder(worker))
         stack.callback(remove)
         code: int = await worker.run()
         return code
 
 
+def _listen_address_or_exit(listen: str | None, public: bool) -> tuple[str, int] | None:
+    if listen is None:
+        if public:
+            exit_for_config_error(ConfigError(LISTEN_KEY, "--listen-public needs --listen"))
+        return None
+    try:
+        return parse_listen_address(listen, allow_public=public)
+    except ConfigError as error:
+        exit_for_config_error(error)
+
+
 @click.command()
 @worker_options
 @click.option("--ephemeral", is_flag=True, help="Run one task, report it, exit.")
-def run(ephemeral: bool, **options: Any) -> None:
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Serve /healthz, /readyz and /metrics here (loopback only without --listen-public).",
+)
+@click.option(
+    "--listen-public",
+    is_flag=True,
+    help="Allow --listen on a non-loopback address (the probes and metrics become public).",
+)
+def run(ephemeral: bool, listen: str | None, listen_public: bool, **options: Any) -> None:
     """Register with the controller(s), poll for tasks and run them until stopped."""
+    address = _listen_address_or_exit(listen, listen_public)
     config = load_config_or_exit(**options)
     _configure_logging(config)
-    container = WorkerContainer(config=config, ephemeral=ephemeral)
     try:
-        code = asyncio.run(run_worker(container))
+        telemetry = setup_telemetry(version(), prometheus=address is not None)
+        container = WorkerContainer(
+            config=config,
+            ephemeral=ephemeral,
+            metrics=telemetry.metrics,
+            tracing=telemetry.tracing,
+        )
+        code = asyncio.run(run_worker(container, telemetry, address))
+    except ConfigError as error:
+        exit_for_config_error(error)
     finally:
         shutdown_logging()
     sys.exit(code)

@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Mapping
 
+from adapters.telemetry.noop import NullTaskTrace
 from app.worker.log_stream import CommandLog
 from app.worker.retry import Sleep
 from app.worker.running_task import RunningTask
@@ -36,6 +37,7 @@ from domain.protocol import (
     FileInstruction,
     ScriptInstruction,
 )
+from domain.telemetry import TaskTrace
 
 log = logging.getLogger("cirrus.worker")
 
@@ -53,9 +55,15 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 
 
 def task_environment(
-    instance: Instance, task_id: str, response: CommandsResponse
+    instance: Instance,
+    task_id: str,
+    response: CommandsResponse,
+    trace_context: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Return the environment of every command: base, then CI variables, then the task's own."""
+    """Return the environment of every command: base, CI variables, trace context, task's own.
+
+    The task's own variables come last, so a ``TRACEPARENT`` set by the build still wins.
+    """
     env = dict(instance.base_environment())
     env.update(
         {
@@ -65,6 +73,7 @@ def task_environment(
             "CIRRUS_WORKING_DIR": instance.working_directory,
         }
     )
+    env.update(trace_context or {})
     env.update(response.environment)
     return env
 
@@ -87,15 +96,17 @@ class CommandRunner:
         timer_sleep: Sleep,
         log_sleep: Sleep,
         log_flush_interval: float | None,
+        trace: TaskTrace | None = None,
     ) -> None:
         self._running = running
+        self._trace: TaskTrace = trace or NullTaskTrace()
         self._instance = instance
         self._response = response
         self._clock = clock
         self._timer_sleep = timer_sleep
         self._log_sleep = log_sleep
         self._log_flush_interval = log_flush_interval
-        self._env = task_environment(instance, running.task_id, response)
+        self._env = task_environment(instance, running.task_id, response, self._trace.environment())
         self._background: list[tuple[BackgroundProcess, CommandLog]] = []
         self._state = ExecutionState()
         self._deadline: float | None = None
@@ -165,7 +176,8 @@ class CommandRunner:
         output = self._output(command)
         keep_output_open = False
         try:
-            status, keep_output_open = await self._bounded(command, output)
+            with self._trace.step(f"command/{command.name}"):
+                status, keep_output_open = await self._bounded(command, output)
         finally:
             if not keep_output_open:
                 await output.close()

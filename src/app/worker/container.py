@@ -14,6 +14,8 @@ from dependency_injector import containers, providers
 
 from adapters.config import WorkerConfig
 from adapters.host.instance import HostInstanceFactory
+from adapters.telemetry.controller_calls import MeteredControllerClient
+from adapters.telemetry.noop import NullMetrics, NullTracing
 from adapters.twirp.client import TwirpControllerClient
 from app.version import version
 from app.worker.clock import SystemClock
@@ -26,6 +28,7 @@ from domain.modifiers import ModifierPool
 from domain.policy import SecurityPolicy
 from domain.ports import Clock, ControllerClient, InstanceFactory
 from domain.protocol import WorkerInfo, frozen_float_map, frozen_str_map
+from domain.telemetry import Metrics
 
 
 def build_worker_info(config: WorkerConfig) -> WorkerInfo:
@@ -43,10 +46,15 @@ def build_worker_info(config: WorkerConfig) -> WorkerInfo:
     )
 
 
-def build_clients(config: WorkerConfig) -> tuple[ControllerClient, ...]:
-    """Return one Twirp client per configured upstream."""
+def build_clients(
+    config: WorkerConfig, metrics: Metrics | None = None
+) -> tuple[ControllerClient, ...]:
+    """Return one Twirp client per configured upstream, each call timed into ``metrics``."""
     return tuple(
-        TwirpControllerClient(upstream.endpoint, upstream.token, config.name)
+        MeteredControllerClient(
+            TwirpControllerClient(upstream.endpoint, upstream.token, config.name),
+            metrics or NullMetrics(),
+        )
         for upstream in config.upstreams
     )
 
@@ -88,17 +96,27 @@ class WorkerContainer(containers.DeclarativeContainer):
 
     config = providers.Dependency(instance_of=WorkerConfig)
     ephemeral = providers.Dependency(instance_of=bool, default=False)
+    # Telemetry that records nothing unless ``worker run`` overrides these with its own.
+    metrics = providers.Singleton(NullMetrics)
+    tracing = providers.Singleton(NullTracing)
 
     clock = providers.Singleton(SystemClock)
     worker_info = providers.Singleton(build_worker_info, config)
-    clients = providers.Singleton(build_clients, config)
+    clients = providers.Singleton(build_clients, config, metrics)
     upstreams = providers.Singleton(build_upstreams, clients, worker_info, clock)
     host_instances = providers.Singleton(HostInstanceFactory)
     instances = providers.Singleton(build_instances, host_instances)
     modifiers = providers.Singleton(build_modifiers, config)
     policy = providers.Singleton(build_policy, config)
     runner = providers.Singleton(
-        TaskRunner, policy=policy, instances=instances, modifiers=modifiers, clock=clock
+        TaskRunner,
+        policy=policy,
+        instances=instances,
+        modifiers=modifiers,
+        clock=clock,
+        worker_name=config.provided.name,
+        metrics=metrics,
+        tracing=tracing,
     )
     settings = providers.Singleton(build_settings, config, ephemeral)
-    worker = providers.Singleton(Worker, settings, upstreams, runner, clock=clock)
+    worker = providers.Singleton(Worker, settings, upstreams, runner, clock=clock, metrics=metrics)

@@ -14,6 +14,7 @@ from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.telemetry.noop import NullMetrics
 from app.worker.outbox import Outbox
 from app.worker.retry import Backoff, Sleep
 from app.worker.running_task import RunningTask
@@ -30,6 +31,7 @@ from domain.protocol import (
     frozen_float_map,
 )
 from domain.resources import free_resources, sum_resources
+from domain.telemetry import Metrics, WorkerGauges
 
 log = logging.getLogger("cirrus.worker")
 
@@ -63,8 +65,10 @@ class Worker:
         *,
         clock: Clock,
         sleep: Sleep = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics: Metrics = metrics or NullMetrics()
         self.upstreams = tuple(upstreams)
         self.outboxes = {id(upstream): Outbox(upstream) for upstream in self.upstreams}
         self.runner = runner
@@ -84,6 +88,7 @@ class Worker:
 
     async def run(self) -> int:
         """Poll and run tasks until drained or shut down; return the process exit code."""
+        self.publish_gauges()
         loops = [asyncio.create_task(outbox.run()) for outbox in self.outboxes.values()]
         loops += [asyncio.create_task(self._poll_forever(u)) for u in self.upstreams]
         try:
@@ -154,6 +159,19 @@ class Worker:
             taken_at=self.clock.now(),
         )
 
+    def publish_gauges(self) -> None:
+        """Hand the gauges' exporters a fresh snapshot of running tasks and resources."""
+        in_use = self.resources_in_use()
+        self.metrics.publish_gauges(
+            WorkerGauges(
+                running_tasks=len(self.tasks),
+                resources_used=in_use,
+                resources_unused=free_resources(self.settings.resources_total, in_use),
+                # Standby instances are not created yet, so there is never one to age.
+                standby_since=None,
+            )
+        )
+
     def resources_in_use(self) -> dict[str, float]:
         """Sum of ``resourcesToUse`` over every task not yet reported stopped."""
         return sum_resources(r.resources for r in self.tasks.values())
@@ -212,6 +230,7 @@ class Worker:
                 upstream.poll_interval, response.poll_interval_in_seconds
             )
             self.handle(upstream, response)
+            self.publish_gauges()
             elapsed = loop.time() - started
             await self._pause(upstream, max(0.0, upstream.poll_interval - elapsed))
 
@@ -270,7 +289,9 @@ class Worker:
             work = self.runner.refuse(running, refusal_message(self.settings.name))
         else:
             log.info("started task %s", task.task_id)
+            self.metrics.task_accepted()
             work = self.runner.run(running)
+        self.publish_gauges()
         run = asyncio.create_task(self._track(running, work))
         self._task_runs.add(run)
         run.add_done_callback(self._task_runs.discard)
@@ -283,6 +304,7 @@ class Worker:
         finally:
             self.tasks.pop(running.task_id, None)
             log.info("task %s completed", running.task_id)
+            self.publish_gauges()
             self._changed.set()
 
 

@@ -11,22 +11,63 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit
 
+from adapters.telemetry.noop import NullMetrics, NullTracing
 from app.worker.command_runner import CommandRunner
 from app.worker.instances import InstanceProvider
 from app.worker.log_stream import FLUSH_INTERVAL
 from app.worker.retry import Sleep
 from app.worker.running_task import RunningTask, TaskCancelled
 from domain.errors import ControllerError, InstanceError, PolicyViolation
+from domain.isolation import instance_attributes
 from domain.modifiers import ModifierPool
 from domain.policy import SecurityPolicy, check_isolation
 from domain.ports import Clock, ControllerClient, Instance
-from domain.protocol import CommandResult, CommandsResponse, TaskRef
+from domain.protocol import CommandResult, CommandsResponse, CommandStatus, TaskRef
+from domain.telemetry import Metrics, TaskTrace, Tracing
 
 T = TypeVar("T")
 
 log = logging.getLogger("cirrus.worker")
+
+
+COMPLETED = "completed"
+FAILED = "failed"
+ABORTED = "aborted"
+REFUSED = "refused"
+
+# Default ports of URL schemes, for the ``cirrus.upstream_hostname`` span attribute.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def task_status(results: Sequence[CommandResult]) -> str:
+    """``failed`` when a command failed or was aborted (a timeout), else ``completed``."""
+    bad = (CommandStatus.FAILED, CommandStatus.ABORTED)
+    return FAILED if any(result.status in bad for result in results) else COMPLETED
+
+
+def upstream_hostname(endpoint: str) -> str:
+    """``host:port`` of a controller URL (the scheme's default port when none is given)."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or endpoint
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or _DEFAULT_PORTS.get(parts.scheme)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}" if port else host
+
+
+@dataclass
+class Outcome:
+    """How a task ended, as the ``tasks.duration`` histogram labels it; failed until known."""
+
+    status: str = FAILED
 
 
 class TaskFailure(Exception):
@@ -46,8 +87,14 @@ class TaskRunner:
         timer_sleep: Sleep = asyncio.sleep,
         log_sleep: Sleep = asyncio.sleep,
         log_flush_interval: float | None = FLUSH_INTERVAL,
+        worker_name: str = "",
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.policy = policy
+        self.worker_name = worker_name
+        self.metrics: Metrics = metrics or NullMetrics()
+        self.tracing: Tracing = tracing or NullTracing()
         self.instances = instances
         self.modifiers = modifiers
         self.clock = clock
@@ -57,38 +104,75 @@ class TaskRunner:
 
     async def run(self, running: RunningTask) -> None:
         """Run the task to its end; return once ``TaskStopped`` was delivered or refused."""
+        task = running.task
+        attributes = self._span_attributes(running)
+        outcome = Outcome()
+        try:
+            with self.tracing.task(
+                task.task_id, task.traceparent, task.tracestate, attributes
+            ) as trace:
+                await self._run_traced(running, trace, outcome)
+        finally:
+            self.metrics.task_finished(
+                running.isolation_kind, outcome.status, self._since_accepted(running)
+            )
+
+    async def _run_traced(self, running: RunningTask, trace: TaskTrace, outcome: Outcome) -> None:
         instance: Instance | None = None
         commands: CommandRunner | None = None
         try:
             try:
-                instance = await self._create_instance(running)
+                with trace.step("create-instance"):
+                    instance = await self._create_instance(running)
+                self.metrics.image_used(instance_attributes(running.task.isolation))
                 await running.unless_cancelled(self._report(running, "TaskStarted", _started))
                 running.phase = "fetching commands"
                 response = await running.unless_cancelled(self._initial_commands(running))
                 running.phase = "running commands"
-                commands = self._command_runner(running, instance, response)
+                commands = self._command_runner(running, instance, response, trace)
+                self.metrics.task_queue_to_start(self._since_accepted(running))
                 results = await commands.run_all()
+                outcome.status = task_status(results)
                 if not running.cancel_requested.is_set():
                     running.phase = "reporting"
                     await self._report_finished(running, results)
             except TaskCancelled:
                 log.info("task %s cancelled", running.task_id)
             except TaskFailure as failure:
-                self._send_failed(running, str(failure))
+                self._send_failed(running, str(failure), trace)
             except Exception as error:  # a bug must still end in TaskFailed/TaskStopped
                 log.exception("task %s failed unexpectedly", running.task_id)
-                self._send_failed(running, f"worker error: {error}")
+                self._send_failed(running, f"worker error: {error}", trace)
         finally:
+            if running.cancel_requested.is_set():
+                outcome.status = ABORTED
             running.phase = "cleaning up"
-            await self._clean_up(running, instance, commands)
+            with trace.step("clean-up"):
+                await self._clean_up(running, instance, commands)
             running.phase = "stopping"
             await self._send_stopped(running)
 
     async def refuse(self, running: RunningTask, message: str) -> None:
         """Refuse a task without running anything: ``TaskFailed`` then ``TaskStopped``."""
         log.warning("refusing task %s: %s", running.task_id, message)
-        self._send_failed(running, message)
-        await self._send_stopped(running)
+        try:
+            self._send_failed(running, message)
+            await self._send_stopped(running)
+        finally:
+            self.metrics.task_finished(
+                running.isolation_kind, REFUSED, self._since_accepted(running)
+            )
+
+    def _since_accepted(self, running: RunningTask) -> float:
+        return max(0.0, self.clock.now() - running.accepted_at)
+
+    def _span_attributes(self, running: RunningTask) -> dict[str, str | float]:
+        return {
+            **instance_attributes(running.task.isolation),
+            "cirrus.task_id": running.task_id,
+            "cirrus.upstream_worker_name": self.worker_name,
+            "cirrus.upstream_hostname": upstream_hostname(running.upstream.endpoint),
+        }
 
     async def _create_instance(self, running: RunningTask) -> Instance:
         task = running.task
@@ -118,7 +202,11 @@ class TaskRunner:
             raise TaskFailure(f"failed to fetch the task's commands: {error}") from error
 
     def _command_runner(
-        self, running: RunningTask, instance: Instance, response: CommandsResponse
+        self,
+        running: RunningTask,
+        instance: Instance,
+        response: CommandsResponse,
+        trace: TaskTrace,
     ) -> CommandRunner:
         return CommandRunner(
             running=running,
@@ -128,6 +216,7 @@ class TaskRunner:
             timer_sleep=self.timer_sleep,
             log_sleep=self.log_sleep,
             log_flush_interval=self.log_flush_interval,
+            trace=trace,
         )
 
     async def _report(
@@ -150,8 +239,12 @@ class TaskRunner:
 
         await self._report(running, "ReportAgentFinished", finished)
 
-    def _send_failed(self, running: RunningTask, message: str) -> None:
+    def _send_failed(
+        self, running: RunningTask, message: str, trace: TaskTrace | None = None
+    ) -> None:
         log.error("task %s failed: %s", running.task_id, message)
+        if trace is not None:
+            trace.fail(message)
         ref = running.ref
 
         async def failed(client: ControllerClient) -> object:
