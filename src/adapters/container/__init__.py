@@ -1,0 +1,26 @@
+"""The ``container`` isolation: commands run in a docker or podman container, one exec each."""
+
+from adapters.container.engine import ContainerEngine, choose_engine
+from adapters.container.instance import (
+    PID_LABEL,
+    SCRIPTS_DIR,
+    TASK_LABEL,
+    WORKING_DIR,
+    ContainerBackgroundProcess,
+    ContainerInstance,
+    ContainerInstanceFactory,
+)
+from adapters.container.leftovers import remove_leftovers
+
+__all__ = [
+    "PID_LABEL",
+    "SCRIPTS_DIR",
+    "TASK_LABEL",
+    "WORKING_DIR",
+    "ContainerBackgroundProcess",
+    "ContainerEngine",
+    "ContainerInstance",
+    "ContainerInstanceFactory",
+    "choose_engine",
+    "remove_leftovers",
+]
