@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -31,7 +32,7 @@ def _connect(path: str, now: float, migrations: tuple[Migration, ...]) -> sqlite
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-        connection.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(connection)
         # NORMAL is durable against process crashes in WAL mode; only a power loss may lose
         # the last commits, which is acceptable for CI state and much faster.
         connection.execute("PRAGMA synchronous = NORMAL")
@@ -40,6 +41,25 @@ def _connect(path: str, now: float, migrations: tuple[Migration, ...]) -> sqlite
         connection.close()
         raise
     return connection
+
+
+def _enable_wal(connection: sqlite3.Connection) -> None:
+    # WAL mode is stored in the file, so only the first opener switches; but that switch needs
+    # the file to itself, and SQLite answers "database is locked" at once, without waiting for
+    # the busy timeout, while another connection opens it. So retry until the timeout.
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() not in {"wal", "memory"}:
+                connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)  # on the database thread, never on the event loop
+        delay = min(delay * 2, 0.2)
 
 
 class SqliteConnection:

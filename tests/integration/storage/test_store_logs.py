@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import tracemalloc
-from contextlib import aclosing
 
 import pytest
 
@@ -93,11 +92,11 @@ async def test_iteration_picks_up_bytes_appended_meanwhile(store: ControllerStor
     task_id = await _task(store)
     await store.append_log(task_id, "main", b"a" * LOG_CHUNK_LIMIT)
     seen = bytearray()
-    async with aclosing(store.iter_log(task_id, "main")) as pieces:
-        async for piece in pieces:
-            if not seen:
-                await store.append_log(task_id, "main", b"b" * LOG_CHUNK_LIMIT)
-            seen += piece
+    pieces = store.iter_log(task_id, "main")
+    async for piece in pieces:
+        if not seen:
+            await store.append_log(task_id, "main", b"b" * LOG_CHUNK_LIMIT)
+        seen += piece
     assert bytes(seen) == b"a" * LOG_CHUNK_LIMIT + b"b" * LOG_CHUNK_LIMIT
 
 
