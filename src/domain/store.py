@@ -27,7 +27,7 @@ from typing import Protocol
 from domain.build import BuildSpec, TaskSpec, TaskStatus
 from domain.errors import CirrusError
 from domain.protocol import CommandResult, frozen_float_map, frozen_str_map
-from domain.scheduling import build_status
+from domain.scheduling import QueuedTask, build_status
 
 REGISTRATION_TOKEN_KEY = "registration-token-sha256"
 """Setting holding the SHA-256 of the workers' registration token."""
@@ -97,6 +97,15 @@ class TaskRecord:
 
     __hash__ = None  # type: ignore[assignment]  # the spec's read-only maps are not hashable
 
+    def as_queued(self) -> QueuedTask:
+        """Return the task as the scheduler sees a queued one."""
+        return QueuedTask(
+            id=self.id,
+            labels=self.spec.labels,
+            resources=self.spec.resources,
+            sequence=self.sequence,
+        )
+
     @property
     def occupies_worker(self) -> bool:
         """Return whether the task still holds its worker's capacity (claimed, not stopped)."""
@@ -122,6 +131,13 @@ class BuildRecord:
     def status(self) -> TaskStatus:
         """Return the build's status derived from its tasks (PROTOCOL.md)."""
         return build_status(task.status for task in self.tasks)
+
+    @property
+    def spec(self) -> BuildSpec:
+        """Return the build as submitted (e.g. for ``BuildSpec.dependency_indices``)."""
+        return BuildSpec(
+            tasks=tuple(task.spec for task in self.tasks), environment=self.environment
+        )
 
 
 @dataclass(frozen=True, slots=True)

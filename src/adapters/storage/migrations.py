@@ -37,6 +37,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
                 created_at REAL NOT NULL
             )""",
             # AUTOINCREMENT: ids never come back after a delete, so the id is the FIFO sequence.
+            # Names may repeat within a build (as in Cirrus); ``position`` is the config order.
             f"""CREATE TABLE tasks (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 build_id INTEGER NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
@@ -53,7 +54,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
                 updated_at REAL NOT NULL,
                 started_at REAL,
                 stopped_at REAL,
-                UNIQUE (build_id, name)
+                UNIQUE (build_id, position)
             )""",
             """CREATE INDEX tasks_queue ON tasks (id)
                 WHERE status = 'SCHEDULED' AND worker IS NULL""",

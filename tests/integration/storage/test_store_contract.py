@@ -73,6 +73,26 @@ async def test_a_created_build_reads_back_with_its_specs_and_first_statuses(
     assert await store.list_build_tasks(created.id) == list(created.tasks)
 
 
+async def test_tasks_of_a_build_may_share_a_name_and_keep_their_order(
+    store: ControllerStore,
+) -> None:
+    spec = BuildSpec(tasks=(TaskSpec("main"), TaskSpec("main", labels={"os": "darwin"}), TEST_TASK))
+    created = await store.create_build(spec)
+    assert [t.spec for t in created.tasks] == list(spec.tasks)
+    assert created.spec == spec
+    assert len({t.id for t in created.tasks}) == 3
+
+
+async def test_a_queued_task_shows_the_scheduler_its_labels_resources_and_sequence(
+    store: ControllerStore,
+) -> None:
+    created = await store.create_build(BuildSpec(tasks=(BUILD_TASK,)))
+    (queued,) = await store.queued_tasks()
+    view = queued.as_queued()
+    assert (view.id, view.sequence) == (created.tasks[0].id, queued.sequence)
+    assert (dict(view.labels), dict(view.resources)) == ({"os": "linux"}, {"cpu": 2.0})
+
+
 async def test_unknown_or_malformed_ids_read_as_absent(store: ControllerStore) -> None:
     for missing in ("999", "abc", "", "-1", "99999999999999999999999"):
         assert await store.get_build(missing) is None
