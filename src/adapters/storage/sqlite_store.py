@@ -61,17 +61,19 @@ class SqliteStore:
     async def create_build(self, spec: BuildSpec) -> BuildRecord:
         """Store a build and its tasks: ``CREATED`` with ``depends_on``, else ``SCHEDULED``."""
         now = self._clock.now()
-        key = await self._db.write(lambda db: sqlite_tasks.insert_build(db, spec, now))
-        build = await self.get_build(str(key))
-        assert build is not None  # just committed
-        return build
+
+        def create(db: sqlite3.Connection) -> BuildRecord:
+            build = sqlite_tasks.load_build(db, sqlite_tasks.insert_build(db, spec, now))
+            assert build is not None  # inserted in this very transaction
+            return build
+
+        return await self._db.write(create)
 
     async def get_build(self, build_id: str) -> BuildRecord | None:
         """Return a build with its tasks."""
         key = row_key(build_id)
         if key is None:
             return None
-
         return await self._db.read(lambda db: sqlite_tasks.load_build(db, key))
 
     async def list_build_tasks(self, build_id: str) -> list[TaskRecord]:
