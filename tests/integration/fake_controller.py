@@ -13,6 +13,7 @@ import base64
 import copy
 import json
 import re
+import sys
 import threading
 import time
 import uuid
@@ -180,7 +181,7 @@ class FakeController:
 
     def start(self) -> None:
         """Listen on an ephemeral port of 127.0.0.1 and serve from a background thread."""
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
+        server = _QuietServer(("127.0.0.1", 0), _handler_class(self))
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
@@ -556,6 +557,16 @@ def _agent_aware_task(task: FakeTask) -> dict[str, Any]:
 
 def _error(code: str, message: str) -> Answer:
     return TWIRP_STATUS[code], {"code": code, "msg": message}
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a client hangs up."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Ignore connections the worker dropped (killed, timed out); report anything else."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def _handler_class(controller: FakeController) -> type[BaseHTTPRequestHandler]:
