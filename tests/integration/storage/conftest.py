@@ -2,8 +2,10 @@
 
 Every backend in ``BACKENDS`` runs the whole contract. A backend opens stores on one database
 that lives for the test, so that tests can open a second store on the same data (reopening,
-concurrent claimers). PostgreSQL joins by adding a ``StoreBackend`` (e.g. one that creates a
-scratch database from ``$CIRRUS_TEST_POSTGRES_URL`` and skips when it is unset) to the list.
+concurrent claimers). PostgreSQL joins by adding a ``StoreBackend`` to ``BACKENDS``: one that
+creates a scratch database from ``$CIRRUS_TEST_POSTGRES_URL`` (skipping the test when it is
+unset) and drops it in ``dispose``. A backend must be picklable: the multi-process test sends it to
+child processes.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class StoreBackend(Protocol):
         """Open a new store (a new connection) on the backend's database."""
         ...
 
+    async def dispose(self) -> None:
+        """Drop the database after the test (stores are closed by then)."""
+        ...
+
 
 class SqliteBackend:
     """SQLite file in the test's temporary directory."""
@@ -59,16 +65,22 @@ class SqliteBackend:
         """Open a new store on the file."""
         return await SqliteStore.open(self.path, clock)
 
+    async def dispose(self) -> None:
+        """Nothing to do: pytest removes the temporary directory."""
+
 
 BACKENDS: dict[str, Callable[[Path], StoreBackend]] = {"sqlite": SqliteBackend}
 """Backends the contract runs against; add ``"postgresql"`` here once its adapter exists."""
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreBackend:
-    """The database the test runs against."""
-    factory = BACKENDS[str(request.param)]
-    return factory(tmp_path)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreBackend]:
+    """The database the test runs against, disposed of after it."""
+    created = BACKENDS[str(request.param)](tmp_path)
+    try:
+        yield created
+    finally:
+        await created.dispose()
 
 
 @pytest.fixture
