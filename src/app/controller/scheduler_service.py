@@ -53,6 +53,13 @@ def stopped_status(task: TaskRecord) -> tuple[TaskStatus, str]:
     return TaskStatus.COMPLETED, ""
 
 
+def _released_from(task: TaskRecord, worker_name: str) -> bool:
+    # A lost worker's started task stays recorded against it, failed with this message.
+    return task.status is TaskStatus.FAILED and task.failure_message == lost_worker_message(
+        worker_name
+    )
+
+
 def queued_view(task: TaskRecord) -> QueuedTask:
     """Return what the scheduler needs of a queued task."""
     return QueuedTask(
@@ -121,10 +128,20 @@ class SchedulerService:
     # --- polls ------------------------------------------------------------------------------
 
     async def tasks_to_stop(self, worker_name: str, reported: Sequence[str]) -> list[str]:
-        """Return the tasks the worker must stop: cancelled ones, and ones no longer its own."""
+        """Return the tasks the worker must stop: cancelled ones, and ones no longer its own.
+
+        A reported task that this worker stopped itself is left alone: the worker still lists
+        it while its ``TaskStopped`` is on the way, and an early answer would only delay its
+        next poll by a whole interval.
+        """
         held_ids = set(await self.running_task_ids(worker_name))
         stop = list(await self._store.tasks_to_stop_for(worker_name))
-        stop.extend(task_id for task_id in reported if task_id not in held_ids)
+        for task_id in reported:
+            if task_id in held_ids:
+                continue
+            task = await self._store.get_task(task_id)
+            if task is None or task.worker != worker_name or _released_from(task, worker_name):
+                stop.append(task_id)
         return list(dict.fromkeys(stop))
 
     async def settle_unreported(self, worker_name: str, reported: Sequence[str]) -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import sys
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.controller.conftest import (
     ADMIN_TOKEN,
@@ -19,6 +23,8 @@ from tests.integration.controller.conftest import (
 )
 
 pytestmark = pytest.mark.integration
+
+CIRRUS = Path(sys.executable).with_name("cirrus")
 
 ONE_TASK = """
 task:
@@ -616,3 +622,84 @@ async def test_a_task_its_worker_stops_reporting_is_failed(
     failed = await controller.task(task["taskId"])
     assert failed["status"] == "FAILED"
     assert "worker w1 was lost" in failed["failureMessage"]
+
+
+WORKER_BUILD = """
+env:
+  GREETING: hello
+main_task:
+  greet_script: echo "$GREETING from $CIRRUS_TASK_NAME"
+after_task:
+  depends_on: main
+  script: exit 3
+"""
+
+
+async def test_the_real_worker_runs_a_build_against_the_controller(
+    start_controller: ControllerFactory, tmp_path: Path
+) -> None:
+    controller = await start_controller(poll_interval=1)
+    config = tmp_path / "worker.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "real-worker",
+                "token": REGISTRATION_TOKEN,
+                "rpc": {"endpoint": controller.url},
+                "log": {"file": str(tmp_path / "worker.log")},
+            }
+        )
+    )
+    build = await controller.submit(WORKER_BUILD)
+    process = await asyncio.create_subprocess_exec(
+        str(CIRRUS),
+        "worker",
+        "run",
+        "-f",
+        str(config),
+        cwd=tmp_path,
+        env={**os.environ, "OTEL_SDK_DISABLED": "true"},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        current = build
+        while current["status"] == "EXECUTING":
+            assert time.monotonic() < deadline, current
+            assert process.returncode is None, "the worker exited"
+            await asyncio.sleep(0.1)
+            current = await controller.build(build["id"])
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+    main_id, after_id = (t["id"] for t in build["tasks"])
+    log = await controller.api("GET", f"/api/v1/tasks/{main_id}/logs/greet")
+    after = await controller.task(after_id)
+    assert [t["status"] for t in current["tasks"]] == ["COMPLETED", "FAILED"]
+    assert current["status"] == "FAILED"
+    assert log.content == b"hello from main\n"
+    assert after["commands"][0]["status"] == "FAILED"
+
+
+async def test_a_task_its_worker_just_stopped_is_not_stopped_again(
+    start_controller: ControllerFactory,
+) -> None:
+    controller = await start_controller(poll_interval=1)
+    worker = controller.worker("w1")
+    await worker.register()
+    await controller.submit(ONE_TASK)
+    [task] = (await worker.poll())["tasksToStart"]
+    await worker.run(task)
+
+    answer = await worker.poll([task["taskId"]])  # built before TaskStopped was delivered
+
+    assert answer.get("tasksToStop", []) == []
