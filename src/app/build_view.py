@@ -1,7 +1,7 @@
 """Following a build: its tasks' progress as a rich live table on a terminal, plain lines
 elsewhere, with every command's log streamed line by line.
 
-``follow_build`` polls the controller's HTTP API (``ControllerApiClient``) and feeds a
+``follow_build`` polls the controller's HTTP API (a ``BuildSource``) and feeds a
 ``BuildView``; the formatting functions are pure so that the output can be tested as text.
 """
 
@@ -12,13 +12,14 @@ import codecs
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from adapters.controller_api import BuildInfo, CommandInfo, ControllerApiClient, TaskInfo
+from adapters.controller_api import BuildInfo, CommandInfo, TaskInfo
 
 FINAL_TASK_STATUSES = frozenset({"COMPLETED", "FAILED", "ABORTED", "SKIPPED"})
 FINAL_COMMAND_STATUSES = frozenset({"COMPLETED", "FAILED", "ABORTED", "SKIPPED"})
@@ -122,6 +123,22 @@ def render_build(
     return Group(table, footer)
 
 
+class BuildSource(Protocol):
+    """What following a build reads (``ControllerApiClient`` in production)."""
+
+    async def get_build(self, build_id: str) -> BuildInfo:
+        """Return a build and its tasks."""
+        ...
+
+    async def get_task(self, task_id: str) -> TaskInfo:
+        """Return a task with its commands."""
+        ...
+
+    async def task_log(self, task_id: str, command: str, offset: int = 0) -> bytes:
+        """Return a command's log from ``offset``."""
+        ...
+
+
 class LogLines:
     """Turns a command's log chunks into whole lines (UTF-8, split characters kept together)."""
 
@@ -208,7 +225,7 @@ class _TaskFollow:
 
 
 async def follow_build(
-    client: ControllerApiClient,
+    client: BuildSource,
     build_id: str,
     view: BuildView,
     *,
@@ -240,7 +257,7 @@ async def follow_build(
 
 
 async def _show_task(
-    client: ControllerApiClient, task: TaskInfo, follow: _TaskFollow, view: BuildView
+    client: BuildSource, task: TaskInfo, follow: _TaskFollow, view: BuildView
 ) -> None:
     final = is_final(task.status)
     if task.status != follow.status and not final:
