@@ -119,9 +119,7 @@ async def embedded_controller(database_dir: Path) -> AsyncIterator[EmbeddedContr
 
 
 @contextlib.asynccontextmanager
-async def embedded_worker(
-    config: WorkerConfig, instances_dir: Path
-) -> AsyncIterator[tuple[Worker, asyncio.Task[int]]]:
+async def embedded_worker(config: WorkerConfig, instances_dir: Path) -> AsyncIterator[Worker]:
     """Run a worker until the block ends; then drain it and close its clients."""
     container = WorkerContainer(config=config, ephemeral=False)
     container.host_instances.override(
@@ -130,7 +128,7 @@ async def embedded_worker(
     worker: Worker = container.worker()
     running = asyncio.create_task(worker.run())
     try:
-        yield worker, running
+        yield worker
     finally:
         worker.drain()
         try:
@@ -158,7 +156,7 @@ async def run_locally(
             except ConfigError as error:
                 raise LocalRunError(config_error_line(error), USAGE_EXIT_CODE) from None
             async with (
-                embedded_worker(worker_config, base / "instances") as (worker, running),
+                embedded_worker(worker_config, base / "instances") as worker,
                 ControllerApiClient(controller.url, controller.admin_token) as client,
             ):
                 try:
@@ -169,8 +167,6 @@ async def run_locally(
                     view.line(line)
                 with _cancel_on_signal(worker):
                     final = await follow_build(client, submitted.id, view)
-                if running.done():
-                    log.warning("the worker stopped early")
                 return 0 if final.status == "COMPLETED" else FAILURE_EXIT_CODE
 
 

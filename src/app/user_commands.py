@@ -30,6 +30,7 @@ from app.build_view import (
     is_final,
     submitted_lines,
 )
+from app.controller_commands import OneLineUsageCommand
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:8080"
 ENV_CONTROLLER = "CIRRUS_CONTROLLER"
@@ -128,7 +129,7 @@ def build() -> None:
     """Submit builds and look at them."""
 
 
-@build.command()
+@build.command(cls=OneLineUsageCommand)
 @click.argument("file", default=".cirrus.yml", metavar="[FILE]")
 @api_options
 @click.option("--follow", is_flag=True, help="Show progress and logs until the build ends.")
@@ -159,7 +160,7 @@ def submit(
     sys.exit(call_controller(controller, token, work))
 
 
-@build.command()
+@build.command(cls=OneLineUsageCommand)
 @click.argument("build_id", metavar="ID")
 @api_options
 def status(build_id: str, controller: str, token: str | None, as_json: bool) -> None:
@@ -236,7 +237,7 @@ async def _follow_logs(
         await asyncio.sleep(LOG_POLL_SECONDS)
 
 
-@task.command()
+@task.command(cls=OneLineUsageCommand)
 @click.argument("task_id", metavar="ID")
 @click.argument("command", required=False, metavar="[COMMAND]")
 @api_options
@@ -260,7 +261,7 @@ def logs(
     )
 
 
-@task.command()
+@task.command(cls=OneLineUsageCommand)
 @click.argument("task_id", metavar="ID")
 @api_options
 def cancel(task_id: str, controller: str, token: str | None, as_json: bool) -> None:
@@ -280,7 +281,7 @@ def workers() -> None:
     """Look at the workers of the controller."""
 
 
-@workers.command(name="list")
+@workers.command(name="list", cls=OneLineUsageCommand)
 @api_options
 def list_workers(controller: str, token: str | None, as_json: bool) -> None:
     """List the workers the controller knows."""
