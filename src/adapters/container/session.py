@@ -6,9 +6,11 @@ wrapper records its pid (the runtime makes every exec'd process a session and pr
 leader), runs the script with the task's environment, records the script's exit status, and
 then kills whatever the script left in its process group, like the host backend does.
 
-The engine client (``docker exec`` / ``podman exec``) is a local process whose merged stdout and
-stderr is streamed in bounded chunks. Cancelling kills the script's process group *inside* the
-container (SIGINT, SIGKILL after the grace period) with a second ``exec``, then the local client.
+The wrapper sends the script's stderr into its stdout inside the container (the engine would
+reorder the two); the engine client (``docker exec`` / ``podman exec``) is a local process whose
+output, its own errors included, is streamed in bounded chunks. Cancelling kills the script's
+process group *inside* the container (SIGINT, SIGKILL after the grace period) with a second
+``exec``, then the local client.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ def wrapper_script(
         if name and "=" not in name and not name.startswith("-")
     )
     return (
+        # The engine keeps a container process's stdout and stderr apart and does not keep their
+        # relative order: one stream inside keeps the script's output in the order written.
+        "exec 2>&1\n"
         f"echo $$ >{shlex.quote(pid_path)}\n"
         f"env {assignments} {SHELL} -e {shlex.quote(script_path)}\n"
         "status=$?\n"
