@@ -251,9 +251,11 @@ async def test_an_unknown_image_fails_creation_and_leaves_nothing(
 
 
 async def test_cancelling_interrupts_the_script_inside_the_container(
-    factory: ContainerInstanceFactory, task_id: str
+    task_id: str, tmp_path: Path
 ) -> None:
-    patient = ContainerInstanceFactory("podman", grace_seconds=10.0, network="none")
+    patient = ContainerInstanceFactory(
+        "podman", grace_seconds=10.0, network="none", base_dir=str(tmp_path)
+    )
     created = await patient.create(task_id, ContainerIsolation(image=TEST_IMAGE))
     try:
         sink = RecordingSink()
