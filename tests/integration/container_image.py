@@ -25,11 +25,12 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def require_podman() -> None:
-    """Skip the calling test when podman or the test image is missing."""
+    """Fail the calling test when podman or the test image is missing (never skip: the test
+    command installs both, so a missing one is a broken setup, not an excuse)."""
     if shutil.which("podman") is None:
-        pytest.skip(f"podman is not installed: {SETUP_HINT}")
+        pytest.fail(f"podman is not installed: {SETUP_HINT}")
     if podman("image", "exists", TEST_IMAGE, check=False).returncode != 0:
-        pytest.skip(f"image {TEST_IMAGE} is missing: {SETUP_HINT}")
+        pytest.fail(f"image {TEST_IMAGE} is missing: {SETUP_HINT}")
 
 
 def containers_labelled(label: str) -> list[str]:
