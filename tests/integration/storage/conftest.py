@@ -10,7 +10,7 @@ child processes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -18,6 +18,8 @@ import pytest
 
 from adapters.storage.sqlite_store import SqliteStore
 from domain.store import ControllerStore
+from tests.integration.postgres_server import stop_shared_server
+from tests.integration.storage.postgres_backend import PostgresBackend
 
 
 class FakeClock:
@@ -69,8 +71,18 @@ class SqliteBackend:
         """Nothing to do: pytest removes the temporary directory."""
 
 
-BACKENDS: dict[str, Callable[[Path], StoreBackend]] = {"sqlite": SqliteBackend}
-"""Backends the contract runs against; add ``"postgresql"`` here once its adapter exists."""
+BACKENDS: dict[str, Callable[[Path], StoreBackend]] = {
+    "sqlite": SqliteBackend,
+    "postgresql": PostgresBackend,
+}
+"""Backends the contract runs against."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def postgres_cluster() -> Iterator[None]:
+    """Stop the private PostgreSQL cluster (started by the first test that needs it) at the end."""
+    yield
+    stop_shared_server()
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -1,0 +1,159 @@
+"""Versioned schema of the PostgreSQL store: the SQLite versions in PostgreSQL's types.
+
+Version ``n`` here means the same tables and columns as version ``n`` of
+``migrations.SQLITE_MIGRATIONS``; only the dialect differs (identity columns, ``BYTEA``,
+``DOUBLE PRECISION``, ``BOOLEAN``). Several controller processes may open a fresh database at
+once: every step runs in a transaction holding a transaction-level advisory lock, and reads the
+version again under it, so each migration is applied exactly once and nobody sees half a schema.
+"""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+
+from adapters.storage.migrations import Migration, latest_version
+from domain.store import SchemaVersionError
+
+MIGRATION_LOCK_KEY = 0x63697272_75730001
+"""Advisory lock (per database) held while the schema is read or changed ("cirrus" + 1)."""
+
+_TASK_STATUSES = "'CREATED','SCHEDULED','EXECUTING','COMPLETED','FAILED','ABORTED','SKIPPED'"
+
+POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "builds, tasks, command results, log chunks, workers and settings",
+        (
+            """CREATE TABLE builds (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                environment TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            # An identity never hands out a value twice, so the id is the FIFO sequence.
+            # Names may repeat within a build (as in Cirrus); ``position`` is the config order.
+            f"""CREATE TABLE tasks (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                build_id BIGINT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
+                position INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ({_TASK_STATUSES})),
+                spec TEXT NOT NULL,
+                worker TEXT,
+                client_secret TEXT NOT NULL DEFAULT '',
+                server_secret TEXT NOT NULL DEFAULT '',
+                cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+                failure_message TEXT NOT NULL DEFAULT '',
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                started_at DOUBLE PRECISION,
+                stopped_at DOUBLE PRECISION,
+                UNIQUE (build_id, position)
+            )""",
+            """CREATE INDEX tasks_queue ON tasks (id)
+                WHERE status = 'SCHEDULED' AND worker IS NULL""",
+            """CREATE INDEX tasks_occupying ON tasks (worker, id)
+                WHERE worker IS NOT NULL AND stopped_at IS NULL""",
+            """CREATE TABLE command_results (
+                task_id BIGINT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                duration_in_nanos BIGINT NOT NULL,
+                signaled_to_exit BOOLEAN NOT NULL,
+                PRIMARY KEY (task_id, name)
+            )""",
+            # A log is a run of chunks keyed by their byte offset, so that reading any range or
+            # streaming it needs one small row at a time, never the whole log.
+            """CREATE TABLE log_chunks (
+                task_id BIGINT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+                command TEXT NOT NULL,
+                start_offset BIGINT NOT NULL,
+                data BYTEA NOT NULL,
+                PRIMARY KEY (task_id, command, start_offset)
+            )""",
+            """CREATE TABLE workers (
+                name TEXT PRIMARY KEY,
+                labels TEXT NOT NULL,
+                resources_total TEXT NOT NULL,
+                resources_in_use TEXT NOT NULL DEFAULT '{}',
+                running_task_ids TEXT NOT NULL DEFAULT '[]',
+                disabled BOOLEAN NOT NULL DEFAULT FALSE,
+                session_token_hash TEXT NOT NULL,
+                registered_at DOUBLE PRECISION NOT NULL,
+                last_seen DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE settings (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            )""",
+        ),
+    ),
+)
+
+
+def _check_order(migrations: tuple[Migration, ...]) -> None:
+    versions = [migration.version for migration in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(f"migration versions must be 1, 2, … in order, got {versions}")
+
+
+async def current_version(connection: AsyncConnection[TupleRow]) -> int:
+    """Return the database's schema version (0 for a database this store never touched)."""
+    cursor = await connection.execute(
+        "SELECT to_regclass('schema_version') IS NOT NULL"  # in the search path's schema
+    )
+    row = await cursor.fetchone()
+    if row is None or not row[0]:
+        return 0
+    cursor = await connection.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+    row = await cursor.fetchone()
+    return 0 if row is None else int(row[0])
+
+
+async def _lock(connection: AsyncConnection[TupleRow]) -> None:
+    await connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+
+
+async def migrate(
+    connection: AsyncConnection[TupleRow],
+    now: float,
+    migrations: tuple[Migration, ...] = POSTGRES_MIGRATIONS,
+) -> int:
+    """Bring the database to the latest version; return the version it had before.
+
+    ``connection`` must be in autocommit mode: each migration runs in its own transaction that
+    takes the advisory lock first, so a failing migration leaves the previous version in place.
+    """
+    _check_order(migrations)
+    latest = latest_version(migrations)
+    async with connection.transaction():
+        await _lock(connection)
+        before = await current_version(connection)
+        if before > latest:
+            raise SchemaVersionError(
+                f"the database has schema version {before}, newer than the {latest} this "
+                "program knows; use a newer cirrus or another database"
+            )
+        # Under the lock: two first opens at once would otherwise race on the catalog.
+        await connection.execute(
+            """CREATE TABLE IF NOT EXISTS schema_version (
+                version INTEGER PRIMARY KEY,
+                description TEXT NOT NULL,
+                applied_at DOUBLE PRECISION NOT NULL
+            )"""
+        )
+    for migration in migrations:
+        if migration.version <= before:
+            continue
+        async with connection.transaction():
+            await _lock(connection)
+            if await current_version(connection) >= migration.version:
+                continue  # another process applied it while this one waited for the lock
+            for statement in migration.statements:
+                await connection.execute(statement)
+            await connection.execute(
+                "INSERT INTO schema_version (version, description, applied_at) VALUES (%s, %s, %s)",
+                (migration.version, migration.description, now),
+            )
+    return before

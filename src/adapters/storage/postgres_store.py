@@ -1,0 +1,357 @@
+"""The controller's store on PostgreSQL: implements ``domain.store.ControllerStore``.
+
+One ``PostgresStore`` owns a pool of connections. Several stores, in one process or in several
+controller processes, may share one database: every guard is decided by the database (see
+``postgres_tasks``), so a task is still claimed once. The semantics are those of ``SqliteStore``;
+the same contract tests run against both.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+
+from adapters.storage import postgres_logs, postgres_tasks
+from adapters.storage.migrations import Migration
+from adapters.storage.postgres_connection import Connection, PostgresDatabase
+from adapters.storage.postgres_migrations import POSTGRES_MIGRATIONS
+from adapters.storage.postgres_rows import load_task, load_tasks, load_workers
+from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
+from adapters.storage.sqlite_rows import row_key
+from adapters.storage.sqlite_store import new_secret
+from domain.build import BuildSpec, TaskStatus
+from domain.ports import Clock
+from domain.protocol import CommandResult
+from domain.store import BuildRecord, NoSuchTaskError, TaskRecord, WorkerRecord
+
+DEFAULT_MAX_CONNECTIONS = 10
+"""Connections one store opens at most (each controller process has one store)."""
+
+
+class PostgresStore:
+    """``ControllerStore`` on a PostgreSQL database; open it with ``PostgresStore.open``."""
+
+    def __init__(
+        self, database: PostgresDatabase, clock: Clock, secret_factory: Callable[[], str]
+    ) -> None:
+        self._db = database
+        self._clock = clock
+        self._new_secret = secret_factory
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        clock: Clock,
+        *,
+        secret_factory: Callable[[], str] = new_secret,
+        migrations: tuple[Migration, ...] = POSTGRES_MIGRATIONS,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> PostgresStore:
+        """Connect to ``postgresql://user:pass@host:port/db`` and migrate its schema if needed."""
+        database = await PostgresDatabase.open(url, clock.now(), migrations, max_connections)
+        return cls(database, clock, secret_factory)
+
+    async def aclose(self) -> None:
+        """Close every connection; idempotent."""
+        await self._db.aclose()
+
+    # --- builds ---------------------------------------------------------------------------
+
+    async def create_build(self, spec: BuildSpec) -> BuildRecord:
+        """Store a build and its tasks: ``CREATED`` with ``depends_on``, else ``SCHEDULED``."""
+        now = self._clock.now()
+
+        async def create(db: Connection) -> BuildRecord:
+            key = await postgres_tasks.insert_build(db, spec, now)
+            build = await postgres_tasks.load_build(db, key)
+            assert build is not None  # inserted in this very transaction
+            return build
+
+        return await self._db.write(create)
+
+    async def get_build(self, build_id: str) -> BuildRecord | None:
+        """Return a build with its tasks."""
+        key = row_key(build_id)
+        if key is None:
+            return None
+        return await self._db.read(lambda db: postgres_tasks.load_build(db, key))
+
+    async def list_build_tasks(self, build_id: str) -> list[TaskRecord]:
+        """Return a build's tasks in configuration order."""
+        key = row_key(build_id)
+        if key is None:
+            return []
+        return await self._db.read(
+            lambda db: load_tasks(db, "build_id = %s", (key,), order="position")
+        )
+
+    # --- tasks ----------------------------------------------------------------------------
+
+    async def get_task(self, task_id: str) -> TaskRecord | None:
+        """Return a task."""
+        key = row_key(task_id)
+        return None if key is None else await self._db.read(lambda db: load_task(db, key))
+
+    async def queued_tasks(self) -> list[TaskRecord]:
+        """Return every ``SCHEDULED`` task without a worker, oldest first."""
+        return await self._db.read(
+            lambda db: load_tasks(db, "status = 'SCHEDULED' AND worker IS NULL", ())
+        )
+
+    async def tasks_of_worker(self, worker_name: str) -> list[TaskRecord]:
+        """Return the tasks that occupy a worker (claimed by it and not stopped), oldest first."""
+        return await self._db.read(
+            lambda db: load_tasks(db, "worker = %s AND stopped_at IS NULL", (worker_name,))
+        )
+
+    async def set_status(
+        self,
+        task_id: str,
+        expected: Collection[TaskStatus],
+        new: TaskStatus,
+        failure_message: str = "",
+    ) -> bool:
+        """Set ``new`` if the status is one of ``expected``; return whether it changed."""
+        key, now = row_key(task_id), self._clock.now()
+        if key is None:
+            return False
+        return await self._db.write(
+            lambda db: postgres_tasks.set_status(db, key, expected, new, failure_message, now)
+        )
+
+    async def claim_task(self, task_id: str, worker_name: str) -> TaskRecord | None:
+        """Hand a ``SCHEDULED`` unclaimed task to a worker (fresh secrets); ``None`` if taken."""
+        key, now = row_key(task_id), self._clock.now()
+        if key is None:
+            return None
+        return await self._db.write(
+            lambda db: postgres_tasks.claim(db, key, worker_name, now, self._new_secret)
+        )
+
+    async def mark_started(self, task_id: str) -> bool:
+        """Record the first ``TaskStarted`` of a claimed, not final task; return whether it did."""
+        key, now = row_key(task_id), self._clock.now()
+        if key is None:
+            return False
+        return await self._db.write(lambda db: postgres_tasks.mark_started(db, key, now))
+
+    async def record_command_results(self, task_id: str, results: Sequence[CommandResult]) -> None:
+        """Merge results by command name (a later result replaces an earlier one)."""
+        key, now = row_key(task_id), self._clock.now()
+        if key is None:
+            raise NoSuchTaskError(task_id)
+        await self._db.write(
+            lambda db: postgres_tasks.record_results(db, key, task_id, results, now)
+        )
+
+    async def finish_task(
+        self, task_id: str, status: TaskStatus, failure_message: str = ""
+    ) -> bool:
+        """Make a not yet final task final with ``status``; return whether it changed."""
+        key, now = row_key(task_id), self._clock.now()
+        if key is None:
+            return False
+        return await self._db.write(
+            lambda db: postgres_tasks.finish(db, key, status, failure_message, now)
+        )
+
+    async def mark_stopped(
+        self, task_id: str, status_if_not_final: TaskStatus
+    ) -> TaskRecord | None:
+        """Record a claimed task's ``TaskStopped`` (once) and finalise it if it is not yet."""
+        key, now = row_key(task_id), self._clock.now()
+        if key is None:
+            return None
+        return await self._db.write(
+            lambda db: postgres_tasks.mark_stopped(db, key, status_if_not_final, now)
+        )
+
+    async def request_cancel(self, task_id: str) -> TaskRecord | None:
+        """Cancel: an unclaimed task is ``ABORTED`` now, a claimed one is flagged for its worker."""
+        key, now = row_key(task_id), self._clock.now()
+        if key is None:
+            return None
+        return await self._db.write(lambda db: postgres_tasks.request_cancel(db, key, now))
+
+    async def tasks_to_stop_for(self, worker_name: str) -> list[str]:
+        """Return ids of the worker's occupying tasks that were asked to cancel."""
+        return await self._db.read(lambda db: postgres_tasks.tasks_to_stop(db, worker_name))
+
+    async def release_worker(self, worker_name: str) -> list[TaskRecord]:
+        """Take every occupying task from a lost worker; return the changed tasks."""
+        now = self._clock.now()
+        return await self._db.write(lambda db: postgres_tasks.release_worker(db, worker_name, now))
+
+    # --- logs -----------------------------------------------------------------------------
+
+    async def append_log(self, task_id: str, command: str, data: bytes) -> int:
+        """Append bytes to a command's log; return its new size (``NoSuchTaskError`` if none)."""
+        key = row_key(task_id)
+        if key is None:
+            raise NoSuchTaskError(task_id)
+
+        async def append(db: Connection) -> int:
+            # Lock the task's row so that appends to it take turns: each computes its start
+            # from the end the previous one committed. NO KEY UPDATE still lets others insert
+            # rows that reference the task (results, other commands' chunks wait only here).
+            cursor = await db.execute("SELECT 1 FROM tasks WHERE id = %s FOR NO KEY UPDATE", (key,))
+            if await cursor.fetchone() is None:
+                raise NoSuchTaskError(task_id)
+            return await postgres_logs.append_log(db, key, command, data)
+
+        return await self._db.write(append)
+
+    async def log_size(self, task_id: str, command: str) -> int:
+        """Return how many bytes a command's log holds."""
+        key = row_key(task_id)
+        if key is None:
+            return 0
+        return await self._db.read(lambda db: postgres_logs.log_size(db, key, command))
+
+    async def read_log(
+        self, task_id: str, command: str, offset: int = 0, limit: int | None = None
+    ) -> bytes:
+        """Return up to ``limit`` bytes of a command's log from ``offset`` (all if ``None``)."""
+        _check_range(offset, limit)
+        key = row_key(task_id)
+        if key is None:
+            return b""
+        return await self._db.read(
+            lambda db: postgres_logs.read_range(db, key, command, offset, limit)
+        )
+
+    async def iter_log(self, task_id: str, command: str, offset: int = 0) -> AsyncIterator[bytes]:
+        """Yield a command's log from ``offset`` in pieces of at most ``LOG_CHUNK_LIMIT``."""
+        _check_range(offset, None)
+        key = row_key(task_id)
+        if key is None:
+            return
+        position = offset
+        while True:
+            # One chunk per round trip, holding no connection between pieces: memory stays
+            # bounded by the chunk size, and bytes appended meanwhile are picked up.
+            piece = await self._db.read(
+                functools.partial(
+                    postgres_logs.read_piece, key=key, command=command, offset=position
+                )
+            )
+            if not piece:
+                return
+            position += len(piece)
+            yield piece
+
+    # --- workers --------------------------------------------------------------------------
+
+    async def upsert_worker(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        resources_total: Mapping[str, float],
+        session_token_hash: str,
+    ) -> WorkerRecord:
+        """Register (or re-register) a worker; its ``disabled`` flag survives re-registration."""
+        now = self._clock.now()
+        parameters = (
+            name,
+            dumps_str_map(labels),
+            dumps_float_map(resources_total),
+            session_token_hash,
+            now,
+            now,
+        )
+
+        async def upsert(db: Connection) -> WorkerRecord:
+            await db.execute(
+                "INSERT INTO workers (name, labels, resources_total, session_token_hash, "
+                "registered_at, last_seen) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, "
+                "resources_total = excluded.resources_total, "
+                "session_token_hash = excluded.session_token_hash, "
+                "registered_at = excluded.registered_at, last_seen = excluded.last_seen",
+                parameters,
+            )
+            return (await load_workers(db, "name = %s", (name,)))[0]
+
+        return await self._db.write(upsert)
+
+    async def get_worker(self, name: str) -> WorkerRecord | None:
+        """Return a worker."""
+        workers = await self._db.read(lambda db: load_workers(db, "name = %s", (name,)))
+        return workers[0] if workers else None
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        """Return every worker, by name."""
+        return await self._db.read(load_workers)
+
+    async def touch_worker(
+        self, name: str, resources_in_use: Mapping[str, float], running_task_ids: Sequence[str]
+    ) -> bool:
+        """Record a poll: last seen now, with what the worker reported; False if unknown."""
+        parameters = (
+            self._clock.now(),
+            dumps_float_map(resources_in_use),
+            dumps_str_list(running_task_ids),
+            name,
+        )
+
+        async def touch(db: Connection) -> bool:
+            cursor = await db.execute(
+                "UPDATE workers SET last_seen = %s, resources_in_use = %s, "
+                "running_task_ids = %s WHERE name = %s",
+                parameters,
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.write(touch)
+
+    async def set_disabled(self, name: str, disabled: bool) -> WorkerRecord | None:
+        """Pause or resume a worker."""
+
+        async def update(db: Connection) -> WorkerRecord | None:
+            await db.execute("UPDATE workers SET disabled = %s WHERE name = %s", (disabled, name))
+            workers = await load_workers(db, "name = %s", (name,))
+            return workers[0] if workers else None
+
+        return await self._db.write(update)
+
+    # --- settings -------------------------------------------------------------------------
+
+    async def get_setting(self, key: str) -> str | None:
+        """Return a stored setting (e.g. ``REGISTRATION_TOKEN_KEY``)."""
+
+        async def read(db: Connection) -> str | None:
+            cursor = await db.execute("SELECT value FROM settings WHERE key = %s", (key,))
+            row = await cursor.fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._db.read(read)
+
+    async def set_setting(self, key: str, value: str) -> None:
+        """Store a setting, replacing any previous value."""
+
+        async def write(db: Connection) -> None:
+            await db.execute(
+                "INSERT INTO settings (key, value) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+        await self._db.write(write)
+
+    async def put_setting_if_absent(self, key: str, value: str) -> bool:
+        """Store a setting unless one exists; return whether this call stored it."""
+
+        async def put(db: Connection) -> bool:
+            cursor = await db.execute(
+                "INSERT INTO settings (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                (key, value),
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.write(put)
+
+
+def _check_range(offset: int, limit: int | None) -> None:
+    if offset < 0 or (limit is not None and limit < 0):
+        raise ValueError(f"a log range needs offset >= 0 and limit >= 0, got {offset}, {limit}")

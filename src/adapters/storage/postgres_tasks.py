@@ -1,0 +1,241 @@
+"""Builds and task state changes in PostgreSQL, as functions run inside the store's transactions.
+
+Each guarded change is one ``UPDATE … WHERE <guard>``; its row count says whether the guard
+held. Under ``READ COMMITTED`` an ``UPDATE`` that waited for a concurrent writer evaluates its
+guard again on the row that writer left, so the guard decides alone, across connections and
+processes, which of several claimers gets a task. Changes that read before they write lock the
+rows first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+
+from adapters.storage.postgres_connection import Connection
+from adapters.storage.postgres_rows import load_task, load_tasks
+from adapters.storage.spec_json import dumps_str_map, dumps_task_spec, loads_str_map
+from adapters.storage.sqlite_rows import FINAL_SQL
+from domain.build import BuildSpec, TaskStatus
+from domain.protocol import CommandResult
+from domain.store import BuildRecord, NoSuchTaskError, TaskRecord, lost_worker_message
+
+_OCCUPYING = "worker = %s AND stopped_at IS NULL"
+
+
+async def insert_build(connection: Connection, spec: BuildSpec, now: float) -> int:
+    """Insert a build and its tasks; return the build's key."""
+    cursor = await connection.execute(
+        "INSERT INTO builds (environment, created_at) VALUES (%s, %s) RETURNING id",
+        (dumps_str_map(spec.environment), now),
+    )
+    row = await cursor.fetchone()
+    assert row is not None  # INSERT … RETURNING gives the row it inserted
+    build_key = int(row[0])
+    if spec.tasks:
+        # In position order, so that ids (the FIFO sequence) follow the configuration.
+        await cursor.executemany(
+            "INSERT INTO tasks (build_id, position, name, status, spec, created_at, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    build_key,
+                    position,
+                    task.name,
+                    (TaskStatus.CREATED if task.depends_on else TaskStatus.SCHEDULED).value,
+                    dumps_task_spec(task),
+                    now,
+                    now,
+                )
+                for position, task in enumerate(spec.tasks)
+            ],
+        )
+    return build_key
+
+
+async def load_build(connection: Connection, key: int) -> BuildRecord | None:
+    """Return a build with its tasks in configuration order."""
+    cursor = await connection.execute(
+        "SELECT id, environment, created_at FROM builds WHERE id = %s", (key,)
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    return BuildRecord(
+        id=str(row[0]),
+        environment=loads_str_map(row[1]),
+        created_at=float(row[2]),
+        tasks=tuple(await load_tasks(connection, "build_id = %s", (key,), order="position")),
+    )
+
+
+async def set_status(
+    connection: Connection,
+    key: int,
+    expected: Collection[TaskStatus],
+    new: TaskStatus,
+    failure_message: str,
+    now: float,
+) -> bool:
+    """Set ``new`` if the status is one of ``expected``; return whether it changed."""
+    if not expected:
+        return False
+    cursor = await connection.execute(
+        "UPDATE tasks SET status = %s, updated_at = %s, "
+        "failure_message = CASE WHEN %s <> '' THEN %s ELSE failure_message END "
+        "WHERE id = %s AND status = ANY(%s)",
+        (new.value, now, failure_message, failure_message, key, [s.value for s in expected]),
+    )
+    return cursor.rowcount == 1
+
+
+async def claim(
+    connection: Connection,
+    key: int,
+    worker_name: str,
+    now: float,
+    new_secret: Callable[[], str],
+) -> TaskRecord | None:
+    """Hand a queued task to a worker with fresh secrets; ``None`` if it is not queued."""
+    cursor = await connection.execute(
+        "UPDATE tasks SET status = 'EXECUTING', worker = %s, client_secret = %s, "
+        "server_secret = %s, cancel_requested = FALSE, started_at = NULL, stopped_at = NULL, "
+        "updated_at = %s WHERE id = %s AND status = 'SCHEDULED' AND worker IS NULL",
+        (worker_name, new_secret(), new_secret(), now, key),
+    )
+    return await load_task(connection, key) if cursor.rowcount == 1 else None
+
+
+async def mark_started(connection: Connection, key: int, now: float) -> bool:
+    """Record the first ``TaskStarted`` of a claimed task that is still running."""
+    cursor = await connection.execute(
+        "UPDATE tasks SET started_at = %s, updated_at = %s WHERE id = %s "
+        "AND status = 'EXECUTING' AND worker IS NOT NULL AND started_at IS NULL "
+        "AND stopped_at IS NULL",
+        (now, now, key),
+    )
+    return cursor.rowcount == 1
+
+
+async def record_results(
+    connection: Connection,
+    key: int,
+    task_id: str,
+    results: Sequence[CommandResult],
+    now: float,
+) -> None:
+    """Merge command results by name; a new name goes after the known ones."""
+    # The UPDATE also locks the task's row: concurrent merges into one task take turns, so
+    # each computes the next position from the results the previous one left.
+    cursor = await connection.execute("UPDATE tasks SET updated_at = %s WHERE id = %s", (now, key))
+    if cursor.rowcount != 1:
+        raise NoSuchTaskError(task_id)
+    for result in results:
+        await connection.execute(
+            "INSERT INTO command_results "
+            "(task_id, name, position, status, duration_in_nanos, signaled_to_exit) "
+            "VALUES (%s, %s, (SELECT COALESCE(MAX(position), -1) + 1 FROM command_results "
+            "WHERE task_id = %s), %s, %s, %s) "
+            "ON CONFLICT (task_id, name) DO UPDATE SET status = excluded.status, "
+            "duration_in_nanos = excluded.duration_in_nanos, "
+            "signaled_to_exit = excluded.signaled_to_exit",
+            (
+                key,
+                result.name,
+                key,
+                result.status.name,
+                result.duration_in_nanos,
+                result.signaled_to_exit,
+            ),
+        )
+
+
+async def finish(
+    connection: Connection, key: int, status: TaskStatus, message: str, now: float
+) -> bool:
+    """Make a task that is not final yet final."""
+    if not status.is_final:
+        raise ValueError(f"{status.value} is not a final status")
+    cursor = await connection.execute(
+        "UPDATE tasks SET status = %s, updated_at = %s, "
+        "failure_message = CASE WHEN %s <> '' THEN %s ELSE failure_message END "
+        f"WHERE id = %s AND status NOT IN {FINAL_SQL}",
+        (status.value, now, message, message, key),
+    )
+    return cursor.rowcount == 1
+
+
+async def mark_stopped(
+    connection: Connection, key: int, status: TaskStatus, now: float
+) -> TaskRecord | None:
+    """Record a claimed task's ``TaskStopped`` once, finalising it with ``status`` if needed."""
+    if not status.is_final:
+        raise ValueError(f"{status.value} is not a final status")
+    cursor = await connection.execute(
+        "UPDATE tasks SET stopped_at = %s, updated_at = %s, "
+        f"status = CASE WHEN status IN {FINAL_SQL} THEN status ELSE %s END "
+        "WHERE id = %s AND worker IS NOT NULL AND stopped_at IS NULL",
+        (now, now, status.value, key),
+    )
+    return await load_task(connection, key) if cursor.rowcount == 1 else None
+
+
+async def request_cancel(connection: Connection, key: int, now: float) -> TaskRecord | None:
+    """Abort an unclaimed task now, or flag a claimed running one for its worker."""
+    # The first UPDATE locks the row whether or not it changes it; a claim racing with it
+    # either happened before (the second UPDATE then flags it) or finds the task ABORTED.
+    await connection.execute(
+        "UPDATE tasks SET status = 'ABORTED', updated_at = %s "
+        "WHERE id = %s AND worker IS NULL AND status IN ('CREATED', 'SCHEDULED')",
+        (now, key),
+    )
+    await connection.execute(
+        "UPDATE tasks SET cancel_requested = TRUE, updated_at = %s WHERE id = %s "
+        "AND worker IS NOT NULL AND stopped_at IS NULL AND NOT cancel_requested "
+        f"AND status NOT IN {FINAL_SQL}",
+        (now, key),
+    )
+    return await load_task(connection, key)
+
+
+async def tasks_to_stop(connection: Connection, worker_name: str) -> list[str]:
+    """Return ids of a worker's occupying tasks that were asked to cancel."""
+    cursor = await connection.execute(
+        f"SELECT id FROM tasks WHERE {_OCCUPYING} AND cancel_requested ORDER BY id",
+        (worker_name,),
+    )
+    return [str(row[0]) for row in await cursor.fetchall()]
+
+
+async def release_worker(connection: Connection, worker_name: str, now: float) -> list[TaskRecord]:
+    """Take every occupying task from a lost worker (see ``ControllerStore.release_worker``)."""
+    # Lock the worker's rows first, in id order (as every multi-row lock here, so two releases
+    # cannot deadlock); a row another transaction stopped meanwhile drops out of the set.
+    cursor = await connection.execute(
+        f"SELECT id FROM tasks WHERE {_OCCUPYING} ORDER BY id FOR UPDATE", (worker_name,)
+    )
+    keys = [int(row[0]) for row in await cursor.fetchall()]
+    if not keys:
+        return []
+    mine = f"id = ANY(%s) AND {_OCCUPYING}"
+    # Order matters: each statement only sees the rows the previous ones left occupying.
+    await connection.execute(
+        "UPDATE tasks SET status = 'SCHEDULED', worker = NULL, client_secret = '', "
+        f"server_secret = '', updated_at = %s WHERE {mine} AND status = 'EXECUTING' "
+        "AND started_at IS NULL AND NOT cancel_requested",
+        (now, keys, worker_name),
+    )
+    await connection.execute(
+        f"UPDATE tasks SET status = 'ABORTED', stopped_at = %s, updated_at = %s WHERE {mine} "
+        f"AND cancel_requested AND status NOT IN {FINAL_SQL}",
+        (now, now, keys, worker_name),
+    )
+    await connection.execute(
+        "UPDATE tasks SET status = 'FAILED', failure_message = %s, stopped_at = %s, "
+        f"updated_at = %s WHERE {mine} AND status NOT IN {FINAL_SQL}",
+        (lost_worker_message(worker_name), now, now, keys, worker_name),
+    )
+    await connection.execute(
+        f"UPDATE tasks SET stopped_at = %s, updated_at = %s WHERE {mine}",
+        (now, now, keys, worker_name),
+    )
+    return await load_tasks(connection, "id = ANY(%s)", (keys,))
