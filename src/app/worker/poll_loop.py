@@ -111,7 +111,10 @@ class Worker:
         self.finish_when_idle = True
         self.paused = True
         for upstream in self.upstreams:
-            self.outboxes[id(upstream)].send("UpdateStatus disabled=true", _disable)
+            # A controller that never accepted us has no session to disable, and waiting to
+            # deliver it would keep a worker with a wrong token from ever stopping.
+            if upstream.registered:
+                self.outboxes[id(upstream)].send("UpdateStatus disabled=true", _disable)
         self._changed.set()
 
     def cancel_all(self) -> None:

@@ -10,6 +10,7 @@ from app.worker.poll_loop import Worker, WorkerSettings, refusal_message
 from app.worker.retry import BackoffPolicy
 from app.worker.task_runner import TaskRunner
 from app.worker.upstream import Upstream
+from domain.errors import DefiniteControllerError
 from domain.isolation import ContainerIsolation, NoneIsolation
 from domain.modifiers import ModifierPool, ResourceModifier
 from domain.policy import AllowedIsolations, ContainerPolicy, SecurityPolicy
@@ -323,6 +324,18 @@ async def test_a_draining_worker_refuses_new_tasks_finishes_running_ones_and_exi
     rig.controller.answer(PollResponse(tasks_to_stop=("t1",)))
     assert await asyncio.wait_for(run, 5) == 0
     assert ("task_stopped", "t1") in rig.controller.calls
+
+
+async def test_draining_a_worker_the_controller_never_accepted_stops_it_at_once() -> None:
+    rig = Rig()
+    rig.controller.failures["register"] = [
+        DefiniteControllerError("unauthenticated", "wrong token") for _ in range(10_000)
+    ]
+    run = rig.start()
+    await eventually(lambda: len(rig.sleeps.delays) >= 3, "registration retried")
+    rig.worker.drain()
+    assert await asyncio.wait_for(run, 5) == 0
+    assert rig.controller.names() == []
 
 
 async def test_a_second_signal_cancels_running_tasks_and_the_worker_exits() -> None:
