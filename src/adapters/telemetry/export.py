@@ -15,18 +15,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-    OTLPMetricExporter as GrpcMetricExporter,
-)
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-    OTLPSpanExporter as GrpcSpanExporter,
-)
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-    OTLPMetricExporter as HttpMetricExporter,
-)
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-    OTLPSpanExporter as HttpSpanExporter,
-)
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -211,9 +199,18 @@ def metric_exporter(
     """The OTLP metric exporter the environment asks for, wrapped for quiet failures."""
     timeout = export_timeout("metrics", environ)
     inner: MetricExporter
+    # Imported on demand: each exporter stack (gRPC above all) costs megabytes of memory.
     if otlp_protocol("metrics", environ) == GRPC:
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+
         inner = GrpcMetricExporter(timeout=timeout)
     else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HttpMetricExporter,
+        )
+
         inner = HttpMetricExporter(timeout=timeout)
     return ReportingMetricExporter(inner, failures)
 
@@ -223,7 +220,15 @@ def span_exporter(environ: Mapping[str, str], failures: ExportFailureLog) -> Rep
     timeout = export_timeout("traces", environ)
     inner: SpanExporter
     if otlp_protocol("traces", environ) == GRPC:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
         inner = GrpcSpanExporter(timeout=timeout)
     else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpSpanExporter,
+        )
+
         inner = HttpSpanExporter(timeout=timeout)
     return ReportingSpanExporter(inner, failures)

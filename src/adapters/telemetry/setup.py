@@ -10,14 +10,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from prometheus_client import CollectorRegistry, generate_latest
 
 from adapters.telemetry.export import (
     ExportFailureLog,
@@ -34,6 +33,9 @@ from adapters.telemetry.noop import NullMetrics, NullTracing
 from adapters.telemetry.tracing import OtelTracing
 from domain.identity import go_arch
 from domain.telemetry import Metrics, Tracing
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("cirrus.telemetry")
 
@@ -70,6 +72,8 @@ class Telemetry:
         """The current metrics in the Prometheus text format (empty without Prometheus)."""
         if self.prometheus_registry is None:
             return b""
+        from prometheus_client import generate_latest
+
         return generate_latest(self.prometheus_registry)
 
     def force_flush(self, timeout_seconds: float = DEFAULT_SHUTDOWN_SECONDS) -> None:
@@ -154,6 +158,9 @@ def setup_telemetry(
         readers.append(PeriodicExportingMetricReader(exporter))
     if prometheus:
         # A private registry: the process-wide one would collect twice with a second setup.
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import CollectorRegistry
+
         registry = CollectorRegistry(auto_describe=True)
         readers.append(PrometheusMetricReader(registry=registry))
         telemetry.prometheus_registry = registry
