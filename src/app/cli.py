@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -12,13 +14,59 @@ from app.version import version
 from app.worker_options import load_config_or_exit, worker_options
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when used.
+
+    Importing every command module up front would load the controller's web server and the
+    OpenTelemetry exporters into every ``cirrus worker run``: megabytes of resident memory.
+    """
+
+    def __init__(
+        self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Eager and lazy command names, sorted."""
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Return the command, importing its module on first use."""
+        target = self.lazy_commands.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    lazy_commands={
+        "build": "app.user_commands:build",
+        "task": "app.user_commands:task",
+        "workers": "app.user_commands:workers",
+        "controller": "app.controller_commands:controller",
+        "run": "app.local_run:run",
+    },
+)
 @click.version_option(version(), "--version", prog_name="cirrus", message="%(prog)s %(version)s")
 def cli() -> None:
     """Self-hosted Cirrus CI: persistent worker, controller and local runs."""
 
 
-@cli.group()
+@cli.group(
+    cls=LazyGroup,
+    lazy_commands={
+        "run": "app.worker_commands:run",
+        "pause": "app.worker_commands:pause",
+        "resume": "app.worker_commands:resume",
+    },
+)
 def worker() -> None:
     """Run, pause, resume or validate a persistent worker."""
 
@@ -39,25 +87,3 @@ def validate(**options: Any) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="cirrus")
-
-
-# Registered here, after the group exists, so that the command module stays separate.
-from app.worker_commands import pause, resume, run  # noqa: E402 - needs the group defined above
-
-worker.add_command(run)
-worker.add_command(pause)
-worker.add_command(resume)
-
-from app.user_commands import build, task, workers  # noqa: E402 - needs the group defined above
-
-cli.add_command(build)
-cli.add_command(task)
-cli.add_command(workers)
-
-from app.controller_commands import controller  # noqa: E402 - needs the group defined above
-
-cli.add_command(controller)
-
-from app.local_run import run as local_run  # noqa: E402 - needs the group defined above
-
-cli.add_command(local_run)
