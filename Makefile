@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test gates lint format typecheck imports pytest bench clean
+.PHONY: run test gates lint format typecheck imports pytest system-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/cirrus worker validate -f examples/worker.yml
+	$(BIN)/cirrus run examples/.cirrus.yml
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -30,7 +30,14 @@ imports: $(STAMP)
 
 gates: lint format typecheck imports
 
-pytest: $(STAMP)
+# Debian packages and local images the integration tests use: podman, runc and a busybox
+# image for the container isolation; PostgreSQL for the store tests (each test run starts its
+# own private cluster on 127.0.0.1).
+system-deps:
+	sh scripts/setup-podman.sh
+	sh scripts/setup-postgres.sh
+
+pytest: $(STAMP) system-deps
 	$(BIN)/pytest
 
 test: gates pytest
