@@ -98,20 +98,19 @@ class PostgresServer:
     def start(cls) -> PostgresServer:
         """Create and start a new cluster; its files are deleted again if starting fails."""
         initdb, pg_ctl = find_program("initdb"), find_program("pg_ctl")
-        run_as: tuple[str, ...] = ()
+        as_root = os.geteuid() == 0
+        run_as = ("runuser", "-u", "postgres", "--") if as_root else ()
         root = Path(tempfile.mkdtemp(prefix="cirrus-pg-"))
         try:
-            if os.geteuid() == 0:
-                run_as = ("runuser", "-u", "postgres", "--")
-                account = pwd.getpwnam("postgres")
-                os.chown(root, account.pw_uid, account.pw_gid)
             password = secrets.token_urlsafe(18)
             server = cls(root, 0, password, run_as)
             password_file = root / "password"
             password_file.write_text(password + "\n")
-            if run_as:
-                os.chown(password_file, account.pw_uid, account.pw_gid)
             password_file.chmod(0o600)
+            if as_root:
+                account = pwd.getpwnam("postgres")
+                for owned in (root, password_file):
+                    os.chown(owned, account.pw_uid, account.pw_gid)
             server._run(
                 initdb,
                 "--pgdata",
@@ -211,15 +210,22 @@ class PostgresServer:
 
 
 _shared: PostgresServer | None = None
+_start_error: Exception | None = None
 _shared_lock = threading.Lock()
 
 
 def shared_server() -> PostgresServer:
-    """Return the session's cluster, starting it on first use."""
-    global _shared
+    """Return the session's cluster, starting it on first use (a failed start is not retried)."""
+    global _shared, _start_error
     with _shared_lock:
+        if _start_error is not None:
+            raise RuntimeError(f"the test PostgreSQL cluster did not start: {_start_error}")
         if _shared is None:
-            _shared = PostgresServer.start()
+            try:
+                _shared = PostgresServer.start()
+            except Exception as error:
+                _start_error = error
+                raise
             # A fallback: the session fixture normally stops it first (stop is idempotent).
             atexit.register(_shared.stop)
         return _shared
