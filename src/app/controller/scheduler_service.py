@@ -13,6 +13,7 @@ import logging
 from collections.abc import Collection, Iterable, Sequence
 
 from app.controller.long_poll import PollWaiters
+from app.controller.metrics import ControllerMetrics, MetricsRefresher, NullControllerMetrics
 from domain.build import TaskStatus
 from domain.ports import Clock
 from domain.protocol import CommandResult, CommandStatus
@@ -85,11 +86,17 @@ class SchedulerService:
         waiters: PollWaiters,
         *,
         offline_after_seconds: float,
+        metrics: ControllerMetrics | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._waiters = waiters
         self.offline_after_seconds = offline_after_seconds
+        self._metrics: ControllerMetrics = metrics or NullControllerMetrics()
+        # Keeps the gauges current; None when nobody reads them.
+        self.metrics_refresher = (
+            None if metrics is None else MetricsRefresher(store, self, self._metrics)
+        )
         # One process hands out tasks one poll at a time, so that its accounting of what each
         # worker holds is never computed from a stale picture by two polls at once.
         self._assign_lock = asyncio.Lock()
@@ -114,6 +121,15 @@ class SchedulerService:
             online=self.is_online(worker),
         )
 
+    async def worker_views(self) -> list[WorkerView]:
+        """Return the scheduler's view of every registered worker."""
+        return [await self.worker_view(w) for w in await self._store.list_workers()]
+
+    def _changed(self) -> None:
+        # What tasks wait for may have changed: the refresher reads the store again soon.
+        if self.metrics_refresher is not None:
+            self.metrics_refresher.request()
+
     async def running_task_ids(self, worker_name: str) -> list[str]:
         """Return the tasks the controller believes the worker holds."""
         return [task.id for task in await self._store.tasks_of_worker(worker_name)]
@@ -123,6 +139,7 @@ class SchedulerService:
         record = await self._store.set_disabled(worker_name, disabled)
         if record is not None and not disabled:
             self._waiters.wake(worker_name)
+        self._changed()
         return record
 
     # --- polls ------------------------------------------------------------------------------
@@ -185,18 +202,23 @@ class SchedulerService:
                 return []
             view = await self.worker_view(worker)
             chosen = assign([queued_view(task) for task in queued], [view], worker_name)
+            queued_by_id = {task.id: task for task in queued}
             claimed: list[TaskRecord] = []
             for task_id in chosen:
                 # Another controller process sharing the database may have taken it meanwhile.
                 record = await self._store.claim_task(task_id, worker_name)
                 if record is not None:
                     claimed.append(record)
+                    # Both times come from the store's clock: a queued task's row changes only
+                    # when it is queued, and the claim stamps it again.
+                    waited = record.updated_at - queued_by_id[task_id].updated_at
+                    self._metrics.task_assigned(worker_name, waited)
+            self._changed()
             return claimed
 
     async def pending_reason(self, task: TaskRecord) -> str:
         """Return, in words, why a queued task has no worker yet."""
-        views = [await self.worker_view(w) for w in await self._store.list_workers()]
-        return pending_reason(queued_view(task), views)
+        return pending_reason(queued_view(task), await self.worker_views())
 
     # --- task lifecycle -----------------------------------------------------------------------
 
@@ -226,6 +248,7 @@ class SchedulerService:
         await self.advance_build(task.build_id)
         if task.worker is not None:
             self._waiters.wake(task.worker)
+        self._changed()
         return stopped
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
@@ -237,6 +260,7 @@ class SchedulerService:
             self._waiters.wake(record.worker)
         else:
             await self.advance_build(record.build_id)
+        self._changed()
         return record
 
     async def advance_build(self, build_id: str) -> None:
@@ -256,10 +280,12 @@ class SchedulerService:
             queued = queued or (changed and status is TaskStatus.SCHEDULED)
         if queued:
             self._waiters.wake_all()
+            self._changed()
 
     async def build_submitted(self) -> None:
         """Wake every held poll: the new build's first tasks are queued."""
         self._waiters.wake_all()
+        self._changed()
 
     # --- liveness -----------------------------------------------------------------------------
 
@@ -285,6 +311,8 @@ class SchedulerService:
                 await self.advance_build(build_id)
         if requeued:
             self._waiters.wake_all()
+        if lost:
+            self._changed()
         return lost
 
     async def run_sweeps(self, every_seconds: float) -> None:

@@ -2,25 +2,29 @@
 
 ``create_app`` is the one entry point; a runner (``cirrus controller run``, ``cirrus run``, a
 test) serves the returned Starlette app with uvicorn and owns the store's lifetime. The app's
-lifespan runs the liveness sweep in the background. ``app.state.controller`` is the
-``ControllerRuntime``: call its ``release_polls()`` when shutdown begins so that held polls
-answer at once instead of holding the server for up to a poll interval, and its ``sweep()`` to
-declare silent workers lost on demand.
+lifespan runs the liveness sweep in the background and, given ``metrics``, keeps the gauges
+current; ``/metrics`` (Prometheus text, no token, like ``/healthz``) is served when Prometheus
+is on. ``app.state.controller`` is the ``ControllerRuntime``: call its ``release_polls()`` when
+shutdown begins so that held polls answer at once instead of holding the server for up to a
+poll interval, and its ``sweep()`` to declare silent workers lost on demand.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from app.controller.api import ControllerApi
 from app.controller.auth import WorkerAuthenticator
 from app.controller.long_poll import PollWaiters
+from app.controller.metrics import DEFAULT_REFRESH_SECONDS, ControllerMetrics
 from app.controller.scheduler_service import SchedulerService
 from app.controller.twirp_services import TwirpServices
 from app.worker.clock import SystemClock
@@ -29,6 +33,8 @@ from domain.store import ControllerStore
 
 DEFAULT_POLL_INTERVAL_SECONDS = 10
 """What ``PollResponse.pollIntervalInSeconds`` says, and how long an idle ``Poll`` is held."""
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def default_offline_after(poll_interval_seconds: int) -> float:
@@ -61,6 +67,8 @@ def create_app(
     poll_interval_seconds: int = DEFAULT_POLL_INTERVAL_SECONDS,
     worker_offline_after_seconds: float | None = None,
     clock: Clock | None = None,
+    metrics: ControllerMetrics | None = None,
+    metrics_refresh_seconds: float = DEFAULT_REFRESH_SECONDS,
 ) -> Starlette:
     """Return the controller app: ``/twirp/...``, ``/api/v1/...``, ``/openapi.json``, ``/healthz``.
 
@@ -68,7 +76,9 @@ def create_app(
     ``registration_token``; the HTTP API wants ``admin_token`` as a Bearer token. Workers are
     told to poll every ``poll_interval_seconds`` (1..3600) and an idle ``Poll`` is held that
     long; a worker silent for ``worker_offline_after_seconds`` (default: 3 intervals + 30 s) is
-    lost. ``clock`` defaults to the system clock.
+    lost. ``clock`` defaults to the system clock. ``metrics`` (default: none) receives the
+    scheduling counters and gauges, refreshed after scheduling passes and every
+    ``metrics_refresh_seconds``; ``GET /metrics`` is served if its Prometheus text is enabled.
     """
     if not 1 <= poll_interval_seconds <= 3600:
         raise ValueError(f"poll_interval_seconds must be 1..3600, got {poll_interval_seconds}")
@@ -83,7 +93,9 @@ def create_app(
         raise ValueError(f"worker_offline_after_seconds must be positive, got {offline_after}")
     the_clock: Clock = clock if clock is not None else SystemClock()
     waiters = PollWaiters()
-    scheduler = SchedulerService(store, the_clock, waiters, offline_after_seconds=offline_after)
+    scheduler = SchedulerService(
+        store, the_clock, waiters, offline_after_seconds=offline_after, metrics=metrics
+    )
     auth = WorkerAuthenticator(store, registration_token)
     twirp = TwirpServices(
         store, scheduler, waiters, auth, the_clock, poll_interval_seconds=poll_interval_seconds
@@ -94,21 +106,39 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        sweeps = asyncio.create_task(scheduler.run_sweeps(runtime.sweep_every_seconds))
+        background = [asyncio.create_task(scheduler.run_sweeps(runtime.sweep_every_seconds))]
+        refresher = scheduler.metrics_refresher
+        if refresher is not None:
+            refresher.request()  # the first gauges right away
+            background.append(asyncio.create_task(refresher.run(metrics_refresh_seconds)))
         try:
             yield
         finally:
             waiters.close()
-            sweeps.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeps
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
+    routes = [
+        Route("/twirp/{rest:path}", twirp.handle, methods=["POST", "GET", "PUT", "DELETE"]),
+        *api.routes(),
+    ]
+    if metrics is not None and metrics.prometheus_enabled:
+        routes.append(Route("/metrics", _metrics_endpoint(metrics), methods=["GET"]))
     app = Starlette(
-        routes=[
-            Route("/twirp/{rest:path}", twirp.handle, methods=["POST", "GET", "PUT", "DELETE"]),
-            *api.routes(),
-        ],
+        routes=routes,
         lifespan=lifespan,
     )
     app.state.controller = runtime
     return app
+
+
+def _metrics_endpoint(metrics: ControllerMetrics) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(_request: Request) -> Response:
+        # Collecting runs the gauge callbacks and takes SDK locks: keep it off the event loop.
+        text = await asyncio.to_thread(metrics.prometheus_text)
+        return Response(text, media_type=PROMETHEUS_CONTENT_TYPE)
+
+    return endpoint
