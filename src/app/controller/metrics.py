@@ -49,6 +49,9 @@ _REASON_PREFIXES: tuple[tuple[str, str], ...] = (
     ("waiting for a matching worker to poll", WAITING_FOR_POLL),
 )
 
+WAIT_CATEGORIES: tuple[str, ...] = (*dict.fromkeys(c for _, c in _REASON_PREFIXES), OTHER)
+"""Every category, each reported (0 when no task waits for it)."""
+
 MAX_REMEMBERED_LABEL_SETS = 256
 """Emptied queues keep reporting 0 (not vanish) for this many label sets, the latest kept."""
 
@@ -137,7 +140,7 @@ def controller_gauges(
         key = labels_key(task.spec.labels)
         lengths[key] = lengths.get(key, 0) + 1
         oldest[key] = min(oldest.get(key, task.updated_at), task.updated_at)
-    waiting: dict[str, int] = {}
+    waiting: dict[str, int] = dict.fromkeys(WAIT_CATEGORIES, 0)
     for category in reasons.values():
         waiting[category] = waiting.get(category, 0) + 1
     return ControllerGauges(
