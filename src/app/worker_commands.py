@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -18,6 +17,7 @@ from app.version import version
 from app.worker.container import WorkerContainer, build_clients
 from app.worker.pause import PauseFailed, set_disabled, wait_until_idle
 from app.worker.signals import SignalLadder, install_signal_handlers
+from app.worker.state import WorkerSnapshot
 from app.worker_options import exit_for_config_error, load_config_or_exit, worker_options
 from domain.errors import ConfigError
 from domain.telemetry import worker_ready
@@ -30,6 +30,11 @@ def _configure_logging(config: WorkerConfig) -> None:
     configure_logging(
         log.level, log.file, log.rotate_size_bytes, log.max_rotations, secrets=config.secrets()
     )
+
+
+def snapshot_ready(snapshot: WorkerSnapshot) -> bool:
+    """``/readyz``: every upstream registered and polled within 3 intervals of the snapshot."""
+    return worker_ready(snapshot.upstreams, snapshot.taken_at)
 
 
 async def run_worker(
@@ -52,7 +57,7 @@ async def run_worker(
         if listen is not None:
             server = HealthServer(
                 *listen,
-                ready=lambda: worker_ready(worker.snapshot().upstreams, time.time()),
+                ready=lambda: snapshot_ready(worker.snapshot()),
                 metrics_text=telemetry.prometheus_text if telemetry is not None else None,
             )
             try:

@@ -30,8 +30,10 @@ from adapters.telemetry.tracing import TASK_SPAN_NAME, OtelTracing
 from app.worker.command_runner import task_environment
 from app.worker.poll_loop import Worker, WorkerSettings
 from app.worker.retry import BackoffPolicy
+from app.worker.state import UpstreamSnapshot, WorkerSnapshot
 from app.worker.task_runner import TaskRunner, task_status, upstream_hostname
 from app.worker.upstream import Upstream
+from app.worker_commands import snapshot_ready
 from domain.isolation import ContainerIsolation, Isolation, NoneIsolation
 from domain.modifiers import ModifierPool
 from domain.policy import AllowedIsolations, ContainerPolicy, SecurityPolicy
@@ -390,3 +392,17 @@ async def test_without_telemetry_the_controllers_trace_context_still_reaches_the
     env = instances.created["t1"].scripts[0][1]
     assert env["TRACEPARENT"] == TRACEPARENT
     assert env["TRACESTATE"] == TRACESTATE
+
+
+def test_readiness_needs_every_upstream_registered_and_polled_within_three_intervals() -> None:
+    def snapshot(*upstreams: UpstreamSnapshot) -> WorkerSnapshot:
+        return WorkerSnapshot(name="w1", upstreams=upstreams, taken_at=1000.0)
+
+    fresh = UpstreamSnapshot("http://a", registered=True, last_poll_time=990.0)
+    stale = UpstreamSnapshot("http://b", registered=True, last_poll_time=969.0)
+    unregistered = UpstreamSnapshot("http://c", registered=False, last_poll_time=999.0)
+    assert snapshot_ready(snapshot(fresh))
+    assert not snapshot_ready(snapshot(fresh, stale))
+    assert not snapshot_ready(snapshot(unregistered))
+    assert not snapshot_ready(snapshot(UpstreamSnapshot("http://d", registered=True)))
+    assert not snapshot_ready(snapshot())
