@@ -34,9 +34,9 @@ BUILD_TIMEOUT_SECONDS = 600.0
 # loaded CI host (two guests at once, or the test suite running beside them).
 BOOT_TIMEOUT_SECONDS = 90.0
 # While the guest boots, QEMU accepts a connection on the forwarded port and holds it until the
-# guest's network is up, so a probe must give up quickly and try again; a login on a booted
-# guest takes about 0.2 s.
-PROBE_TIMEOUT_SECONDS = 2.0
+# guest's network is up, so a probe waits only this long for the server's banner and then tries
+# again; a booted guest sends it within a few milliseconds.
+BANNER_TIMEOUT_SECONDS = 1.0
 
 
 class GuestBootError(RuntimeError):
@@ -112,13 +112,21 @@ def free_tcp_port() -> int:
 
 
 def qemu_command(
-    cache_dir: Path, ssh_port: int, log_path: Path, *, cpus: int = 1, memory_mib: int = 256
+    cache_dir: Path,
+    ssh_port: int,
+    log_path: Path,
+    *,
+    ssh_address: str = "127.0.0.1",
+    cpus: int = 1,
+    memory_mib: int = 256,
 ) -> list[str]:
     """The ``qemu-system-x86_64`` command line that boots the guest in ``cache_dir``.
 
     Software emulation only (``/dev/kvm`` on these machines is PVM, which stock kernels cannot
     use); the serial console goes to ``log_path``; guest port 22 is forwarded from
-    ``127.0.0.1:ssh_port`` and nothing else of the guest is reachable."""
+    ``ssh_address:ssh_port`` (a loopback address) and nothing else of the guest is reachable."""
+    if not ssh_address.startswith("127."):
+        raise ValueError(f"the guest's SSH port is only forwarded from loopback, not {ssh_address}")
     return [
         QEMU_BINARY,
         "-accel",
@@ -143,7 +151,7 @@ def qemu_command(
         "-append",
         "console=ttyS0 quiet rdinit=/init panic=-1",
         "-netdev",
-        f"user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+        f"user,id=n0,hostfwd=tcp:{ssh_address}:{ssh_port}-:22",
         # romfile= : no iPXE option ROM needed (and none may be installed).
         "-device",
         "virtio-net-pci,netdev=n0,romfile=",
@@ -157,14 +165,20 @@ def boot_guest(
     ssh_port: int,
     log_path: Path,
     *,
+    ssh_address: str = "127.0.0.1",
     cpus: int = 1,
     memory_mib: int = 256,
 ) -> subprocess.Popen[bytes]:
-    """Start QEMU on the guest in ``cache_dir``; SSH answers on ``127.0.0.1:ssh_port`` once booted.
+    """Start QEMU on the guest in ``cache_dir``; SSH answers on ``ssh_address:ssh_port`` once
+    booted.
 
     The serial console is written to ``log_path``; QEMU's own messages go to
-    ``log_path`` + ``.qemu``. QEMU runs in its own session so ``stop_guest`` can end it alone."""
-    command = qemu_command(cache_dir, ssh_port, log_path, cpus=cpus, memory_mib=memory_mib)
+    ``log_path`` + ``.qemu``. QEMU runs in its own session so ``stop_guest`` can end it alone.
+    A port that is already taken makes QEMU exit at once (``wait_for_ssh`` with ``guest=`` then
+    fails fast)."""
+    command = qemu_command(
+        cache_dir, ssh_port, log_path, ssh_address=ssh_address, cpus=cpus, memory_mib=memory_mib
+    )
     with open(f"{log_path}.qemu", "wb") as qemu_log:
         return subprocess.Popen(
             command,
@@ -186,9 +200,11 @@ def stop_guest(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
     proc.wait()
 
 
-def qemu_processes_forwarding(ssh_port: int) -> list[psutil.Process]:
-    """Live QEMU processes whose command line forwards ``127.0.0.1:ssh_port``."""
-    rule = f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22"
+def qemu_processes_forwarding(
+    ssh_port: int, ssh_address: str = "127.0.0.1"
+) -> list[psutil.Process]:
+    """Live QEMU processes whose command line forwards ``ssh_address:ssh_port``."""
+    rule = f"hostfwd=tcp:{ssh_address}:{ssh_port}-:22"
     found = []
     for process in psutil.process_iter(["cmdline", "status"]):
         cmdline = process.info["cmdline"] or []
@@ -200,12 +216,17 @@ def qemu_processes_forwarding(ssh_port: int) -> list[psutil.Process]:
 
 
 async def connect(
-    port: int, user: str, password: str, *, timeout_seconds: float = 10.0
+    port: int,
+    user: str,
+    password: str,
+    *,
+    address: str = "127.0.0.1",
+    timeout_seconds: float = 10.0,
 ) -> asyncssh.SSHClientConnection:
-    """An SSH connection to the guest on ``127.0.0.1:port`` with password login, any host key;
+    """An SSH connection to the guest on ``address:port`` with password login, any host key;
     ``timeout_seconds`` bounds the TCP connect and, separately, the login."""
     return await asyncssh.connect(
-        "127.0.0.1",
+        address,
         port=port,
         username=user,
         password=password,
@@ -218,18 +239,35 @@ async def connect(
     )
 
 
+async def read_ssh_banner(address: str, port: int) -> bytes:
+    """The first line an SSH server at ``address:port`` sends; TimeoutError when none comes
+    within ``BANNER_TIMEOUT_SECONDS``, ConnectionError when the connection is dropped first."""
+    async with asyncio.timeout(BANNER_TIMEOUT_SECONDS):
+        reader, writer = await asyncio.open_connection(address, port)
+        try:
+            line = await reader.readline()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    if not line.startswith(b"SSH-"):
+        raise ConnectionError(f"{address}:{port} sent no SSH banner: {line[:80]!r}")
+    return line
+
+
 async def wait_for_ssh(
     port: int,
     user: str,
     password: str,
     timeout_seconds: float = BOOT_TIMEOUT_SECONDS,
     *,
+    address: str = "127.0.0.1",
     guest: subprocess.Popen[bytes] | None = None,
 ) -> float:
-    """Poll until a password login on ``127.0.0.1:port`` runs ``true``; return the seconds waited.
+    """Poll until a password login on ``address:port`` runs ``true``; return the seconds waited.
 
     QEMU accepts connections on the forwarded port before the guest listens, then holds or drops
-    them, so every attempt is short and every failure until the deadline is retried. Raises
+    them, so each attempt first waits briefly for the server's banner, and every failure until
+    the deadline is retried. Raises
     ``GuestBootError`` at the deadline, or at once when ``guest`` (the QEMU process) has
     exited."""
     started = time.monotonic()
@@ -239,16 +277,15 @@ async def wait_for_ssh(
         if guest is not None and guest.poll() is not None:
             raise GuestBootError(f"QEMU exited with {guest.returncode} before SSH answered")
         try:
-            async with await connect(
-                port, user, password, timeout_seconds=PROBE_TIMEOUT_SECONDS
-            ) as connection:
+            await read_ssh_banner(address, port)
+            async with await connect(port, user, password, address=address) as connection:
                 await connection.run("true", check=True, timeout=10)
             return time.monotonic() - started
         except (OSError, asyncssh.Error, TimeoutError) as error:
             last_error = error
         if time.monotonic() >= deadline:
             raise GuestBootError(
-                f"no SSH login on 127.0.0.1:{port} within {timeout_seconds:.0f} s "
+                f"no SSH login on {address}:{port} within {timeout_seconds:.0f} s "
                 f"(last error: {last_error!r})"
             )
         await asyncio.sleep(0.25)

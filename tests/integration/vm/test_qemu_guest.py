@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+from pathlib import Path
+
 import asyncssh
 import pytest
 
 from tests.integration.vm.qemu_guest import (
     GuestImage,
     RunningGuest,
+    boot_guest,
     connect,
     log_tail,
     qemu_processes_forwarding,
@@ -107,3 +112,63 @@ async def test_a_wrong_password_is_refused(qemu_guest: RunningGuest) -> None:
     await booted(qemu_guest)
     with pytest.raises(asyncssh.PermissionDenied):
         await connect(qemu_guest.ssh_port, qemu_guest.user, qemu_guest.password + "-wrong")
+
+
+async def test_a_reverse_forward_lets_the_guest_reach_a_server_on_the_host(
+    qemu_guest: RunningGuest,
+) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 11\r\n\r\nfrom host\r\n")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    host_port = server.sockets[0].getsockname()[1]
+    try:
+        await booted(qemu_guest)
+        async with await connect(qemu_guest.ssh_port, qemu_guest.user, qemu_guest.password) as ssh:
+            # As the VM launch does for a local API endpoint: a guest port chosen by the guest.
+            listener = await ssh.forward_remote_port("127.0.0.1", 0, "127.0.0.1", host_port)
+            guest_port = listener.get_port()
+            result = await ssh.run(
+                f"wget -q -O - http://127.0.0.1:{guest_port}/", check=True, timeout=30
+            )
+            listener.close()
+            await listener.wait_closed()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert guest_port > 0
+    assert result.stdout == "from host\r\n"
+
+
+async def test_a_guest_can_answer_on_port_22_of_another_loopback_address(
+    qemu_guest_image: GuestImage, tmp_path: Path
+) -> None:
+    # The VM simulators give each VM its own 127.x.y.z on port 22, so `vetu ip` prints an address
+    # and the isolation's port stays at its default.
+    address = f"127.{random.randint(16, 250)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+    log_path = tmp_path / "guest-serial.log"
+    process = boot_guest(qemu_guest_image.directory, 22, log_path, ssh_address=address)
+    try:
+        try:
+            await wait_for_ssh(
+                22,
+                qemu_guest_image.user,
+                qemu_guest_image.password,
+                address=address,
+                guest=process,
+            )
+        except Exception as error:
+            pytest.fail(f"{error}\n{log_tail(log_path)}")
+        async with await connect(
+            22, qemu_guest_image.user, qemu_guest_image.password, address=address
+        ) as ssh:
+            result = await ssh.run("hostname", check=True, timeout=30)
+        assert result.stdout == "qemu-guest\n"
+        assert [p.pid for p in qemu_processes_forwarding(22, address)] == [process.pid]
+    finally:
+        stop_guest(process)
+    assert qemu_processes_forwarding(22, address) == []
