@@ -13,6 +13,7 @@ import os
 import platform
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
@@ -79,7 +80,7 @@ class ControllerGauges:
     """What the controller's observable gauges report, as of one moment."""
 
     queues: tuple[QueueGauge, ...] = ()
-    waiting_by_reason: Mapping[str, int] = field(default_factory=dict)
+    waiting_by_reason: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     workers_online: int = 0
     workers_paused: int = 0
     workers_offline: int = 0
@@ -87,9 +88,11 @@ class ControllerGauges:
     def __post_init__(self) -> None:
         # Copies, so that a caller changing its collections later cannot change a snapshot.
         object.__setattr__(self, "queues", tuple(self.queues))
-        object.__setattr__(self, "waiting_by_reason", dict(self.waiting_by_reason))
+        object.__setattr__(
+            self, "waiting_by_reason", MappingProxyType(dict(self.waiting_by_reason))
+        )
 
-    __hash__ = None  # type: ignore[assignment]  # the dict is not hashable
+    __hash__ = None  # type: ignore[assignment]  # the read-only map is not hashable
 
 
 class ControllerInstruments:

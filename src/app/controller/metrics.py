@@ -58,7 +58,7 @@ MAX_REMEMBERED_LABEL_SETS = 256
 DEFAULT_REFRESH_SECONDS = 15.0
 """How often the refresher reads the store when nothing asked it to."""
 
-MIN_REFRESH_GAP_SECONDS = 0.5
+MIN_REFRESH_GAP_SECONDS = 1.0
 """Requests within this long of a refresh are served by one refresh (polls come in bursts)."""
 
 
