@@ -25,14 +25,23 @@ import uvicorn
 import yaml
 
 from adapters.logging import configure_logging, shutdown_logging
-from adapters.storage.sqlite_store import SqliteStore
+from adapters.storage.open_store import (
+    SQLITE_PREFIX,
+    DatabaseKind,
+    DatabaseUrl,
+    parse_database_url,
+)
+from adapters.storage.open_store import open_store as open_database
+from adapters.storage.postgres_wakeups import PostgresWakeups
+from app.controller.long_poll import QueueWatch, WakeRelay
 from app.controller.server import ControllerRuntime, create_app
 from app.worker.clock import SystemClock
-from domain.errors import CirrusError
+from domain.errors import CirrusError, ConfigError
 from domain.store import (
     ADMIN_TOKEN_KEY,
     REGISTRATION_TOKEN_KEY,
     ControllerStore,
+    StoreError,
     hash_token,
 )
 
@@ -87,44 +96,44 @@ def default_database_path(environ: Mapping[str, str]) -> Path:
     return Path(data_home) / "cirrus" / "controller.db"
 
 
-def sqlite_path(url: str, key: str = "--database") -> str:
-    """Return the SQLite file of ``sqlite:///PATH`` (``:memory:`` for ``sqlite:///:memory:``).
-
-    As in SQLAlchemy, ``sqlite:///data.db`` is relative and ``sqlite:////var/data.db`` absolute.
-    """
-    if url.startswith(("postgresql://", "postgres://", "postgresql+")):
-        raise ControllerSetupError(
-            key, "PostgreSQL is not supported by this build yet; use sqlite:///PATH"
-        )
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or len(url) == len(prefix):
-        raise ControllerSetupError(
-            key,
-            f"{url!r} is not a database URL (sqlite:///PATH, sqlite:///:memory: "
-            "or postgresql://user:pass@host:port/db)",
-        )
-    return url[len(prefix) :]
+def database_url(url: str | None, environ: Mapping[str, str]) -> str:
+    """Return the ``--database`` URL to open: the given one, else the default SQLite file."""
+    if url is not None:
+        return url
+    return SQLITE_PREFIX + str(default_database_path(environ))
 
 
-async def open_store(url: str | None, environ: Mapping[str, str]) -> SqliteStore:
-    """Open (creating it if needed) the store of ``--database``; errors name the flag."""
-    if url is None:
-        path = default_database_path(environ)
-        where = str(path)
-    else:
-        where = sqlite_path(url)
-        path = Path(where)
-    if where != ":memory:":
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ControllerSetupError(
-                "--database", f"cannot create {path.parent}: {error}"
-            ) from None
+def check_database_url(url: str, key: str = "--database") -> DatabaseUrl:
+    """Check a database URL before anything starts; errors name ``key``."""
     try:
-        return await SqliteStore.open(where, SystemClock())
+        return parse_database_url(url)
+    except ConfigError as error:
+        raise ControllerSetupError(key, error.message) from None
+
+
+async def open_store(url: str | None, environ: Mapping[str, str]) -> ControllerStore:
+    """Open (creating and migrating it if needed) the store of ``--database``.
+
+    A bad URL, an uncreatable directory or an unopenable SQLite file is a
+    ``ControllerSetupError`` (exit 2); a PostgreSQL database that cannot be reached or opened
+    raises ``StoreError`` (exit 1).
+    """
+    checked = check_database_url(database_url(url, environ))
+    try:
+        return await open_database(database_url(url, environ), SystemClock())
+    except ConfigError as error:
+        raise ControllerSetupError("--database", error.message) from None
     except (CirrusError, OSError, ValueError) as error:
-        raise ControllerSetupError("--database", f"cannot open {where}: {error}") from None
+        if checked.kind is DatabaseKind.POSTGRESQL:
+            raise
+        raise ControllerSetupError("--database", f"cannot open {checked.target}: {error}") from None
+
+
+def wake_relay(url: DatabaseUrl, store: ControllerStore) -> WakeRelay:
+    """Return how held polls learn of work queued by other controller processes."""
+    if url.kind is DatabaseKind.POSTGRESQL:
+        return PostgresWakeups(url.target)
+    return QueueWatch(store)
 
 
 async def resolve_token(
@@ -230,13 +239,13 @@ def _fail(message: str, code: int) -> NoReturn:
 
 async def _serve(
     address: ListenAddress,
-    database: str | None,
+    url: str,
     registration_token: str | None,
     admin_token: str | None,
 ) -> int:
     sock = bind_socket(address)
     try:
-        store = await open_store(database, os.environ)
+        store = await open_store(url, os.environ)
     except BaseException:
         sock.close()
         raise
@@ -262,6 +271,8 @@ async def _serve(
         server = controller_server(
             create_app(store, registration_token=registration, admin_token=admin)
         )
+        waiters = server.runtime.waiters
+        waiters.relay_to(wake_relay(check_database_url(url), store))
         stop_count = 0
 
         def on_signal(signum: int) -> None:
@@ -276,9 +287,13 @@ async def _serve(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)
+        relaying = asyncio.create_task(waiters.run_relay())
         try:
             await server.serve(sockets=[sock])
         finally:
+            relaying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relaying
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
         return 0 if server.started else FAILURE_EXIT_CODE
@@ -330,19 +345,22 @@ def run(
         address = parse_listen(
             listen or values.get("listen", DEFAULT_LISTEN), "--listen" if listen else "listen"
         )
-        database_url = database or values.get("database")
-        if database_url is not None:
-            sqlite_path(database_url, "--database" if database else "database")
+        url = database_url(database or values.get("database"), os.environ)
+        check_database_url(
+            url, "--database" if database or "database" not in values else "database"
+        )
         code = asyncio.run(
             _serve(
                 address,
-                database_url,
+                url,
                 registration_token or values.get("registration-token"),
                 admin_token or values.get("admin-token"),
             )
         )
     except ControllerSetupError as error:
         _fail(str(error), USAGE_EXIT_CODE)
+    except StoreError as error:
+        _fail(f"--database: {error}", FAILURE_EXIT_CODE)
     finally:
         shutdown_logging()
     sys.exit(code)

@@ -444,7 +444,7 @@ def test_an_unreachable_controller_is_exit_1_on_one_line(tmp_path: Path) -> None
     [
         (["--listen", "nowhere"], "--listen"),
         (["--listen", "127.0.0.1:70000"], "--listen"),
-        (["--database", "postgresql://ci:secret@127.0.0.1:5432/ci"], "--database"),
+        (["--database", "postgresql+psycopg://ci:secret@127.0.0.1:5432/ci"], "--database"),
         (["--database", "mysql://localhost/ci"], "--database"),
         (["--no-such-flag"], "--no-such-flag"),
     ],
