@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from adapters.config import WorkerConfig
-from domain.isolation import TartIsolation
+from domain.isolation import TartIsolation, VetuIsolation
 from domain.policy import (
     ContainerPolicy,
     TartPolicy,
@@ -82,8 +82,9 @@ def _standby(parameters: StandbyParameters | None) -> str:
     if parameters is None:
         return "off"
     isolation = parameters.isolation
-    kind = "tart" if isinstance(isolation, TartIsolation) else "vetu"
-    text = f"{kind} {isolation.image}"
+    if not isinstance(isolation, TartIsolation | VetuIsolation):
+        return isolation.kind  # the loader builds only Tart and Vetu standbys
+    text = f"{isolation.kind} {isolation.image}"
     if isolation.cpu:
         text += f", {isolation.cpu} CPUs"
     if isolation.memory:
