@@ -599,3 +599,128 @@ def _handler_class(controller: FakeController) -> type[BaseHTTPRequestHandler]:
             """Keep the test output quiet; ``calls()`` is the record."""
 
     return Handler
+
+
+# --- additions: worker pause/resume from an unregistered process, scripted answers, counted logs
+
+
+SESSION_OPTIONAL = frozenset({"UpdateStatus", "QueryRunningTasks"})
+
+
+@dataclass
+class LogTally:
+    """What ``AppendLogs`` delivered for one command, counted instead of stored."""
+
+    chunks: int = 0
+    total: int = 0
+    largest: int = 0
+    unexpected: int = 0  # bytes other than the one the test expects
+
+
+class ScriptedController(FakeController):
+    """``FakeController`` plus what ``worker pause``/``resume`` and very large logs need.
+
+    * ``UpdateStatus`` and ``QueryRunningTasks`` also admit the registration token with an empty
+      or missing session token, as our controller does for a process that never registered.
+    * ``refuse_update_status`` and ``answer_disabled`` script the ``UpdateStatus`` answer.
+    * ``script_running_tasks`` scripts the ``QueryRunningTasks`` answers.
+    * ``count_logs`` makes ``AppendLogs`` count bytes (see ``log_tally``) instead of storing them,
+      and keeps only the decoded length in the recorded call body, so hundreds of MB of output
+      do not pile up in the test process.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._status_refusal: str | None = None
+        self._forced_disabled: bool | None = None
+        self._running_answers: list[list[str]] = []
+        self._counted_byte: int | None = None
+        self._tallies: dict[tuple[str, str], LogTally] = {}
+
+    def refuse_update_status(self, code: str) -> None:
+        """Answer every later ``UpdateStatus`` with the Twirp error ``code``."""
+        with self._lock:
+            self._status_refusal = code
+
+    def answer_disabled(self, disabled: bool) -> None:
+        """Answer every later ``UpdateStatus`` with ``disabled``, whatever was asked."""
+        with self._lock:
+            self._forced_disabled = disabled
+
+    def script_running_tasks(self, *answers: list[str]) -> None:
+        """Answer the next ``QueryRunningTasks`` calls with these lists; the last one repeats."""
+        with self._lock:
+            self._running_answers = [list(a) for a in answers]
+
+    def count_logs(self, expected_byte: bytes) -> None:
+        """Count ``AppendLogs`` bytes from now on; bytes other than ``expected_byte`` are noted."""
+        assert len(expected_byte) == 1
+        with self._lock:
+            self._counted_byte = expected_byte[0]
+
+    def log_tally(self, task_id: str, command_name: str) -> LogTally:
+        """A copy of the counts for one command of one task (zeros if nothing came)."""
+        with self._lock:
+            return copy.copy(self._tallies.get((task_id, command_name), LogTally()))
+
+    def _authenticate(self, method: str, headers: dict[str, str]) -> Answer | None:
+        if method not in SESSION_OPTIONAL or headers.get("session-token"):
+            return super()._authenticate(method, headers)
+        if headers.get("registration-token") == self.registration_token and headers.get(
+            "worker-name"
+        ):
+            return None
+        reason = "wrong registration-token or missing worker-name without a session"
+        with self._lock:
+            self._auth_failures.append(f"{method}: {reason}")
+        return _error("unauthenticated", reason)
+
+    def _update_status(self, worker: str, task_id: str, body: dict[str, Any]) -> Answer:
+        with self._lock:
+            refusal, forced = self._status_refusal, self._forced_disabled
+        if refusal is not None:
+            return _error(refusal, "updating the status is refused (scripted)")
+        status, answer = super()._update_status(worker, task_id, body)
+        if forced is None:
+            return status, answer
+        return status, ({"disabled": True} if forced else {})
+
+    def _query_running_tasks(self, worker: str, task_id: str, body: dict[str, Any]) -> Answer:
+        with self._lock:
+            if not self._running_answers:
+                scripted = None
+            elif len(self._running_answers) > 1:
+                scripted = self._running_answers.pop(0)
+            else:
+                scripted = self._running_answers[0]
+            status = {"disabled": True} if self._disabled.get(worker) else {}
+        if scripted is None:
+            return super()._query_running_tasks(worker, task_id, body)
+        answer: dict[str, Any] = {"status": status}
+        if scripted:  # proto3: an empty repeated field is left out
+            answer["runningTasks"] = scripted
+        return 200, answer
+
+    def _append_logs(self, worker: str, task_id: str, body: dict[str, Any]) -> Answer:
+        with self._lock:
+            counted = self._counted_byte
+        if counted is None:
+            return super()._append_logs(worker, task_id, body)
+        name = str(body.get("commandName", ""))
+        try:
+            data = base64.b64decode(body.get("data", ""), validate=True)
+        except ValueError:
+            self._violate(f"AppendLogs: data is not base64: {body.get('data')!r:.80}")
+            return _error("invalid_argument", "data must be base64")
+        # The recorded call keeps the length only (the body dict is the one handle() records).
+        body["data"] = f"<{len(data)} bytes counted>"
+        if len(data) > 1024 * 1024:
+            self._violate(f"AppendLogs: chunk of {len(data)} bytes exceeds 1 MiB")
+        unexpected = len(data) - data.count(counted)
+        with self._lock:
+            tally = self._tallies.setdefault((task_id, name), LogTally())
+            tally.chunks += 1
+            tally.total += len(data)
+            tally.largest = max(tally.largest, len(data))
+            tally.unexpected += unexpected
+        return 200, {"bytesLogged": str(len(data))}
