@@ -18,6 +18,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/hadolint Dockerfile
 
 format: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
@@ -32,10 +33,11 @@ gates: lint format typecheck imports
 
 # Debian packages and local images the integration tests use: podman, runc and a busybox
 # image for the container isolation; PostgreSQL for the store tests (each test run starts its
-# own private cluster on 127.0.0.1).
+# own private cluster on 127.0.0.1); systemd-analyze for the deploy-file tests.
 system-deps:
 	sh scripts/setup-podman.sh
 	sh scripts/setup-postgres.sh
+	sh scripts/setup-ops-tools.sh
 
 pytest: $(STAMP) system-deps
 	$(BIN)/pytest

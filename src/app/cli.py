@@ -10,6 +10,7 @@ import click
 import yaml
 
 from adapters.config.rendering import effective_document
+from app.config_summary import summary_lines
 from app.version import version
 from app.worker_options import load_config_or_exit, worker_options
 
@@ -82,6 +83,9 @@ def validate(**options: Any) -> None:
         ),
         nl=False,
     )
+    # A short human summary for reviewing the security policy, as YAML comments so that
+    # stdout stays one YAML document.
+    click.echo("".join(f"# {line}\n" for line in summary_lines(config)), nl=False)
 
 
 def main() -> None:

@@ -152,3 +152,17 @@ def test_the_security_section_is_printed_with_images_volumes_and_softnet() -> No
         {"source": "/Volumes/SSD/*", "force-readonly": False},
         {"source": "/var/src", "force-readonly": True},
     ]
+
+
+def test_validate_ends_with_a_human_summary_of_the_policy_as_yaml_comments() -> None:
+    result = run_validate("-f", str(EXAMPLES / "worker.yml"))
+    assert result.returncode == 0, result.stderr
+    comments = [line for line in result.stdout.splitlines() if line.startswith("# ")]
+    assert "# worker example-worker: http://127.0.0.1:8080" in comments
+    assert any(
+        line.startswith("# isolation tart: images ghcr.io/cirruslabs/*")
+        and "/var/src (read-only)" in line
+        and "Softnet forced" in line
+        for line in comments
+    )
+    assert yaml.safe_load(result.stdout)["name"] == "example-worker"
