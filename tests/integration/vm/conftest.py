@@ -211,3 +211,19 @@ async def wait_until(condition: Callable[[], bool], within: float = 15.0) -> Non
     while not condition():
         assert loop.time() < deadline, "the condition did not come true in time"
         await asyncio.sleep(0.02)
+
+
+def guest_processes(sim: Simulator, text: str) -> list[str]:
+    """Command lines of the guest user's processes that contain ``text``."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "uids"]):
+        uids = process.info["uids"]
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if uids is not None and uids.real == sim.user.uid and text in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def split_runs(argvs: list[list[str]]) -> tuple[list[list[str]], list[list[str]]]:
+    """The invocations other than ``run``, and the ``run`` invocations."""
+    return [a for a in argvs if a[0] != "run"], [a for a in argvs if a[0] == "run"]

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
 from adapters.vm import VmStateFile
@@ -20,7 +19,13 @@ from adapters.vm.state import VmRecord
 from domain.errors import InstanceError
 from domain.isolation import TartIsolation, TartVolume
 from domain.policy import AllowedIsolations, SecurityPolicy, TartPolicy
-from tests.integration.vm.conftest import RecordingSink, Simulator, wait_until
+from tests.integration.vm.conftest import (
+    RecordingSink,
+    Simulator,
+    guest_processes,
+    split_runs,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -44,17 +49,6 @@ def tart_isolation(sim: Simulator, **fields: object) -> TartIsolation:
         password=sim.user.password,
         **fields,  # type: ignore[arg-type]
     )
-
-
-def guest_processes(sim: Simulator, text: str) -> list[str]:
-    """Command lines of the guest user's processes that contain ``text``."""
-    found = []
-    for process in psutil.process_iter(["cmdline", "uids"]):
-        uids = process.info["uids"]
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if uids is not None and uids.real == sim.user.uid and text in cmdline:
-            found.append(cmdline)
-    return found
 
 
 def exists(path: Path) -> bool:
@@ -112,7 +106,10 @@ async def test_a_tart_task_boots_with_the_exact_command_lines_and_runs_scripts_o
     await instance.close()  # idempotent
 
     invocations = simulator.invocations("tart")
-    assert [entry["argv"] for entry in invocations] == [
+    # ``run`` keeps running while ``ip`` is called: the two processes may log in either order.
+    argvs, runs = split_runs([entry["argv"] for entry in invocations])
+    assert runs == [[*RUN_PREFIX, "--nested", vm]]
+    assert argvs == [
         ["pull", IMAGE],
         ["clone", IMAGE, vm],
         ["set", vm, "--random-mac"],
@@ -120,7 +117,6 @@ async def test_a_tart_task_boots_with_the_exact_command_lines_and_runs_scripts_o
         ["set", vm, "--memory", "4096"],
         ["set", vm, "--disk-size", "60"],
         ["set", vm, "--display", "1920x1080"],
-        [*RUN_PREFIX, "--nested", vm],
         ["ip", "--wait", "30", vm],
         ["get", "--format", "json", vm],
         ["stop", "--timeout", "5", vm],
