@@ -1,29 +1,36 @@
 #!/bin/sh
 # Build a small Linux guest for QEMU (software emulation) that the VM isolation tests boot and
-# reach over SSH: a Debian cloud kernel plus an initramfs holding busybox, dropbear and the
-# SFTP server, with root's password set from CIRRUS_QEMU_GUEST_PASSWORD.
+# reach over SSH: a Debian cloud kernel plus an initramfs holding busybox and the host's OpenSSH
+# sshd (with internal-sftp), root's password set from CIRRUS_QEMU_GUEST_PASSWORD.
 #
 # Usage (as root, Debian bookworm):  sh scripts/build-qemu-guest.sh CACHE_DIR
 #
+# OpenSSH rather than dropbear: like the sshd of a real VM image it starts every session in a new
+# session and process group (the VM isolation kills a script's leftovers by group; dropbear's
+# commands share its connection process's group), and with `-r` and one ed25519 key it answers
+# sooner under emulation than dropbear does.
+#
 # Output in CACHE_DIR:
 #   vmlinuz             the kernel of the current linux-image-cloud-amd64 dependency
-#   initramfs.cpio.gz   busybox + dropbear + sftp-server + virtio modules, /init starts dropbear
-#   manifest.json       {"format", "user", "password", "kernel_version", "kernel_package", ...}
+#   initramfs.cpio.gz   busybox + sshd + virtio modules; /init starts sshd
+#   manifest.json       {"recipe", "user", "password", "kernel_version", "kernel_package",
+#                        "ssh_server"}
 #
-# Idempotent: when the manifest already describes this kernel package, password and format, the
-# script only checks that the files are there. Nothing is written outside CACHE_DIR except the
-# Debian packages qemu-system-x86, dropbear-bin and busybox-static, installed when missing.
-# The kernel and the SFTP server are fetched with `apt-get download` of exact package names
-# (a glob would fetch every matching kernel) and unpacked in a temporary directory, so the
-# host's own packages stay as they are.
+# Idempotent: when the manifest already describes this kernel package, password and version of
+# this script, the script only checks that the files are there. Nothing is written outside
+# CACHE_DIR except the Debian packages qemu-system-x86, busybox-static and openssh-server,
+# installed when missing (policy-rc.d keeps a newly installed sshd from starting). The kernel is
+# fetched with `apt-get download` of its exact package name (a glob would fetch every matching
+# kernel) and unpacked in a temporary directory.
 set -eu
 
-FORMAT=1
+# Any change to this script makes a new guest: the manifest records the script's checksum.
+RECIPE="$(sha256sum "$0" | cut -c1-16)"
 USER_NAME=root
 PASSWORD="${CIRRUS_QEMU_GUEST_PASSWORD:-cirrus-guest}"
 META_PACKAGE=linux-image-cloud-amd64
 # Load order matters: each module needs the ones before it. virtio-rng feeds the guest's entropy
-# pool so dropbear never waits for randomness.
+# pool so sshd never waits for randomness.
 MODULES="drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev
 drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci net/core/failover
 drivers/net/net_failover drivers/net/virtio_net drivers/char/hw_random/virtio-rng"
@@ -44,7 +51,7 @@ CACHE="$(cd "$1" && pwd)"
 
 missing=""
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"
-[ -x /usr/sbin/dropbear ] && command -v dropbearkey >/dev/null 2>&1 || missing="$missing dropbear-bin"
+[ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null 2>&1 || missing="$missing openssh-server"
 [ -x /bin/busybox ] || missing="$missing busybox-static"
 if [ -n "$missing" ]; then
     log "installing$missing"
@@ -71,7 +78,7 @@ manifest_field() {
     sed -n "s/.*\"$1\": *\"\\([^\"]*\\)\".*/\\1/p" "$CACHE/manifest.json" 2>/dev/null | head -n 1
 }
 if [ -s "$CACHE/vmlinuz" ] && [ -s "$CACHE/initramfs.cpio.gz" ] &&
-    [ "$(manifest_field format)" = "$FORMAT" ] &&
+    [ "$(manifest_field recipe)" = "$RECIPE" ] &&
     [ "$(manifest_field kernel_package)" = "$KPKG" ] &&
     [ "$(manifest_field password)" = "$PASSWORD" ]; then
     log "up to date: $CACHE (kernel $KV)"
@@ -90,15 +97,13 @@ download() {
     (cd "$WORK" && apt-get download -qq "$1" >/dev/null)
 }
 chmod 755 "$WORK"
-log "downloading $KPKG and openssh-sftp-server"
+log "downloading $KPKG"
 download "$KPKG"
-download openssh-sftp-server
 dpkg -x "$WORK/${KPKG}"_*.deb "$WORK/kernel"
-dpkg -x "$WORK"/openssh-sftp-server_*.deb "$WORK/sftp"
 [ -s "$WORK/kernel/boot/vmlinuz-$KV" ] || die "$KPKG holds no /boot/vmlinuz-$KV"
 
 log "building the initramfs (kernel $KV)"
-mkdir -p "$R/bin" "$R/etc/dropbear" "$R/proc" "$R/sys" "$R/dev" "$R/tmp" "$R/root" "$R/mods" \
+mkdir -p "$R/bin" "$R/etc" "$R/proc" "$R/sys" "$R/dev" "$R/tmp" "$R/root" "$R/mods" \
     "$R/usr/sbin" "$R/usr/lib" "$R/run" "$R/var/log"
 chmod 1777 "$R/tmp"
 chmod 0700 "$R/root"
@@ -106,15 +111,48 @@ cp /bin/busybox "$R/bin/busybox"
 for applet in $(/bin/busybox --list); do
     [ "$applet" = busybox ] || ln -s busybox "$R/bin/$applet"
 done
-cp /usr/sbin/dropbear "$R/usr/sbin/dropbear"
-# Dropbear runs /usr/lib/sftp-server for the "sftp" subsystem.
-cp "$WORK/sftp/usr/lib/openssh/sftp-server" "$R/usr/lib/sftp-server"
-for binary in /usr/sbin/dropbear "$WORK/sftp/usr/lib/openssh/sftp-server"; do
-    for lib in $(ldd "$binary" | grep -o '/[^ ]*\.so[^ ]*'); do
+
+# Copy a dynamically linked program and the shared libraries it loads.
+copy_program() {
+    mkdir -p "$R$(dirname "$2")"
+    cp "$1" "$R$2"
+    for lib in $(ldd "$1" | grep -o '/[^ ]*\.so[^ ]*'); do
+        [ -e "$R$lib" ] && continue
         mkdir -p "$R$(dirname "$lib")"
         cp -L "$lib" "$R$lib"
     done
-done
+}
+
+copy_program /usr/sbin/sshd /usr/sbin/sshd
+mkdir -p "$R/etc/ssh" "$R/run/sshd" "$R/var/empty"
+chmod 0755 "$R/run/sshd"
+# One ed25519 key: loading and signing with RSA keys is slow under emulation.
+ssh-keygen -q -t ed25519 -N '' -C qemu-guest -f "$R/etc/ssh/ssh_host_ed25519_key"
+cat >"$R/etc/ssh/sshd_config" <<'SSHDEOF'
+Port 22
+HostKey /etc/ssh/ssh_host_ed25519_key
+PidFile /run/sshd.pid
+PermitRootLogin yes
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PubkeyAuthentication no
+UsePAM no
+UseDNS no
+PrintMotd no
+PrintLastLog no
+AllowTcpForwarding yes
+MaxSessions 64
+MaxStartups 64
+Subsystem sftp internal-sftp
+SSHDEOF
+SERVER_VERSION="$(/usr/sbin/sshd -V 2>&1 | head -n 1)"
+# -r: no re-exec of sshd for every connection, which costs about a second of emulated CPU
+# (and every probe of a booting guest's port is a connection). Kept only where accepted.
+if /usr/sbin/sshd -r -V >/dev/null 2>&1; then
+    START_SERVER='/usr/sbin/sshd -D -e -r &'
+else
+    START_SERVER='/usr/sbin/sshd -D -e &'
+fi
 
 moddir="$WORK/kernel/lib/modules/$KV"
 : >"$R/etc/modules-order"
@@ -128,22 +166,22 @@ for m in $MODULES; do
     fi
 done
 
-printf '%s:x:0:0:root:/root:/bin/sh\n' "$USER_NAME" >"$R/etc/passwd"
-printf 'root:x:0:\n' >"$R/etc/group"
+# "sshd" is OpenSSH's privilege separation user.
+printf '%s:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run/sshd:/bin/false\n' "$USER_NAME" >"$R/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$R/etc/group"
+printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n' >"$R/etc/nsswitch.conf"
+printf '127.0.0.1 localhost qemu-guest\n' >"$R/etc/hosts"
 hash="$(printf '%s\n' "$PASSWORD" | /bin/busybox mkpasswd -m sha512 -P 0)"
 printf '%s:%s:19000:0:99999:7:::\n' "$USER_NAME" "$hash" >"$R/etc/shadow"
 chmod 600 "$R/etc/shadow"
 printf '/bin/sh\n' >"$R/etc/shells"
 printf 'export PATH=/bin:/usr/sbin:/usr/lib\nexport HOME=/root\n' >"$R/etc/profile"
 printf 'qemu-guest\n' >"$R/etc/hostname"
-# dropbear 2022.83 aborts on every asyncssh connection when it has only an ed25519 key: keep RSA.
-for t in ed25519 rsa ecdsa; do
-    dropbearkey -t "$t" -f "$R/etc/dropbear/dropbear_${t}_host_key" >/dev/null 2>&1
-done
 mknod "$R/dev/console" c 5 1
 mknod "$R/dev/null" c 1 3
 
-cat >"$R/init" <<'INIT'
+{
+    cat <<'INIT'
 #!/bin/sh
 # PID 1 of the test guest: mount the pseudo file systems, load the virtio drivers, bring up the
 # network QEMU's user mode emulates (10.0.2.0/24 exists only inside QEMU) and serve SSH.
@@ -159,26 +197,26 @@ ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
-echo "qemu-guest: starting dropbear"
-/usr/sbin/dropbear -F -E -p 22 \
-    -r /etc/dropbear/dropbear_ed25519_host_key \
-    -r /etc/dropbear/dropbear_rsa_host_key \
-    -r /etc/dropbear/dropbear_ecdsa_host_key &
+echo "qemu-guest: starting the SSH server"
+INIT
+    printf '%s\n' "$START_SERVER"
+    cat <<'INIT'
 # PID 1 must never exit (the kernel would panic); it also reaps orphaned children.
 while true; do sleep 3600; done
 INIT
+} >"$R/init"
 chmod 755 "$R/init"
 
 (cd "$R" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 >"$WORK/initramfs.cpio.gz")
 cp "$WORK/kernel/boot/vmlinuz-$KV" "$WORK/vmlinuz"
 cat >"$WORK/manifest.json" <<EOF
 {
-  "format": "$FORMAT",
+  "recipe": "$RECIPE",
   "user": "$USER_NAME",
   "password": "$PASSWORD",
   "kernel_version": "$KV",
   "kernel_package": "$KPKG",
-  "dropbear": "$(dropbear -V 2>&1 | head -n 1 | tr -d '"\\')"
+  "ssh_server": "$(printf '%s' "$SERVER_VERSION" | tr -d '"\\')"
 }
 EOF
 # Replace the files last and the manifest after them, so an interrupted build is never taken

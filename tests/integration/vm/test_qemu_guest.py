@@ -66,6 +66,18 @@ async def test_the_guest_runs_the_debian_kernel_it_was_built_with(
     assert result.exit_status == 0
 
 
+async def test_each_command_leads_its_own_process_group_as_on_a_real_vm(
+    qemu_guest: RunningGuest,
+) -> None:
+    # The VM isolation kills what a script leaves behind by signalling the script's group.
+    await booted(qemu_guest)
+    async with await connect(qemu_guest.ssh_port, qemu_guest.user, qemu_guest.password) as ssh:
+        result = await ssh.run("echo $$ $(cut -d ' ' -f 5,6 /proc/$$/stat)", check=True, timeout=30)
+    assert isinstance(result.stdout, str)
+    pid, group, session = result.stdout.split()
+    assert pid == group == session
+
+
 async def test_a_script_on_a_login_shell_sees_its_env_and_reports_its_exit_status(
     qemu_guest: RunningGuest,
 ) -> None:
