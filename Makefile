@@ -33,11 +33,13 @@ gates: lint format typecheck imports
 
 # Debian packages and local images the integration tests use: podman, runc and a busybox
 # image for the container isolation; PostgreSQL for the store tests (each test run starts its
-# own private cluster on 127.0.0.1); systemd-analyze for the deploy-file tests.
+# own private cluster on 127.0.0.1); systemd-analyze for the deploy-file tests;
+# OpenSSH sshd for the Tart/Vetu simulators.
 system-deps:
 	sh scripts/setup-podman.sh
 	sh scripts/setup-postgres.sh
 	sh scripts/setup-ops-tools.sh
+	sh scripts/setup-sshd.sh
 
 pytest: $(STAMP) system-deps
 	$(BIN)/pytest
