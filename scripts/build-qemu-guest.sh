@@ -48,6 +48,9 @@ case "$PASSWORD" in
 esac
 mkdir -p "$1"
 CACHE="$(cd "$1" && pwd)"
+# One build at a time per cache directory (test sessions may start side by side).
+exec 9>"$CACHE/.lock"
+flock 9
 
 missing=""
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"

@@ -10,10 +10,12 @@ import asyncssh
 import pytest
 
 from tests.integration.vm.qemu_guest import (
+    GuestBootError,
     GuestImage,
     RunningGuest,
     boot_guest,
     connect,
+    free_tcp_port,
     log_tail,
     qemu_processes_forwarding,
     stop_guest,
@@ -184,3 +186,25 @@ async def test_a_guest_can_answer_on_port_22_of_another_loopback_address(
     finally:
         stop_guest(process)
     assert qemu_processes_forwarding(22, address) == []
+
+
+async def test_waiting_for_a_guest_whose_port_is_taken_fails_as_soon_as_qemu_exits(
+    qemu_guest_image: GuestImage, tmp_path: Path
+) -> None:
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    port = free_tcp_port()
+    squatter = await asyncio.start_server(never_answer, "127.0.0.1", port)
+    log_path = tmp_path / "guest-serial.log"
+    process = boot_guest(qemu_guest_image.directory, port, log_path)
+    try:
+        with pytest.raises(GuestBootError, match="QEMU exited with 1"):
+            await wait_for_ssh(
+                port, qemu_guest_image.user, qemu_guest_image.password, 30, guest=process
+            )
+    finally:
+        stop_guest(process)
+        squatter.close()
+        await squatter.wait_closed()
+    assert "Could not set up host forwarding rule" in log_tail(log_path)
