@@ -1,10 +1,10 @@
-"""A real Linux guest under QEMU (software emulation) reached over SSH on 127.0.0.1.
+"""A real Linux guest under QEMU (software emulation) reached over SSH on a loopback address.
 
 ``scripts/build-qemu-guest.sh`` builds the guest into a cache directory (``vmlinuz``,
 ``initramfs.cpio.gz``, ``manifest.json``); the session fixture ``qemu_guest_image`` runs it once
 per test session. ``boot_guest`` starts QEMU with user-mode networking that forwards one port on
-127.0.0.1 to the guest's SSH server; the guest's own 10.0.2.x addresses exist only inside QEMU
-and are never addressed from the host.
+127.0.0.1 (or another 127.x.y.z) to the guest's sshd; the guest's own 10.0.2.x addresses exist
+only inside QEMU and are never addressed from the host.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-qemu-guest.sh"
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "qemu-guest"
 QEMU_BINARY = "qemu-system-x86_64"
 BUILD_TIMEOUT_SECONDS = 600.0
-# A TCG boot to a dropbear prompt takes 6-7 s on the project's machines; the margin covers a
-# loaded CI host (two guests at once, or the test suite running beside them).
+# A TCG boot until sshd lets a login in takes 4-7 s on the project's machines (up to 11 s seen
+# on a busy one); the margin covers a loaded CI host running several guests at once.
 BOOT_TIMEOUT_SECONDS = 90.0
 # While the guest boots, QEMU accepts a connection on the forwarded port and holds it until the
 # guest's network is up, so a probe waits only this long for the server's banner and then tries
