@@ -34,12 +34,14 @@ gates: lint format typecheck imports
 # Debian packages and local images the integration tests use: podman, runc and a busybox
 # image for the container isolation; PostgreSQL for the store tests (each test run starts its
 # own private cluster on 127.0.0.1); systemd-analyze for the deploy-file tests;
-# OpenSSH sshd for the Tart/Vetu simulators.
+# OpenSSH sshd for the Tart/Vetu simulators; a QEMU Linux guest (kernel + initramfs) for the
+# Vetu test that boots a real guest.
 system-deps:
 	sh scripts/setup-podman.sh
 	sh scripts/setup-postgres.sh
 	sh scripts/setup-ops-tools.sh
 	sh scripts/setup-sshd.sh
+	sh scripts/build-qemu-guest.sh .cache/qemu-guest
 
 pytest: $(STAMP) system-deps
 	$(BIN)/pytest
