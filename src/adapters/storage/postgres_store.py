@@ -17,8 +17,7 @@ from adapters.storage.postgres_connection import Connection, PostgresDatabase
 from adapters.storage.postgres_migrations import POSTGRES_MIGRATIONS
 from adapters.storage.postgres_rows import load_task, load_tasks, load_workers
 from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
-from adapters.storage.sqlite_rows import row_key
-from adapters.storage.sqlite_store import new_secret
+from adapters.storage.stored_records import new_secret, row_key
 from domain.build import BuildSpec, TaskStatus
 from domain.ports import Clock
 from domain.protocol import CommandResult

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from adapters.storage.postgres_connection import Connection
 from adapters.storage.postgres_rows import load_task, load_tasks
 from adapters.storage.spec_json import dumps_str_map, dumps_task_spec, loads_str_map
-from adapters.storage.sqlite_rows import FINAL_SQL
+from adapters.storage.stored_records import FINAL_SQL
 from domain.build import BuildSpec, TaskStatus
 from domain.protocol import CommandResult
 from domain.store import BuildRecord, NoSuchTaskError, TaskRecord, lost_worker_message

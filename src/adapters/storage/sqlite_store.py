@@ -8,7 +8,6 @@ claimed once. ``sqlite:///:memory:`` works too, but only within one store.
 from __future__ import annotations
 
 import functools
-import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from pathlib import Path
@@ -17,16 +16,12 @@ from adapters.storage import sqlite_logs, sqlite_tasks
 from adapters.storage.migrations import SQLITE_MIGRATIONS, Migration
 from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
 from adapters.storage.sqlite_connection import SqliteConnection
-from adapters.storage.sqlite_rows import load_task, load_tasks, load_workers, row_key
+from adapters.storage.sqlite_rows import load_task, load_tasks, load_workers
+from adapters.storage.stored_records import new_secret, row_key
 from domain.build import BuildSpec, TaskStatus
 from domain.ports import Clock
 from domain.protocol import CommandResult
 from domain.store import BuildRecord, NoSuchTaskError, TaskRecord, WorkerRecord
-
-
-def new_secret() -> str:
-    """Return a fresh random task secret (client or server)."""
-    return secrets.token_urlsafe(32)
 
 
 class SqliteStore:

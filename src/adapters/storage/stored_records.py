@@ -1,0 +1,106 @@
+"""What the SQLite and PostgreSQL stores share about their rows, whatever the SQL dialect.
+
+Ids are the decimal text of integer row keys; the final statuses are one SQL list for
+``status IN …`` guards; task secrets are random; and a row (a ``sqlite3.Row`` or a psycopg
+``dict_row``, both read by column name) becomes the same ``TaskRecord`` or ``WorkerRecord``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from adapters.storage.spec_json import (
+    loads_float_map,
+    loads_str_list,
+    loads_str_map,
+    loads_task_spec,
+)
+from domain.build import FINAL_STATUSES, TaskStatus
+from domain.protocol import CommandResult, CommandStatus
+from domain.store import StoreError, TaskRecord, WorkerRecord
+
+_MAX_ID = 2**63 - 1
+
+FINAL_SQL = "(" + ", ".join(f"'{status.value}'" for status in sorted(FINAL_STATUSES)) + ")"
+"""The final statuses as an SQL list, for ``status IN …`` guards."""
+
+
+class Row(Protocol):
+    """A database row whose columns are read by name."""
+
+    def __getitem__(self, column: str, /) -> Any:
+        """Return the value of a column."""
+        ...
+
+
+def row_key(text: str) -> int | None:
+    """Return the integer key of an id, or ``None`` if no row can have that id."""
+    if not (text.isascii() and text.isdecimal()):
+        return None
+    key = int(text)
+    return key if 0 < key <= _MAX_ID else None
+
+
+def new_secret() -> str:
+    """Return a fresh random task secret (client or server)."""
+    return secrets.token_urlsafe(32)
+
+
+def _status(value: str) -> TaskStatus:
+    try:
+        return TaskStatus(value)
+    except ValueError as error:
+        raise StoreError(f"stored task status {value!r} is unknown") from error
+
+
+def command_result_from_row(row: Row) -> CommandResult:
+    """Return the command result a ``command_results`` row holds."""
+    try:
+        status = CommandStatus[row["status"]]
+    except KeyError as error:
+        raise StoreError(f"stored command status {row['status']!r} is unknown") from error
+    return CommandResult(
+        name=row["name"],
+        status=status,
+        duration_in_nanos=int(row["duration_in_nanos"]),
+        signaled_to_exit=bool(row["signaled_to_exit"]),
+    )
+
+
+def task_from_row(row: Row, results: Sequence[CommandResult]) -> TaskRecord:
+    """Return the task a ``tasks`` row holds, with its command results in order."""
+    return TaskRecord(
+        id=str(row["id"]),
+        build_id=str(row["build_id"]),
+        name=row["name"],
+        status=_status(row["status"]),
+        spec=loads_task_spec(row["spec"]),
+        sequence=int(row["id"]),
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+        worker=row["worker"],
+        client_secret=row["client_secret"],
+        server_secret=row["server_secret"],
+        cancel_requested=bool(row["cancel_requested"]),
+        failure_message=row["failure_message"],
+        command_results=tuple(results),
+        started_at=row["started_at"],
+        stopped_at=row["stopped_at"],
+    )
+
+
+def worker_from_row(row: Row) -> WorkerRecord:
+    """Return the worker a ``workers`` row holds."""
+    return WorkerRecord(
+        name=row["name"],
+        session_token_hash=row["session_token_hash"],
+        registered_at=float(row["registered_at"]),
+        last_seen=float(row["last_seen"]),
+        labels=loads_str_map(row["labels"]),
+        resources_total=loads_float_map(row["resources_total"]),
+        resources_in_use=loads_float_map(row["resources_in_use"]),
+        running_task_ids=loads_str_list(row["running_task_ids"]),
+        disabled=bool(row["disabled"]),
+    )
