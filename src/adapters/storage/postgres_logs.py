@@ -9,8 +9,8 @@ caller opened; ``append_log`` expects the task's row to be locked by it (appends
 
 from __future__ import annotations
 
+from adapters.storage.log_chunks import COALESCE_LIMIT
 from adapters.storage.postgres_connection import Connection
-from adapters.storage.sqlite_logs import COALESCE_LIMIT
 from domain.store import LOG_CHUNK_LIMIT
 
 _NO_END = 2**62

@@ -12,6 +12,7 @@ import functools
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 
 from adapters.storage import postgres_logs, postgres_tasks
+from adapters.storage.log_chunks import check_log_range
 from adapters.storage.migrations import Migration
 from adapters.storage.postgres_connection import Connection, PostgresDatabase
 from adapters.storage.postgres_migrations import POSTGRES_MIGRATIONS
@@ -212,7 +213,7 @@ class PostgresStore:
         self, task_id: str, command: str, offset: int = 0, limit: int | None = None
     ) -> bytes:
         """Return up to ``limit`` bytes of a command's log from ``offset`` (all if ``None``)."""
-        _check_range(offset, limit)
+        check_log_range(offset, limit)
         key = row_key(task_id)
         if key is None:
             return b""
@@ -222,7 +223,7 @@ class PostgresStore:
 
     async def iter_log(self, task_id: str, command: str, offset: int = 0) -> AsyncIterator[bytes]:
         """Yield a command's log from ``offset`` in pieces of at most ``LOG_CHUNK_LIMIT``."""
-        _check_range(offset, None)
+        check_log_range(offset, None)
         key = row_key(task_id)
         if key is None:
             return
@@ -349,8 +350,3 @@ class PostgresStore:
             return cursor.rowcount == 1
 
         return await self._db.write(put)
-
-
-def _check_range(offset: int, limit: int | None) -> None:
-    if offset < 0 or (limit is not None and limit < 0):
-        raise ValueError(f"a log range needs offset >= 0 and limit >= 0, got {offset}, {limit}")

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from adapters.storage.log_chunks import COALESCE_LIMIT
 from domain.store import LOG_CHUNK_LIMIT
-
-COALESCE_LIMIT = 64 * 1024
-"""An append is merged into the last chunk while the merged chunk stays this small."""
 
 
 def _last_chunk(connection: sqlite3.Connection, key: int, command: str) -> tuple[int, int] | None:

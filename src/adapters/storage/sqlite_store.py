@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequen
 from pathlib import Path
 
 from adapters.storage import sqlite_logs, sqlite_tasks
+from adapters.storage.log_chunks import check_log_range
 from adapters.storage.migrations import SQLITE_MIGRATIONS, Migration
 from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
 from adapters.storage.sqlite_connection import SqliteConnection
@@ -201,7 +202,7 @@ class SqliteStore:
         self, task_id: str, command: str, offset: int = 0, limit: int | None = None
     ) -> bytes:
         """Return up to ``limit`` bytes of a command's log from ``offset`` (all if ``None``)."""
-        _check_range(offset, limit)
+        check_log_range(offset, limit)
         key = row_key(task_id)
         if key is None:
             return b""
@@ -211,7 +212,7 @@ class SqliteStore:
 
     async def iter_log(self, task_id: str, command: str, offset: int = 0) -> AsyncIterator[bytes]:
         """Yield a command's log from ``offset`` in pieces of at most ``LOG_CHUNK_LIMIT``."""
-        _check_range(offset, None)
+        check_log_range(offset, None)
         key = row_key(task_id)
         if key is None:
             return
@@ -332,8 +333,3 @@ class SqliteStore:
                 == 1
             )
         )
-
-
-def _check_range(offset: int, limit: int | None) -> None:
-    if offset < 0 or (limit is not None and limit < 0):
-        raise ValueError(f"a log range needs offset >= 0 and limit >= 0, got {offset}, {limit}")
