@@ -20,8 +20,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.storage.migrations import Migration
 from adapters.storage.postgres_migrations import POSTGRES_MIGRATIONS, migrate
+from adapters.storage.schema_versions import Migration
 from domain.store import StoreError
 
 T = TypeVar("T")

@@ -1,7 +1,7 @@
 """Versioned schema of the PostgreSQL store: the SQLite versions in PostgreSQL's types.
 
 Version ``n`` here means the same tables and columns as version ``n`` of
-``migrations.SQLITE_MIGRATIONS``; only the dialect differs (identity columns, ``BYTEA``,
+``sqlite_migrations.SQLITE_MIGRATIONS``; only the dialect differs (identity columns, ``BYTEA``,
 ``DOUBLE PRECISION``, ``BOOLEAN``). Several controller processes may open a fresh database at
 once: every step runs in a transaction holding a transaction-level advisory lock, and reads the
 version again under it, so each migration is applied exactly once and nobody sees half a schema.
@@ -12,13 +12,16 @@ from __future__ import annotations
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
-from adapters.storage.migrations import Migration, latest_version
-from domain.store import SchemaVersionError
+from adapters.storage.schema_versions import (
+    TASK_STATUSES_V1,
+    Migration,
+    check_order,
+    latest_version,
+    refuse_newer,
+)
 
 MIGRATION_LOCK_KEY = 0x63697272_75730001
 """Advisory lock (per database) held while the schema is read or changed ("cirrus" + 1)."""
-
-_TASK_STATUSES = "'CREATED','SCHEDULED','EXECUTING','COMPLETED','FAILED','ABORTED','SKIPPED'"
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -37,7 +40,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
                 build_id BIGINT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
                 position INTEGER NOT NULL,
                 name TEXT NOT NULL,
-                status TEXT NOT NULL CHECK (status IN ({_TASK_STATUSES})),
+                status TEXT NOT NULL CHECK (status IN ({TASK_STATUSES_V1})),
                 spec TEXT NOT NULL,
                 worker TEXT,
                 client_secret TEXT NOT NULL DEFAULT '',
@@ -92,12 +95,6 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-def _check_order(migrations: tuple[Migration, ...]) -> None:
-    versions = [migration.version for migration in migrations]
-    if versions != list(range(1, len(versions) + 1)):
-        raise ValueError(f"migration versions must be 1, 2, … in order, got {versions}")
-
-
 async def current_version(connection: AsyncConnection[TupleRow]) -> int:
     """Return the database's schema version (0 for a database this store never touched)."""
     cursor = await connection.execute(
@@ -125,16 +122,12 @@ async def migrate(
     ``connection`` must be in autocommit mode: each migration runs in its own transaction that
     takes the advisory lock first, so a failing migration leaves the previous version in place.
     """
-    _check_order(migrations)
+    check_order(migrations)
     latest = latest_version(migrations)
     async with connection.transaction():
         await _lock(connection)
         before = await current_version(connection)
-        if before > latest:
-            raise SchemaVersionError(
-                f"the database has schema version {before}, newer than the {latest} this "
-                "program knows; use a newer cirrus or another database"
-            )
+        refuse_newer(before, latest)
         # Under the lock: two first opens at once would otherwise race on the catalog.
         await connection.execute(
             """CREATE TABLE IF NOT EXISTS schema_version (

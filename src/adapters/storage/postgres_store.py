@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequen
 
 from adapters.storage import postgres_logs, postgres_tasks
 from adapters.storage.log_chunks import check_log_range
-from adapters.storage.migrations import Migration
 from adapters.storage.postgres_connection import Connection, PostgresDatabase
 from adapters.storage.postgres_migrations import POSTGRES_MIGRATIONS
 from adapters.storage.postgres_rows import load_task, load_tasks, load_workers
+from adapters.storage.schema_versions import Migration
 from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
 from adapters.storage.stored_records import new_secret, row_key
 from domain.build import BuildSpec, TaskStatus

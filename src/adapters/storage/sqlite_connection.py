@@ -16,7 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from adapters.storage.migrations import SQLITE_MIGRATIONS, Migration, migrate
+from adapters.storage.schema_versions import Migration
+from adapters.storage.sqlite_migrations import SQLITE_MIGRATIONS, migrate
 from domain.store import StoreError
 
 T = TypeVar("T")

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from adapters.storage import sqlite_logs, sqlite_tasks
 from adapters.storage.log_chunks import check_log_range
-from adapters.storage.migrations import SQLITE_MIGRATIONS, Migration
+from adapters.storage.schema_versions import Migration
 from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
 from adapters.storage.sqlite_connection import SqliteConnection
+from adapters.storage.sqlite_migrations import SQLITE_MIGRATIONS
 from adapters.storage.sqlite_rows import load_task, load_tasks, load_workers
 from adapters.storage.stored_records import new_secret, row_key
 from domain.build import BuildSpec, TaskStatus

@@ -12,9 +12,10 @@ from multiprocessing.synchronize import Barrier as ProcessBarrier
 import psycopg
 import pytest
 
-from adapters.storage.migrations import SQLITE_MIGRATIONS, Migration, latest_version
 from adapters.storage.postgres_migrations import POSTGRES_MIGRATIONS
 from adapters.storage.postgres_store import PostgresStore
+from adapters.storage.schema_versions import Migration, latest_version
+from adapters.storage.sqlite_migrations import SQLITE_MIGRATIONS
 from domain.store import SchemaVersionError, StoreError
 from tests.integration.postgres_server import shared_server
 from tests.integration.storage.conftest import FakeClock

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.storage.migrations import SQLITE_MIGRATIONS, Migration, latest_version
+from adapters.storage.schema_versions import Migration, latest_version
+from adapters.storage.sqlite_migrations import SQLITE_MIGRATIONS
 from adapters.storage.sqlite_store import SqliteStore
 from domain.store import SchemaVersionError, StoreError
 from tests.integration.storage.conftest import FakeClock
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.integration
 NEXT = (
     *SQLITE_MIGRATIONS,
     Migration(
-        latest_version() + 1,
+        latest_version(SQLITE_MIGRATIONS) + 1,
         "a note on settings",
         ("ALTER TABLE settings ADD COLUMN note TEXT NOT NULL DEFAULT ''",),
     ),
@@ -80,14 +81,17 @@ async def test_a_database_newer_than_this_program_is_refused(tmp_path: Path) -> 
 
 
 async def test_migrations_out_of_order_are_a_programming_error(tmp_path: Path) -> None:
-    gap = (*SQLITE_MIGRATIONS, Migration(latest_version() + 2, "gap", ()))
+    gap = (*SQLITE_MIGRATIONS, Migration(latest_version(SQLITE_MIGRATIONS) + 2, "gap", ()))
     with pytest.raises(ValueError, match="in order"):
         await SqliteStore.open(tmp_path / "c.db", FakeClock(), migrations=gap)
 
 
 async def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
-    broken = (*SQLITE_MIGRATIONS, Migration(latest_version() + 1, "broken", ("NOT SQL",)))
+    broken = (
+        *SQLITE_MIGRATIONS,
+        Migration(latest_version(SQLITE_MIGRATIONS) + 1, "broken", ("NOT SQL",)),
+    )
     with pytest.raises(StoreError, match="syntax error"):
         await SqliteStore.open(path, FakeClock(), migrations=broken)
     assert [version for version, _ in _versions(path)] == [m.version for m in SQLITE_MIGRATIONS]

@@ -1,30 +1,19 @@
 """Versioned schema of the SQLite store: an ordered list of migrations and the code that runs them.
 
-``schema_version`` holds one row per applied migration; the database's version is the highest.
-Opening a database at the current version changes nothing, an older one is brought up to date
-(each migration in its own transaction), a newer one is refused: this program does not know
-what the newer schema means. A PostgreSQL store keeps the same version numbers with its own
-dialect of each migration.
+Each migration runs in its own transaction; the rules of versions are in ``schema_versions``.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 
-from domain.store import SchemaVersionError
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One step of the schema: its version (1, 2, …), what it does, and its SQL statements."""
-
-    version: int
-    description: str
-    statements: tuple[str, ...]
-
-
-_TASK_STATUSES = "'CREATED','SCHEDULED','EXECUTING','COMPLETED','FAILED','ABORTED','SKIPPED'"
+from adapters.storage.schema_versions import (
+    TASK_STATUSES_V1,
+    Migration,
+    check_order,
+    latest_version,
+    refuse_newer,
+)
 
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -43,7 +32,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
                 build_id INTEGER NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
                 position INTEGER NOT NULL,
                 name TEXT NOT NULL,
-                status TEXT NOT NULL CHECK (status IN ({_TASK_STATUSES})),
+                status TEXT NOT NULL CHECK (status IN ({TASK_STATUSES_V1})),
                 spec TEXT NOT NULL,
                 worker TEXT,
                 client_secret TEXT NOT NULL DEFAULT '',
@@ -98,17 +87,6 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-def latest_version(migrations: tuple[Migration, ...] = SQLITE_MIGRATIONS) -> int:
-    """Return the version a fully migrated database has."""
-    return migrations[-1].version if migrations else 0
-
-
-def _check_order(migrations: tuple[Migration, ...]) -> None:
-    versions = [migration.version for migration in migrations]
-    if versions != list(range(1, len(versions) + 1)):
-        raise ValueError(f"migration versions must be 1, 2, … in order, got {versions}")
-
-
 def current_version(connection: sqlite3.Connection) -> int:
     """Return the database's schema version (0 for a database this store never touched)."""
     table = connection.execute(
@@ -131,14 +109,9 @@ def migrate(
     its own ``BEGIN IMMEDIATE`` transaction, and the version is read again under that lock, so
     that two processes opening a fresh database at once apply each migration exactly once.
     """
-    _check_order(migrations)
-    latest = latest_version(migrations)
+    check_order(migrations)
     before = current_version(connection)
-    if before > latest:
-        raise SchemaVersionError(
-            f"the database has schema version {before}, newer than the {latest} this program "
-            "knows; use a newer cirrus or another database"
-        )
+    refuse_newer(before, latest_version(migrations))
     connection.execute(
         """CREATE TABLE IF NOT EXISTS schema_version (
             version INTEGER PRIMARY KEY,
