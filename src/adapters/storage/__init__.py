@@ -1,2 +1,2 @@
-"""Storage adapters of the controller: ``domain.store.ControllerStore`` on SQLite (and later
-PostgreSQL), with versioned schema migrations."""
+"""Storage adapters of the controller: ``domain.store.ControllerStore`` on SQLite and on
+PostgreSQL, with versioned schema migrations."""

@@ -1,11 +1,11 @@
 """Fixtures of the store contract tests: one ``store`` per backend, on a real database.
 
-Every backend in ``BACKENDS`` runs the whole contract. A backend opens stores on one database
-that lives for the test, so that tests can open a second store on the same data (reopening,
-concurrent claimers). PostgreSQL joins by adding a ``StoreBackend`` to ``BACKENDS``: one that
-creates a scratch database from ``$CIRRUS_TEST_POSTGRES_URL`` (skipping the test when it is
-unset) and drops it in ``dispose``. A backend must be picklable: the multi-process test sends it to
-child processes.
+Every backend in ``BACKENDS`` (SQLite and PostgreSQL) runs the whole contract. A backend opens
+stores on one database that lives for the test, so that tests can open a second store on the
+same data (reopening, concurrent claimers). The PostgreSQL backend creates a scratch database on
+a private cluster the session starts on first use (``tests.integration.postgres_server``) and
+drops it in ``dispose``; no test is skipped, a missing PostgreSQL is an error. A backend must be
+picklable: the multi-process tests send it to child processes.
 """
 
 from __future__ import annotations
