@@ -4,6 +4,7 @@ The guest user ``cirrus-vm-test`` is created when missing and gets a fresh rando
 the session, taken away again at its end; a lock file serialises sessions that would otherwise
 change each other's password. Each test's simulated VMs, sshd daemons and guest processes must
 all be gone after it: the ``simulator`` fixture fails the test otherwise (and kills them).
+The QEMU guest's fixtures ``qemu_guest_image`` and ``qemu_guest`` are registered here as well.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ import pytest
 
 from adapters.vm import VmInstanceFactory
 from domain.policy import SecurityPolicy
+from tests.integration.vm.qemu_guest import QEMU_BINARY, GuestImage
+from tests.integration.vm.qemu_guest import qemu_guest_fixture as qemu_guest_fixture
+from tests.integration.vm.qemu_guest import (
+    qemu_guest_image_fixture as qemu_guest_image_fixture,
+)
 from tests.integration.vm.sshd import SETUP_HINT, SSHD, TEST_USER
 
 SIMULATORS = Path(__file__).parent / "simulators"
@@ -176,6 +182,29 @@ def simulator(tmp_path: Path, guest_user: GuestUser) -> Iterator[Simulator]:
                 process.kill()
         shutil.rmtree(guest_dir, ignore_errors=True)
         assert not left, f"processes left behind: {[p.pid for p in left]}"
+
+
+@pytest.fixture
+def qemu_simulator(simulator: Simulator, qemu_guest_image: GuestImage) -> Simulator:
+    """The simulators in QEMU mode: each ``vetu run``/``tart run`` boots the real QEMU guest."""
+    simulator.env["CIRRUS_SIM_QEMU_GUEST"] = str(qemu_guest_image.directory)
+    return simulator
+
+
+def qemu_processes(sim: Simulator) -> list[psutil.Process]:
+    """The live QEMU processes that the simulators of this test started."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status", "environ"]):
+        try:
+            cmdline = process.info["cmdline"] or []
+            environ = process.info["environ"] or {}
+        except psutil.Error:
+            continue
+        if process.info["status"] == psutil.STATUS_ZOMBIE or not cmdline:
+            continue
+        if cmdline[0].endswith(QEMU_BINARY) and environ.get("CIRRUS_SIM_HOME") == str(sim.home):
+            found.append(process)
+    return found
 
 
 def wait_for(probe: Callable[[], list[psutil.Process]], within: float) -> list[psutil.Process]:

@@ -22,14 +22,6 @@ from tests.integration.vm.qemu_guest import (
     wait_for_ssh,
 )
 
-# The fixtures ``qemu_guest`` and ``qemu_guest_image``: pytest finds them among this module's names.
-from tests.integration.vm.qemu_guest import (
-    qemu_guest_fixture as qemu_guest_fixture,
-)
-from tests.integration.vm.qemu_guest import (
-    qemu_guest_image_fixture as qemu_guest_image_fixture,
-)
-
 pytestmark = pytest.mark.integration
 
 # A task script as the VM launch writes it to a login shell's stdin: exported variables (quoted,

@@ -11,7 +11,10 @@ foreground until ``stop`` (SIGTERM) or a signal, killing sshd and every guest pr
 Environment: ``CIRRUS_SIM_USER`` (the guest's SSH user), ``CIRRUS_SIM_BOOT_DELAY`` (seconds
 before sshd starts), ``CIRRUS_SIM_MODE`` (``normal``; ``no-ip``: never an address;
 ``no-ssh``: an address at once but no sshd), ``CIRRUS_SIM_SHARED_ROOT`` (where ``run`` links
-each ``--dir`` share as ``<root>/<name>``), ``CIRRUS_SIM_OS`` (what ``get`` reports).
+each ``--dir`` share as ``<root>/<name>``), ``CIRRUS_SIM_OS`` (what ``get`` reports),
+``CIRRUS_SIM_QEMU_GUEST`` (a built QEMU guest's directory, see ``qemu_guest.py``: ``run`` boots
+that real Linux guest instead of sshd, with the VM's ``--cpu``/``--memory``, its sshd forwarded
+from port 22 of the VM's loopback address; the guest's own login then applies, not the user's).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from tests.integration.vm import sshd
 
 LOGGED_ENV = ("TART_NO_AUTO_PRUNE", "TRACEPARENT", "TRACESTATE", "CIRRUS_SENTRY_TAGS")
 PR_SET_CHILD_SUBREAPER = 36
+# How long QEMU may take to listen on the forwarded port (it does so before the guest boots).
+QEMU_START_SECONDS = 10.0
 
 # Flags of each command: name -> whether it takes a value.
 RUN_FLAGS = {
@@ -317,8 +322,12 @@ class Guest:
         if mode == "no-ssh":
             (self.path / "address").write_text(sshd.random_loopback_address())
             return
-        user = os.environ.get("CIRRUS_SIM_USER", sshd.TEST_USER)
-        self.daemon, address = sshd.start_sshd(self.path, user)
+        qemu_guest = os.environ.get("CIRRUS_SIM_QEMU_GUEST")
+        if qemu_guest:
+            self.daemon, address = start_qemu(Path(qemu_guest), self.path, load(self.path))
+        else:
+            user = os.environ.get("CIRRUS_SIM_USER", sshd.TEST_USER)
+            self.daemon, address = sshd.start_sshd(self.path, user)
         (self.path / "address").write_text(address)
 
     def share_directories(self) -> None:
@@ -356,6 +365,44 @@ class Guest:
                     child.kill()
             psutil.wait_procs(children, timeout=1)
             reap_zombies()
+
+
+def start_qemu(
+    guest: Path, path: Path, config: dict[str, Any]
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Boot the QEMU guest built in ``guest`` for the VM at ``path``; return QEMU and the address.
+
+    QEMU stays in our process group (no session of its own), so that killing the group of
+    ``run`` ends it too. The guest's sshd is forwarded from port 22 of a free random loopback
+    address; an address taken meanwhile makes QEMU exit at once, and another one is tried.
+    Raises RuntimeError when QEMU does not come up.
+    """
+    # Imported here: only ``run`` in QEMU mode needs it (and its heavier imports).
+    from tests.integration.vm.qemu_guest import qemu_command
+
+    for _ in range(10):
+        address = sshd.random_loopback_address()
+        if not sshd.port_free(address, 22):
+            continue
+        command = qemu_command(
+            guest,
+            22,
+            path / "serial.log",
+            ssh_address=address,
+            cpus=int(config["cpu"]),
+            memory_mib=int(config["memory"]),
+        )
+        with open(path / "qemu.log", "ab") as log:
+            qemu = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + QEMU_START_SECONDS
+        while time.monotonic() < deadline and qemu.poll() is None:
+            if sshd.accepts(address, 22, timeout=0.2):
+                return qemu, address
+            time.sleep(0.02)
+        if qemu.poll() is None:
+            qemu.kill()
+        qemu.wait()
+    raise RuntimeError(f"QEMU did not start, see {path / 'qemu.log'}")
 
 
 def reap_zombies() -> None:
