@@ -6,7 +6,6 @@ from adapters.container.instance import (
     SCRIPTS_DIR,
     TASK_LABEL,
     WORKING_DIR,
-    ContainerBackgroundProcess,
     ContainerInstance,
     ContainerInstanceFactory,
 )
@@ -17,7 +16,6 @@ __all__ = [
     "SCRIPTS_DIR",
     "TASK_LABEL",
     "WORKING_DIR",
-    "ContainerBackgroundProcess",
     "ContainerEngine",
     "ContainerInstance",
     "ContainerInstanceFactory",

@@ -17,14 +17,14 @@ import os
 import posixpath
 import re
 import secrets
-import shutil
-import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from adapters.container.engine import ContainerEngine
-from adapters.container.session import ExecSession, finish_despite_cancellation, wrapper_script
+from adapters.container.session import ExecSession, wrapper_script
+from adapters.host.file_removal import remove_files, remove_tree
+from adapters.host.process import BackgroundScript, finish_despite_cancellation
 from domain.errors import InstanceError
 from domain.isolation import ContainerIsolation, ContainerVolume
 from domain.ports import OutputSink
@@ -172,32 +172,7 @@ class ContainerInstanceFactory:
         with contextlib.suppress(InstanceError):
             await engine.remove_containers([container])
         with contextlib.suppress(OSError):
-            await asyncio.to_thread(_remove_tree, root)
-
-
-class ContainerBackgroundProcess:
-    """A background script in a container; ``stop`` kills its process group there."""
-
-    def __init__(self, supervisor: asyncio.Task[int], stop_requested: asyncio.Event) -> None:
-        self._supervisor = supervisor
-        self._stop_requested = stop_requested
-
-    @property
-    def done(self) -> bool:
-        """Whether the script has ended and its output has been drained."""
-        return self._supervisor.done()
-
-    async def stop(self) -> None:
-        """SIGINT its group, SIGKILL after the grace period, wait for the output; idempotent.
-
-        Re-raises the error of the output sink if writing the script's output failed.
-        """
-        self._stop_requested.set()
-        await asyncio.wait({self._supervisor})
-        if not self._supervisor.cancelled():
-            error = self._supervisor.exception()
-            if error is not None:
-                raise error
+            await asyncio.to_thread(remove_tree, root)
 
 
 class ContainerInstance:
@@ -218,7 +193,7 @@ class ContainerInstance:
         self._environment = dict(environment)
         self._grace_seconds = grace_seconds
         self._script_numbers = itertools.count(1)
-        self._background: list[ContainerBackgroundProcess] = []
+        self._background: list[BackgroundScript] = []
         self._closed = False
 
     @property
@@ -246,11 +221,11 @@ class ContainerInstance:
         try:
             return await session.supervise(output, self._grace_seconds)
         finally:
-            await asyncio.shield(asyncio.to_thread(_remove_files, files))
+            await asyncio.shield(asyncio.to_thread(remove_files, files))
 
     async def start_background(
         self, script: str, env: Mapping[str, str], output: OutputSink
-    ) -> ContainerBackgroundProcess:
+    ) -> BackgroundScript:
         """Start ``script`` and return at once; its output streams into ``output``."""
         session, files = await self._start(script, env)
         stop_requested = asyncio.Event()
@@ -259,12 +234,12 @@ class ContainerInstance:
             try:
                 return await session.supervise(output, self._grace_seconds, stop_requested)
             finally:
-                await asyncio.shield(asyncio.to_thread(_remove_files, files))
+                await asyncio.shield(asyncio.to_thread(remove_files, files))
 
         supervisor = asyncio.create_task(
             supervise(), name=f"background script in {self._container}"
         )
-        handle = ContainerBackgroundProcess(supervisor, stop_requested)
+        handle = BackgroundScript(supervisor, stop_requested)
         self._background.append(handle)
         return handle
 
@@ -303,7 +278,7 @@ class ContainerInstance:
         except InstanceError as exc:
             failure = exc
         try:
-            await asyncio.to_thread(_remove_tree, self._host_root)
+            await asyncio.to_thread(remove_tree, self._host_root)
         except OSError as exc:
             failure = failure or InstanceError(f"cannot remove {self._host_root}: {exc}")
         if failure is not None:
@@ -327,7 +302,7 @@ class ContainerInstance:
             await asyncio.to_thread(_write_private, files[0], text)
             await asyncio.to_thread(_write_private, files[1], wrapper)
         except OSError as exc:
-            await asyncio.to_thread(_remove_files, files)
+            await asyncio.to_thread(remove_files, files)
             raise InstanceError(f"cannot write the script file: {exc}") from exc
         try:
             session = await ExecSession.start(
@@ -340,7 +315,7 @@ class ContainerInstance:
                 status_file=files[3],
             )
         except BaseException:
-            await asyncio.shield(asyncio.to_thread(_remove_files, files))
+            await asyncio.shield(asyncio.to_thread(remove_files, files))
             raise
         return session, files
 
@@ -353,24 +328,3 @@ def _write_private(path: Path, text: str) -> None:
     """
     path.write_text(text)
     path.chmod(0o644)
-
-
-def _remove_files(paths: list[Path]) -> None:
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def _remove_tree(path: str) -> None:
-    """``rm -rf``, also through directories a task made read-only (e.g. Go's module cache)."""
-    if not os.path.lexists(path):
-        return
-    try:
-        shutil.rmtree(path)
-    except PermissionError:
-        for root, dirs, _ in os.walk(path):
-            for name in dirs:
-                full = os.path.join(root, name)
-                if not os.path.islink(full):
-                    os.chmod(full, stat.S_IRWXU)
-        shutil.rmtree(path)

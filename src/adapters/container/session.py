@@ -20,11 +20,16 @@ import contextlib
 import os
 import shlex
 import signal
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from adapters.container.engine import ContainerEngine
-from adapters.host.process import DRAIN_BUDGET_SECONDS, READ_POLL_SECONDS, ScriptProcess
+from adapters.host.process import (
+    DRAIN_BUDGET_SECONDS,
+    READ_POLL_SECONDS,
+    ScriptProcess,
+    finish_despite_cancellation,
+)
 from domain.errors import InstanceError
 from domain.ports import OutputSink
 
@@ -198,17 +203,3 @@ class ExecSession:
         with contextlib.suppress(InstanceError, TimeoutError):
             async with asyncio.timeout(grace_seconds + ENGINE_SLACK_SECONDS):
                 await self._engine.run(args, check=False)
-
-
-async def finish_despite_cancellation(cleanup: Awaitable[None]) -> None:
-    """Run ``cleanup`` to its end even if the caller is cancelled meanwhile, then re-cancel."""
-    task = asyncio.ensure_future(cleanup)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            cancelled = True
-    task.result()
-    if cancelled:
-        raise asyncio.CancelledError

@@ -12,13 +12,12 @@ import contextlib
 import itertools
 import os
 import re
-import shutil
-import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from adapters.host.process import ScriptProcess, supervise
+from adapters.host.file_removal import remove_files, remove_tree
+from adapters.host.process import BackgroundScript, ScriptProcess, supervise
 from domain.errors import InstanceError
 from domain.ports import OutputSink
 
@@ -52,34 +51,9 @@ class HostInstanceFactory:
                 tempfile.mkdtemp, prefix=f"cirrus-scripts-{name}-", dir=self._base_dir
             )
         except OSError as exc:
-            await asyncio.to_thread(_remove_tree, working)
+            await asyncio.to_thread(remove_tree, working)
             raise InstanceError(f"cannot create the scripts directory: {exc}") from exc
         return HostInstance(working, scripts, self._grace_seconds)
-
-
-class HostBackgroundProcess:
-    """A background script on the host; ``stop`` kills its process group and drains its output."""
-
-    def __init__(self, supervisor: asyncio.Task[int], stop_requested: asyncio.Event) -> None:
-        self._supervisor = supervisor
-        self._stop_requested = stop_requested
-
-    @property
-    def done(self) -> bool:
-        """Whether the script has ended and its output has been drained."""
-        return self._supervisor.done()
-
-    async def stop(self) -> None:
-        """SIGINT its group, SIGKILL after the grace period, wait for the output; idempotent.
-
-        Re-raises the error of the output sink if writing the script's output failed.
-        """
-        self._stop_requested.set()
-        await asyncio.wait({self._supervisor})
-        if not self._supervisor.cancelled():
-            error = self._supervisor.exception()
-            if error is not None:
-                raise error
 
 
 class HostInstance:
@@ -92,7 +66,7 @@ class HostInstance:
         self._scripts_directory = scripts_directory
         self._grace_seconds = grace_seconds
         self._script_numbers = itertools.count(1)
-        self._background: list[HostBackgroundProcess] = []
+        self._background: list[BackgroundScript] = []
         self._closed = False
 
     @property
@@ -111,11 +85,11 @@ class HostInstance:
             process = await ScriptProcess.start([SHELL, "-e", path], env, self._working_directory)
             return await supervise(process, output, self._grace_seconds)
         finally:
-            await asyncio.shield(asyncio.to_thread(_remove_file, path))
+            await asyncio.shield(asyncio.to_thread(remove_files, [path]))
 
     async def start_background(
         self, script: str, env: Mapping[str, str], output: OutputSink
-    ) -> HostBackgroundProcess:
+    ) -> BackgroundScript:
         """Start ``script`` and return at once; its output streams into ``output``."""
         path = await self._write_script(script)
         process = await ScriptProcess.start([SHELL, "-e", path], env, self._working_directory)
@@ -124,7 +98,7 @@ class HostInstance:
             supervise(process, output, self._grace_seconds, stop_requested),
             name=f"background script {path}",
         )
-        handle = HostBackgroundProcess(supervisor, stop_requested)
+        handle = BackgroundScript(supervisor, stop_requested)
         self._background.append(handle)
         return handle
 
@@ -149,7 +123,7 @@ class HostInstance:
         self._background.clear()
         for directory in (self._working_directory, self._scripts_directory):
             try:
-                await asyncio.to_thread(_remove_tree, directory)
+                await asyncio.to_thread(remove_tree, directory)
             except OSError as exc:
                 raise InstanceError(f"cannot remove {directory}: {exc}") from exc
 
@@ -172,23 +146,3 @@ class HostInstance:
 def _write_file(path: Path, contents: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(contents)
-
-
-def _remove_file(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def _remove_tree(path: str) -> None:
-    """``rm -rf``, also through directories a task made read-only (e.g. Go's module cache)."""
-    if not os.path.lexists(path):
-        return
-    try:
-        shutil.rmtree(path)
-    except PermissionError:
-        for root, dirs, _ in os.walk(path):
-            for name in dirs:
-                full = os.path.join(root, name)
-                if not os.path.islink(full):
-                    os.chmod(full, stat.S_IRWXU)
-        shutil.rmtree(path)

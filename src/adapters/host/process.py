@@ -139,6 +139,31 @@ def _kill_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
+class BackgroundScript:
+    """A background script's handle; ``stop`` kills its process group and drains its output."""
+
+    def __init__(self, supervisor: asyncio.Task[int], stop_requested: asyncio.Event) -> None:
+        self._supervisor = supervisor
+        self._stop_requested = stop_requested
+
+    @property
+    def done(self) -> bool:
+        """Whether the script has ended and its output has been drained."""
+        return self._supervisor.done()
+
+    async def stop(self) -> None:
+        """SIGINT its group, SIGKILL after the grace period, wait for the output; idempotent.
+
+        Re-raises the error of the output sink if writing the script's output failed.
+        """
+        self._stop_requested.set()
+        await asyncio.wait({self._supervisor})
+        if not self._supervisor.cancelled():
+            error = self._supervisor.exception()
+            if error is not None:
+                raise error
+
+
 async def supervise(
     script: ScriptProcess,
     output: OutputSink,
@@ -162,7 +187,7 @@ async def supervise(
                 pump.result()  # a failing sink ends the script: see the handler below
                 waiters.discard(pump)
             if stop is not None and stop.done():
-                await _finish_despite_cancellation(_terminate(script, pump, exited, grace_seconds))
+                await finish_despite_cancellation(_terminate(script, pump, exited, grace_seconds))
                 return await exited
         # The shell is gone; whatever it left in its group would hold the pipe open forever.
         script.signal_group(signal.SIGKILL)
@@ -170,7 +195,7 @@ async def supervise(
         await pump
         return await exited
     except BaseException:
-        await _finish_despite_cancellation(_terminate(script, pump, exited, grace_seconds))
+        await finish_despite_cancellation(_terminate(script, pump, exited, grace_seconds))
         raise
     finally:
         if stop is not None:
@@ -200,7 +225,7 @@ async def _terminate(
         pump.exception()  # retrieved on purpose: the caller re-raises the first error
 
 
-async def _finish_despite_cancellation(cleanup: Awaitable[None]) -> None:
+async def finish_despite_cancellation(cleanup: Awaitable[None]) -> None:
     """Run ``cleanup`` to its end even if the caller is cancelled meanwhile, then re-cancel."""
     task = asyncio.ensure_future(cleanup)
     cancelled = False
