@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 
 from adapters.storage.sqlite_store import SqliteStore
 from app.controller.server import ControllerRuntime, create_app
@@ -224,6 +225,30 @@ async def wait_for(condition: Callable[[], bool], deadline: float = 5.0) -> None
 ControllerFactory = Callable[..., Awaitable[RunningController]]
 
 
+async def serve_controller(
+    stack: AsyncExitStack, app: Starlette, clock: ShiftableClock, poll_interval: int
+) -> RunningController:
+    """Serve ``app`` with uvicorn on 127.0.0.1:0 until ``stack`` closes; return a client of it."""
+    runtime: ControllerRuntime = app.state.controller
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+
+    async def stop() -> None:
+        runtime.release_polls()
+        server.should_exit = True
+        await serving
+
+    stack.push_async_callback(stop)
+    await wait_for(lambda: server.started or serving.done(), STARTUP_DEADLINE)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    http = httpx.AsyncClient(base_url=url, timeout=poll_interval + 10)
+    stack.push_async_callback(http.aclose)
+    return RunningController(url, runtime, clock, http, poll_interval)
+
+
 @pytest.fixture
 async def start_controller(tmp_path: Path) -> AsyncIterator[ControllerFactory]:
     """Start controllers (``poll_interval=...``) for the test; stop them all afterwards."""
@@ -240,24 +265,7 @@ async def start_controller(tmp_path: Path) -> AsyncIterator[ControllerFactory]:
                 poll_interval_seconds=poll_interval,
                 clock=clock,
             )
-            runtime: ControllerRuntime = app.state.controller
-            config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-            server = uvicorn.Server(config)
-            serving = asyncio.create_task(server.serve())
-
-            async def stop() -> None:
-                runtime.release_polls()
-                server.should_exit = True
-                await serving
-
-            stack.push_async_callback(stop)
-            await wait_for(lambda: server.started or serving.done(), STARTUP_DEADLINE)
-            assert server.started, "uvicorn did not start"
-            port = server.servers[0].sockets[0].getsockname()[1]
-            url = f"http://127.0.0.1:{port}"
-            http = httpx.AsyncClient(base_url=url, timeout=poll_interval + 10)
-            stack.push_async_callback(http.aclose)
-            return RunningController(url, runtime, clock, http, poll_interval)
+            return await serve_controller(stack, app, clock, poll_interval)
 
         yield start
 

@@ -7,9 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.storage.sqlite_store import SqliteStore
@@ -18,14 +16,13 @@ from adapters.telemetry.controller_instruments import (
     ControllerTelemetry,
     setup_controller_telemetry,
 )
-from app.controller.server import ControllerRuntime, create_app
+from app.controller.server import create_app
 from tests.integration.controller.conftest import (
     ADMIN_TOKEN,
     REGISTRATION_TOKEN,
-    STARTUP_DEADLINE,
     RunningController,
     ShiftableClock,
-    wait_for,
+    serve_controller,
 )
 from tests.integration.otlp_receiver import HttpOtlpReceiver
 
@@ -94,24 +91,7 @@ async def start_metered(tmp_path: Path) -> AsyncIterator[MeteredFactory]:
                 metrics=metrics,
                 metrics_refresh_seconds=REFRESH_SECONDS,
             )
-            runtime: ControllerRuntime = app.state.controller
-            config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-            server = uvicorn.Server(config)
-            serving = asyncio.create_task(server.serve())
-
-            async def stop() -> None:
-                runtime.release_polls()
-                server.should_exit = True
-                await serving
-
-            stack.push_async_callback(stop)
-            await wait_for(lambda: server.started or serving.done(), STARTUP_DEADLINE)
-            assert server.started, "uvicorn did not start"
-            port = server.servers[0].sockets[0].getsockname()[1]
-            url = f"http://127.0.0.1:{port}"
-            http = httpx.AsyncClient(base_url=url, timeout=POLL_INTERVAL + 10)
-            stack.push_async_callback(http.aclose)
-            return RunningController(url, runtime, clock, http, POLL_INTERVAL), metrics
+            return await serve_controller(stack, app, clock, POLL_INTERVAL), metrics
 
         yield start
 
