@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import queue
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ import pytest
 
 from domain.build import BuildSpec, TaskSpec
 from domain.store import ControllerStore
+from tests.integration.storage.child_processes import reports_of
 from tests.integration.storage.conftest import FakeClock, StoreBackend
 
 pytestmark = pytest.mark.integration
@@ -123,25 +123,7 @@ async def test_controller_processes_sharing_a_database_never_share_a_task(
         )
         for index in range(PROCESSES)
     ]
-    for process in processes:
-        process.start()
-    try:
-        won: dict[str, list[str]] = {}
-        for _ in processes:
-            worker, tasks = await asyncio.to_thread(results.get, True, DEADLINE_SECONDS)
-            won[worker] = tasks
-        for process in processes:
-            await asyncio.to_thread(process.join, DEADLINE_SECONDS)
-            assert process.exitcode == 0
-    except queue.Empty:
-        pytest.fail("a claiming process did not report in time")
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join()
-        results.close()
-        results.join_thread()
+    won = dict(await reports_of(processes, results, DEADLINE_SECONDS, "a claiming process"))
     claims = Counter(task_id for tasks in won.values() for task_id in tasks)
     assert claims == Counter(dict.fromkeys(task_ids, 1))
     for worker, tasks in won.items():

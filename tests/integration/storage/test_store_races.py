@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import queue
 from collections import Counter
 from multiprocessing.synchronize import Barrier as ProcessBarrier
 
@@ -12,6 +11,7 @@ import pytest
 
 from domain.build import BuildSpec, TaskSpec, TaskStatus
 from domain.store import ControllerStore
+from tests.integration.storage.child_processes import reports_of
 from tests.integration.storage.conftest import FakeClock, StoreBackend
 
 pytestmark = pytest.mark.integration
@@ -66,26 +66,8 @@ async def test_controller_processes_appending_to_one_log_never_overlap(
         )
         for appender in range(APPENDERS)
     ]
-    for process in processes:
-        process.start()
-    try:
-        ends = [
-            end
-            for _ in processes
-            for end in await asyncio.to_thread(results.get, True, DEADLINE_SECONDS)
-        ]
-        for process in processes:
-            await asyncio.to_thread(process.join, DEADLINE_SECONDS)
-            assert process.exitcode == 0
-    except queue.Empty:
-        pytest.fail("an appending process did not report in time")
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join()
-        results.close()
-        results.join_thread()
+    reports = await reports_of(processes, results, DEADLINE_SECONDS, "an appending process")
+    ends = [end for report in reports for end in report]
 
     records = [_record(a, i) for a in range(APPENDERS) for i in range(APPENDS)]
     total = sum(len(record) for record in records)
