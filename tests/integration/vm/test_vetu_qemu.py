@@ -8,12 +8,21 @@ and memory, and whose ``ip`` prints the loopback address QEMU forwards port 22 f
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 
 import pytest
 
 from adapters.vm import WORKING_DIR, VmInstance
 from domain.isolation import VetuIsolation
-from tests.integration.vm.conftest import RecordingSink, Simulator, qemu_processes
+from tests.integration.vm.conftest import (
+    SIMULATORS,
+    RecordingSink,
+    Simulator,
+    qemu_processes,
+    wait_for,
+)
 from tests.integration.vm.qemu_guest import GuestImage
 
 pytestmark = pytest.mark.integration
@@ -97,9 +106,58 @@ async def test_a_vetu_task_runs_its_scripts_for_real_in_a_qemu_linux_guest(
         assert loop.time() - cancelled_at < GRACE_SECONDS + KILL_SLACK_SECONDS
         assert sink.data == b"up\n"
         assert await guest_ps(instance, "sleep 1000") == ""
+
+        # A script that ignores SIGINT (its sleep inherits that) lives out the grace period.
+        running = asyncio.create_task(
+            instance.run_script("trap '' INT; sleep 1001", {}, RecordingSink())
+        )
+        await eventually_in_guest(instance, "sleep 1001")
+        cancelled_at = loop.time()
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        waited = loop.time() - cancelled_at
+        assert GRACE_SECONDS <= waited < GRACE_SECONDS + KILL_SLACK_SECONDS
+        assert await guest_ps(instance, "sleep 1001") == ""
     finally:
         await instance.close()
 
     assert qemu_processes(sim) == []
     assert sim.vms("vetu") == []
     assert sim.state_records() == []
+
+
+@pytest.mark.parametrize("ending", ["vetu stop", "SIGKILL to the group of vetu run"])
+def test_ending_a_qemu_vm_leaves_no_qemu_process(qemu_simulator: Simulator, ending: str) -> None:
+    sim = qemu_simulator
+    name = "cirrus-cli-ending-qemu"
+    assert sim.cli("vetu", "clone", IMAGE, name).returncode == 0
+    assert sim.cli("vetu", "set", name, "--cpu", "1", "--memory", "256").returncode == 0
+    run = subprocess.Popen(
+        [str(SIMULATORS / "vetu"), "run", name],
+        env=sim.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # as the worker starts it
+    )
+    try:
+        ip = sim.cli("vetu", "ip", "--wait", "30", name)
+        assert ip.returncode == 0, ip.stderr
+        [qemu] = qemu_processes(sim)
+        assert f"hostfwd=tcp:{ip.stdout.strip()}:22-:22" in " ".join(qemu.cmdline())
+
+        if ending == "vetu stop":
+            stopped = sim.cli("vetu", "stop", "--timeout", "5", name)
+            assert stopped.returncode == 0, stopped.stderr
+            assert qemu_processes(sim) == []  # stop returns once the VM is down
+        else:
+            os.killpg(run.pid, signal.SIGKILL)
+        assert wait_for(lambda: qemu_processes(sim), within=10.0) == []
+        assert run.wait(timeout=10.0) == (0 if ending == "vetu stop" else -signal.SIGKILL)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    assert sim.cli("vetu", "delete", name).returncode == 0
+    assert sim.vms("vetu") == []

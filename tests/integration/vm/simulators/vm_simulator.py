@@ -282,12 +282,22 @@ def cmd_stop(tool: str, args: list[str]) -> None:
         raise Failure("VM is not running")
     timeout = float(dict(options).get("--timeout", "30") or 30)
     os.kill(pid, signal.SIGTERM)
-    try:
-        psutil.Process(pid).wait(timeout)
-    except psutil.TimeoutExpired:
-        os.kill(pid, signal.SIGKILL)
-    except psutil.Error:
-        pass
+    if not exits_within(pid, timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def exits_within(pid: int, seconds: float) -> bool:
+    """Whether process ``pid`` ends within ``seconds``; a zombie (not our child) has ended."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.Error:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def cmd_delete(tool: str, args: list[str]) -> None:
