@@ -2,7 +2,9 @@
 
 ``scripts/build-qemu-guest.sh`` builds the guest into a cache directory (``vmlinuz``,
 ``initramfs.cpio.gz``, ``manifest.json``); the session fixture ``qemu_guest_image`` runs it once
-per test session. ``boot_guest`` starts QEMU with user-mode networking that forwards one port on
+per test session (the fixtures are registered in this directory's ``conftest.py``; the simulated
+``vetu``/``tart run`` boots the guest with ``qemu_command`` when ``CIRRUS_SIM_QEMU_GUEST`` is set).
+``boot_guest`` starts QEMU with user-mode networking that forwards one port on
 127.0.0.1 (or another 127.x.y.z) to the guest's sshd; the guest's own 10.0.2.x addresses exist
 only inside QEMU and are never addressed from the host.
 """
