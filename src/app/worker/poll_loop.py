@@ -37,6 +37,10 @@ log = logging.getLogger("cirrus.worker")
 
 # A controller may hold a Poll open for a whole interval; allow that plus this margin.
 POLL_TIMEOUT_MARGIN = 15.0
+# A Poll that took at least this long was held open by the controller (long poll): it already
+# waited for work, so the next one starts at once. Shorter ones wait out the rest of the interval,
+# so a controller that answers at once is polled once per interval and never in a tight loop.
+HELD_POLL_SECONDS = 1.0
 
 
 def refusal_message(worker_name: str) -> str:
@@ -201,11 +205,10 @@ class Worker:
 
     async def _poll_forever(self, upstream: Upstream) -> None:
         backoff = Backoff(upstream.policy)
-        loop = asyncio.get_running_loop()
         while not self.polling_stopped:
             await upstream.register()
             generation = upstream.generation
-            started = loop.time()
+            started = self.clock.monotonic()
             try:
                 response = await upstream.client.poll(
                     self.poll_request(upstream), upstream.poll_interval + POLL_TIMEOUT_MARGIN
@@ -232,10 +235,16 @@ class Worker:
             upstream.poll_interval = next_poll_interval(
                 upstream.poll_interval, response.poll_interval_in_seconds
             )
-            self.handle(upstream, response)
+            accepted = self.handle(upstream, response)
             self.publish_gauges()
-            elapsed = loop.time() - started
-            await self._pause(upstream, max(0.0, upstream.poll_interval - elapsed))
+            elapsed = max(0.0, self.clock.monotonic() - started)
+            if accepted or elapsed >= HELD_POLL_SECONDS:
+                # Started tasks: the controller may have more that fit what is left. Held open:
+                # the controller already waited for work on our behalf. Either way, ask again
+                # now; the next Poll carries everything that changed meanwhile.
+                self._wake[id(upstream)].clear()
+                continue
+            await self._pause(upstream, upstream.poll_interval - elapsed)
 
     async def _pause(self, upstream: Upstream, seconds: float) -> None:
         wake = self._wake[id(upstream)]
@@ -251,15 +260,17 @@ class Worker:
             waker.cancel()
             wake.clear()
 
-    def handle(self, upstream: Upstream, response: PollResponse) -> None:
-        """Act on a poll response: stop, then start, then shutdown, then standby updates."""
+    def handle(self, upstream: Upstream, response: PollResponse) -> int:
+        """Act on a poll response: stop, then start, then shutdown, then standby updates.
+
+        Return how many tasks it started (refused and duplicate ones not counted).
+        """
         for task_id in response.tasks_to_stop:
             running = self.tasks.get(task_id)
             log.info("stopping task %s%s", task_id, "" if running else " (not running here)")
             if running is not None:
                 running.cancel()
-        for task in response.tasks_to_start:
-            self._start(upstream, task)
+        accepted = sum(self._start(upstream, task) for task in response.tasks_to_start)
         if response.shutdown:
             log.info("%s asked the worker to shut down", upstream.endpoint)
             self.polling_stopped = True
@@ -271,11 +282,13 @@ class Worker:
         elif response.updated_standby_instances:
             # Standby instances are not run yet; keep the parameters for when they are.
             self.standby = response.updated_standby_instances[0]
+        return accepted
 
-    def _start(self, upstream: Upstream, task: AgentAwareTask) -> None:
+    def _start(self, upstream: Upstream, task: AgentAwareTask) -> bool:
+        """Track and run (or refuse) ``task``; return whether it will really run."""
         if task.task_id in self.tasks:
             log.warning("task %s is already running; ignored", task.task_id)
-            return
+            return False
         running = RunningTask(
             task=task,
             upstream=upstream,
@@ -295,11 +308,14 @@ class Worker:
             self.metrics.task_accepted()
             work = self.runner.run(running)
         self.publish_gauges()
-        run = asyncio.create_task(self._track(running, work))
+        run = asyncio.create_task(self._track(running, work, ran=not refuse))
         self._task_runs.add(run)
         run.add_done_callback(self._task_runs.discard)
+        return not refuse
 
-    async def _track(self, running: RunningTask, work: Coroutine[Any, Any, None]) -> None:
+    async def _track(
+        self, running: RunningTask, work: Coroutine[Any, Any, None], *, ran: bool
+    ) -> None:
         try:
             await work
         except Exception:
@@ -309,6 +325,12 @@ class Worker:
             log.info("task %s completed", running.task_id)
             self.publish_gauges()
             self._changed.set()
+            if ran:
+                # Its TaskStopped is delivered and its resources are free: every controller
+                # may now have a task that fits (a dependent one, say); ask them at once. A
+                # refused task freed nothing, and polling again for it could loop.
+                for wake in self._wake.values():
+                    wake.set()
 
 
 async def _disable(client: ControllerClient) -> object:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from app.worker.poll_loop import Worker, WorkerSettings, refusal_message
-from app.worker.retry import BackoffPolicy
+from app.worker.retry import BackoffPolicy, Sleep
 from app.worker.task_runner import TaskRunner
 from app.worker.upstream import Upstream
 from domain.errors import DefiniteControllerError
@@ -66,6 +66,7 @@ class Rig:
         instance_error: str | None = None,
         ephemeral: bool = False,
         modifiers: tuple[ResourceModifier, ...] = (),
+        worker_sleep: Sleep | None = None,
     ) -> None:
         self.clock = FakeClock()
         self.sleeps = Sleeps()
@@ -101,7 +102,7 @@ class Rig:
             self.upstreams,
             runner,
             clock=self.clock,
-            sleep=self.sleeps,
+            sleep=worker_sleep or self.sleeps,
         )
         self.controller = self.controllers[0]
 
@@ -475,12 +476,13 @@ async def test_several_upstreams_each_report_only_their_own_tasks() -> None:
     first.answer(PollResponse(tasks_to_start=(task("a", {"cpu": 1}),)))
     second.answer(PollResponse(tasks_to_start=(task("b", {"cpu": 2}),)))
     await eventually(lambda: len(rig.instances.created) == 2)
+    # The polls sent at once after each start may predate the other task; answer them.
     first.answer(PollResponse())
     second.answer(PollResponse())
-    await eventually(lambda: len(first.polls) >= 2 and len(second.polls) >= 2)
-    assert first.polls[1].running_tasks == ("a",)
-    assert second.polls[1].running_tasks == ("b",)
-    assert dict(first.polls[1].resources_in_use) == {"cpu": 3.0}
+    await eventually(lambda: len(first.polls) >= 3 and len(second.polls) >= 3)
+    assert first.polls[2].running_tasks == ("a",)
+    assert second.polls[2].running_tasks == ("b",)
+    assert dict(first.polls[2].resources_in_use) == {"cpu": 3.0}
     rig.worker.cancel_all()
     assert await finish(rig, run) == 0
     assert ("task_stopped", "a") in first.calls
