@@ -15,6 +15,7 @@ from adapters.telemetry.health import LISTEN_KEY, HealthServer, parse_listen_add
 from adapters.telemetry.setup import Telemetry, setup_telemetry
 from app.version import version
 from app.worker.container import WorkerContainer, build_clients
+from app.worker.leftovers import cancel_quietly, remove_container_leftovers
 from app.worker.pause import PauseFailed, set_disabled, wait_until_idle
 from app.worker.signals import SignalLadder, install_signal_handlers
 from app.worker.state import WorkerSnapshot
@@ -69,6 +70,9 @@ async def run_worker(
             stack.push_async_callback(server.close)
         remove = install_signal_handlers(asyncio.get_running_loop(), SignalLadder(worker))
         stack.callback(remove)
+        # Beside the worker, not before it: a slow or hung engine must not delay polling.
+        leftovers = asyncio.create_task(remove_container_leftovers(container.policy()))
+        stack.push_async_callback(cancel_quietly, leftovers)
         code: int = await worker.run()
         return code
 

@@ -13,13 +13,14 @@ import sys
 from dependency_injector import containers, providers
 
 from adapters.config import WorkerConfig
+from adapters.container.instance import ContainerInstanceFactory
 from adapters.host.instance import HostInstanceFactory
 from adapters.telemetry.controller_calls import MeteredControllerClient
 from adapters.telemetry.noop import NullMetrics, NullTracing
 from adapters.twirp.client import TwirpControllerClient
 from app.version import version
 from app.worker.clock import SystemClock
-from app.worker.instances import IsolationInstances
+from app.worker.instances import ContainerFactory, IsolationInstances
 from app.worker.poll_loop import Worker, WorkerSettings
 from app.worker.task_runner import TaskRunner
 from app.worker.upstream import Upstream
@@ -66,9 +67,13 @@ def build_upstreams(
     return tuple(Upstream(client, worker_info, clock=clock) for client in clients)
 
 
-def build_instances(host: InstanceFactory) -> IsolationInstances:
-    """Return the instance factories by isolation kind (only ``none`` so far)."""
-    return IsolationInstances({"none": host})
+# SIGINT to SIGKILL of a cancelled command (PROTOCOL.md "Cancellation"); no config key sets it.
+DEFAULT_GRACE_SECONDS = 10.0
+
+
+def build_instances(host: InstanceFactory, container: ContainerFactory) -> IsolationInstances:
+    """Return the instance factories by isolation kind (``none`` and ``container`` so far)."""
+    return IsolationInstances({"none": host}, container=container)
 
 
 def build_settings(config: WorkerConfig, ephemeral: bool) -> WorkerSettings:
@@ -104,8 +109,12 @@ class WorkerContainer(containers.DeclarativeContainer):
     worker_info = providers.Singleton(build_worker_info, config)
     clients = providers.Singleton(build_clients, config, metrics)
     upstreams = providers.Singleton(build_upstreams, clients, worker_info, clock)
-    host_instances = providers.Singleton(HostInstanceFactory)
-    instances = providers.Singleton(build_instances, host_instances)
+    grace_seconds = providers.Object(DEFAULT_GRACE_SECONDS)
+    host_instances = providers.Singleton(HostInstanceFactory, grace_seconds=grace_seconds)
+    # The engine (podman or docker) is chosen at the first container task, not here: a worker
+    # without one still starts, and fails only the container tasks.
+    container_instances = providers.Singleton(ContainerInstanceFactory, grace_seconds=grace_seconds)
+    instances = providers.Singleton(build_instances, host_instances, container_instances)
     modifiers = providers.Singleton(build_modifiers, config)
     policy = providers.Singleton(build_policy, config)
     runner = providers.Singleton(

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from domain.errors import InstanceError
-from domain.isolation import isolation_kind
+from domain.isolation import ContainerIsolation, isolation_kind
 from domain.modifiers import ResourceModifier
 from domain.ports import Instance, InstanceFactory
 from domain.protocol import AgentAwareTask
@@ -20,19 +20,41 @@ class InstanceProvider(Protocol):
         ...
 
 
-class IsolationInstances:
-    """Dispatches to one ``InstanceFactory`` per supported isolation kind."""
+class ContainerFactory(Protocol):
+    """Creates a task's container from its ``container`` isolation (image, cpu, volumes…)."""
 
-    def __init__(self, factories: Mapping[str, InstanceFactory]) -> None:
+    async def create(self, task_id: str, isolation: ContainerIsolation) -> Instance:
+        """Start the task's container; raise ``InstanceError`` if it cannot."""
+        ...
+
+
+class IsolationInstances:
+    """Dispatches to one ``InstanceFactory`` per supported isolation kind.
+
+    Factories that need the task's isolation parameters (``container``) get their own slot,
+    since the ``InstanceFactory`` port only passes the task id.
+    """
+
+    def __init__(
+        self,
+        factories: Mapping[str, InstanceFactory],
+        container: ContainerFactory | None = None,
+    ) -> None:
         self._factories = dict(factories)
+        self._container = container
 
     def supports(self, kind: str) -> bool:
         """Whether this worker can create instances of ``kind``."""
+        if kind == ContainerIsolation.kind:
+            return self._container is not None
         return kind in self._factories
 
     async def create(self, task: AgentAwareTask, modifier: ResourceModifier | None) -> Instance:
         """Create the task's instance with the factory of its isolation kind."""
-        kind = isolation_kind(task.isolation)
+        isolation = task.isolation
+        if isinstance(isolation, ContainerIsolation) and self._container is not None:
+            return await self._container.create(task.task_id, isolation)
+        kind = isolation_kind(isolation)
         factory = self._factories.get(kind)
         if factory is None:
             raise InstanceError(f"isolation {kind!r} is not supported by this worker yet")

@@ -1,0 +1,47 @@
+"""Removal, at worker start, of the containers that dead workers of this host left behind.
+
+A worker killed with SIGKILL (or a crashed host) cannot remove its task containers; the next worker
+that may run containers removes those whose worker process no longer exists. Containers of a
+living worker (another one on this host, or this one) are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psutil
+
+from adapters.container.leftovers import remove_leftovers
+from domain.errors import InstanceError
+from domain.isolation import ContainerIsolation
+from domain.policy import SecurityPolicy, isolation_policy
+
+log = logging.getLogger("cirrus.worker")
+
+
+async def remove_container_leftovers(policy: SecurityPolicy) -> list[str]:
+    """Remove orphaned task containers when ``policy`` allows containers; return their ids.
+
+    No container engine, or one that fails, is only a warning: the worker runs on without it.
+    """
+    if isolation_policy(policy, ContainerIsolation.kind) is None:
+        return []
+    try:
+        removed = await remove_leftovers(None, psutil.pid_exists)
+    except InstanceError as error:
+        log.warning("cannot look for containers left by earlier workers: %s", error)
+        return []
+    if removed:
+        log.info(
+            "removed %d container(s) left by earlier workers: %s", len(removed), " ".join(removed)
+        )
+    return removed
+
+
+async def cancel_quietly(task: asyncio.Task[object]) -> None:
+    """Cancel ``task`` if it still runs and wait for it; its own errors were already logged."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
