@@ -7,9 +7,10 @@ and resources, and the resources still free.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 
 from rich.console import Console, Group, RenderableType
@@ -20,6 +21,8 @@ from rich.text import Text
 from app.worker.state import TaskSnapshot, UpstreamSnapshot, WorkerSnapshot
 
 STATUS_LOGGER = "cirrus.worker.status"
+# How often a running worker's view is redrawn: its ages are shown in whole seconds.
+REFRESH_SECONDS = 1.0
 
 
 def format_elapsed(seconds: float) -> str:
@@ -185,3 +188,22 @@ class StatusView:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+async def show_until_cancelled(
+    view: StatusView,
+    snapshot: Callable[[], WorkerSnapshot],
+    *,
+    interval: float = REFRESH_SECONDS,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Show a fresh snapshot every ``interval`` seconds until cancelled."""
+    log = logging.getLogger(STATUS_LOGGER)
+    while True:
+        try:
+            view.show(snapshot())
+        except Exception:
+            # A drawing problem must not stop the worker; say so once and stop drawing.
+            log.exception("the status view failed; it is no longer updated")
+            return
+        await sleep(interval)

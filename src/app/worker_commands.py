@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,9 @@ from app.worker_options import exit_for_config_error, load_config_or_exit, worke
 from domain.errors import ConfigError
 from domain.telemetry import worker_ready
 
+if TYPE_CHECKING:
+    from app.status_view import StatusView
+
 FAILURE_EXIT_CODE = 1
 
 
@@ -38,15 +41,22 @@ def snapshot_ready(snapshot: WorkerSnapshot) -> bool:
     return worker_ready(snapshot.upstreams, snapshot.taken_at)
 
 
+def live_status_wanted(config: WorkerConfig) -> bool:
+    """Whether ``worker run`` draws its live status view: stderr is a terminal, no log file."""
+    return config.log.file is None and sys.stderr.isatty()
+
+
 async def run_worker(
     container: WorkerContainer,
     telemetry: Telemetry | None = None,
     listen: tuple[str, int] | None = None,
+    status: StatusView | None = None,
 ) -> int:
     """Run the worker of ``container`` with signal handling; return the exit code.
 
     ``telemetry`` is shut down (pending exports flushed, bounded) when the worker stops; with
-    ``listen``, the probe and metrics server runs on that address meanwhile.
+    ``listen``, the probe and metrics server runs on that address meanwhile; ``status`` shows
+    the worker's snapshot about once a second until it stops (its last picture stays).
     """
     async with AsyncExitStack() as stack:
         if telemetry is not None:
@@ -73,6 +83,14 @@ async def run_worker(
         # Beside the worker, not before it: a slow or hung engine must not delay polling.
         leftovers = asyncio.create_task(remove_container_leftovers(container.policy()))
         stack.push_async_callback(cancel_quietly, leftovers)
+        if status is not None:
+            from app.status_view import show_until_cancelled
+
+            status.start()
+            stack.callback(status.stop)
+            # Registered after ``stop``, so it is cancelled before the view stops.
+            refresh = asyncio.create_task(show_until_cancelled(status, worker.snapshot))
+            stack.push_async_callback(cancel_quietly, refresh)
         code: int = await worker.run()
         return code
 
@@ -114,12 +132,21 @@ def run(ephemeral: bool, listen: str | None, listen_public: bool, **options: Any
             metrics=telemetry.metrics,
             tracing=telemetry.tracing,
         )
-        code = asyncio.run(run_worker(container, telemetry, address))
+        code = asyncio.run(run_worker(container, telemetry, address, _status_view(config)))
     except ConfigError as error:
         exit_for_config_error(error)
     finally:
         shutdown_logging()
     sys.exit(code)
+
+
+def _status_view(config: WorkerConfig) -> StatusView | None:
+    if not live_status_wanted(config):
+        # Off a terminal the log lines say everything; no view, and nothing more imported.
+        return None
+    from app.status_view import StatusView
+
+    return StatusView()
 
 
 async def _pause(config: WorkerConfig, disabled: bool, wait: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 
@@ -16,6 +17,7 @@ from app.status_view import (
     format_elapsed,
     format_resources,
     render_status,
+    show_until_cancelled,
     status_lines,
 )
 from app.worker.state import TaskSnapshot, UpstreamSnapshot, WorkerSnapshot
@@ -193,3 +195,61 @@ def test_whole_resource_amounts_print_without_a_fraction(amounts: dict[str, int]
 
     assert "." not in text
     assert text == (" ".join(f"{k}={v}" for k, v in sorted(amounts.items())) or "-")
+
+
+class RecordingView(StatusView):
+    """A view that keeps what it was asked to show (optionally failing at the first)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__(console=Console(file=io.StringIO()))
+        self.shown: list[WorkerSnapshot] = []
+        self.fail = fail
+
+    def show(self, snapshot: WorkerSnapshot) -> None:
+        if self.fail:
+            raise RuntimeError("cannot draw")
+        self.shown.append(snapshot)
+
+
+async def test_a_running_worker_is_redrawn_from_a_fresh_snapshot_every_interval() -> None:
+    view = RecordingView()
+    taken = iter(range(1000))
+    delays: list[float] = []
+    third_wait = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        if len(delays) == 3:
+            third_wait.set()
+            await asyncio.Event().wait()
+
+    refresh = asyncio.create_task(
+        show_until_cancelled(
+            view, lambda: WorkerSnapshot(name=f"w{next(taken)}"), interval=1.0, sleep=sleep
+        )
+    )
+    await asyncio.wait_for(third_wait.wait(), 5)
+    refresh.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await refresh
+
+    assert [s.name for s in view.shown] == ["w0", "w1", "w2"]
+    assert delays == [1.0, 1.0, 1.0]
+
+
+async def test_a_view_that_cannot_draw_stops_refreshing_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger=STATUS_LOGGER)
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    broken = RecordingView(fail=True)
+    await asyncio.wait_for(
+        show_until_cancelled(broken, lambda: WorkerSnapshot(name="w"), sleep=sleep), 5
+    )
+
+    assert delays == []
+    assert "the status view failed" in caplog.text
