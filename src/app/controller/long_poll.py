@@ -26,7 +26,7 @@ from domain.store import ControllerStore, StoreError
 
 log = logging.getLogger("cirrus.controller")
 
-QUEUE_WATCH_PERIOD_SECONDS = 0.25
+QUEUE_WATCH_PERIOD_SECONDS = 0.5
 """How often ``QueueWatch`` looks for work another process queued (while polls are held)."""
 
 
