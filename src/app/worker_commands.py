@@ -14,7 +14,7 @@ from adapters.logging import configure_logging, shutdown_logging
 from adapters.telemetry.health import LISTEN_KEY, HealthServer, parse_listen_address
 from adapters.telemetry.setup import Telemetry, setup_telemetry
 from app.version import version
-from app.worker.container import WorkerContainer, build_clients
+from app.worker.lean_imports import import_without_unused_integrations
 from app.worker.leftovers import cancel_quietly, remove_container_leftovers
 from app.worker.pause import PauseFailed, set_disabled, wait_until_idle
 from app.worker.signals import SignalLadder, install_signal_handlers
@@ -25,6 +25,7 @@ from domain.telemetry import worker_ready
 
 if TYPE_CHECKING:
     from app.status_view import StatusView
+    from app.worker.container import WorkerContainer
 
 FAILURE_EXIT_CODE = 1
 
@@ -124,6 +125,10 @@ def run(ephemeral: bool, listen: str | None, listen_public: bool, **options: Any
     address = _listen_address_or_exit(listen, listen_public)
     config = load_config_or_exit(**options)
     _configure_logging(config)
+    # Imported here, after the configuration is known to be valid, and lean (see the module).
+    import_without_unused_integrations()
+    from app.worker.container import WorkerContainer
+
     try:
         telemetry = setup_telemetry(version(), prometheus=address is not None)
         container = WorkerContainer(
@@ -150,6 +155,9 @@ def _status_view(config: WorkerConfig) -> StatusView | None:
 
 
 async def _pause(config: WorkerConfig, disabled: bool, wait: bool) -> None:
+    import_without_unused_integrations()
+    from app.worker.container import build_clients
+
     async with AsyncExitStack() as stack:
         clients = build_clients(config)
         for client in clients:
