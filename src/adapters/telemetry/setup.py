@@ -140,7 +140,8 @@ def setup_telemetry(
 ) -> Telemetry:
     """Metrics and traces for the worker: OTLP export when ``enabled``, and/or Prometheus text.
 
-    With neither (or ``OTEL_SDK_DISABLED=true`` and no Prometheus), every port call is a no-op.
+    ``OTEL_SDK_DISABLED=true`` turns OTLP export off, never the Prometheus text. With neither,
+    every port call is a no-op.
     """
     environ = os.environ
     export = enabled and not _sdk_disabled(environ)
@@ -167,6 +168,11 @@ def setup_telemetry(
     meter_provider = MeterProvider(
         metric_readers=readers, resource=resource, shutdown_on_exit=False
     )
+    if not export:
+        # Prometheus only. The SDK's constructor reads OTEL_SDK_DISABLED too and would hand out
+        # no-op meters, leaving /metrics empty; but that variable turns off what the SDK sends
+        # (export is off here), while /metrics was asked for explicitly with --listen.
+        meter_provider._disabled = False
     telemetry.meter_provider = meter_provider
     telemetry.metrics = OtelMetrics(meter_provider, version=service_version)
     if export and signal_enabled("traces", environ):

@@ -26,6 +26,8 @@ from opentelemetry.trace import StatusCode
 from adapters.telemetry import instruments as names
 from adapters.telemetry.controller_calls import MeteredControllerClient
 from adapters.telemetry.instruments import OtelMetrics
+from adapters.telemetry.noop import NullTracing
+from adapters.telemetry.setup import setup_telemetry
 from adapters.telemetry.tracing import TASK_SPAN_NAME, OtelTracing
 from app.worker.command_runner import task_environment
 from app.worker.poll_loop import Worker, WorkerSettings
@@ -406,3 +408,25 @@ def test_readiness_needs_every_upstream_registered_and_polled_within_three_inter
     assert not snapshot_ready(snapshot(unregistered))
     assert not snapshot_ready(snapshot(UpstreamSnapshot("http://d", registered=True)))
     assert not snapshot_ready(snapshot())
+
+
+def test_with_the_sdk_disabled_prometheus_still_serves_metrics_and_nothing_is_exported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    telemetry = setup_telemetry("1.0", prometheus=True)
+    try:
+        telemetry.metrics.task_accepted()
+        text = telemetry.prometheus_text().decode()
+    finally:
+        telemetry.shutdown()
+    counted = [
+        line
+        for line in text.splitlines()
+        if line.startswith("org_cirruslabs_persistent_worker_tasks_count_total{")
+    ]
+    assert len(counted) == 1
+    assert counted[0].endswith(" 1.0")
+    assert telemetry.metric_exporters == ()
+    assert telemetry.span_exporters == ()
+    assert isinstance(telemetry.tracing, NullTracing)
