@@ -163,6 +163,18 @@ class WorkerRecord:
     __hash__ = None  # type: ignore[assignment]  # the read-only maps are not hashable
 
 
+@dataclass(frozen=True, slots=True)
+class QueueSummary:
+    """The queue (``SCHEDULED`` tasks without a worker) at a glance, without loading it.
+
+    ``last_queued_at`` is the greatest ``updated_at`` of a queued task (``None`` if none is
+    queued): only queueing changes a queued task's row, so it grows whenever a task is queued.
+    """
+
+    length: int = 0
+    last_queued_at: float | None = None
+
+
 class ControllerStore(Protocol):
     """Persistent state of the controller; every method is one atomic database operation.
 
@@ -190,8 +202,18 @@ class ControllerStore(Protocol):
         """Return a task."""
         ...
 
-    async def queued_tasks(self) -> list[TaskRecord]:
-        """Return every ``SCHEDULED`` task without a worker, oldest first."""
+    async def queued_tasks(
+        self, limit: int | None = None, after_sequence: int = 0
+    ) -> list[TaskRecord]:
+        """Return ``SCHEDULED`` tasks without a worker, oldest first.
+
+        Only the first ``limit`` (all if ``None``) of those whose ``sequence`` is greater than
+        ``after_sequence``: a caller pages through a long queue without loading all of it.
+        """
+        ...
+
+    async def queue_summary(self) -> QueueSummary:
+        """Return how many tasks are queued and when the latest of them entered the queue."""
         ...
 
     async def tasks_of_worker(self, worker_name: str) -> list[TaskRecord]:

@@ -27,12 +27,18 @@ async def _rows(connection: Connection, query: str, parameters: Sequence[Any]) -
 
 
 async def load_tasks(
-    connection: Connection, where: str, parameters: Sequence[Any], order: str = "id"
+    connection: Connection,
+    where: str,
+    parameters: Sequence[Any],
+    order: str = "id",
+    limit: int | None = None,
 ) -> list[TaskRecord]:
-    """Return the tasks matching an SQL condition on ``tasks``, with their command results."""
-    rows = await _rows(
-        connection, f"SELECT * FROM tasks WHERE {where} ORDER BY {order}", parameters
-    )
+    """Return the tasks matching an SQL condition on ``tasks`` (the first ``limit`` if given),
+    with their command results."""
+    query = f"SELECT * FROM tasks WHERE {where} ORDER BY {order}"
+    if limit is not None:
+        query, parameters = query + " LIMIT %s", (*parameters, limit)
+    rows = await _rows(connection, query, parameters)
     if not rows:
         return []
     results: dict[int, list[CommandResult]] = {int(row["id"]): [] for row in rows}

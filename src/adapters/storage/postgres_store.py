@@ -22,10 +22,18 @@ from adapters.storage.stored_records import new_secret, row_key
 from domain.build import BuildSpec, TaskStatus
 from domain.ports import Clock
 from domain.protocol import CommandResult
-from domain.store import BuildRecord, NoSuchTaskError, TaskRecord, WorkerRecord
+from domain.store import (
+    BuildRecord,
+    NoSuchTaskError,
+    QueueSummary,
+    TaskRecord,
+    WorkerRecord,
+)
 
 DEFAULT_MAX_CONNECTIONS = 10
 """Connections one store opens at most (each controller process has one store)."""
+
+_QUEUED = "status = 'SCHEDULED' AND worker IS NULL"
 
 
 class PostgresStore:
@@ -93,11 +101,29 @@ class PostgresStore:
         key = row_key(task_id)
         return None if key is None else await self._db.read(lambda db: load_task(db, key))
 
-    async def queued_tasks(self) -> list[TaskRecord]:
-        """Return every ``SCHEDULED`` task without a worker, oldest first."""
+    async def queued_tasks(
+        self, limit: int | None = None, after_sequence: int = 0
+    ) -> list[TaskRecord]:
+        """Return ``SCHEDULED`` tasks without a worker, oldest first: the first ``limit`` (all
+        if ``None``) of those whose ``sequence`` is greater than ``after_sequence``."""
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be positive, got {limit}")
         return await self._db.read(
-            lambda db: load_tasks(db, "status = 'SCHEDULED' AND worker IS NULL", ())
+            lambda db: load_tasks(db, f"{_QUEUED} AND id > %s", (after_sequence,), limit=limit)
         )
+
+    async def queue_summary(self) -> QueueSummary:
+        """Return how many tasks are queued and when the latest of them entered the queue."""
+
+        async def summarise(db: Connection) -> QueueSummary:
+            cursor = await db.execute(
+                f"SELECT COUNT(*), MAX(updated_at) FROM tasks WHERE {_QUEUED}"
+            )
+            row = await cursor.fetchone()
+            assert row is not None  # an aggregate always has one row
+            return QueueSummary(int(row[0]), None if row[1] is None else float(row[1]))
+
+        return await self._db.read(summarise)
 
     async def tasks_of_worker(self, worker_name: str) -> list[TaskRecord]:
         """Return the tasks that occupy a worker (claimed by it and not stopped), oldest first."""

@@ -18,12 +18,18 @@ from domain.store import TaskRecord, WorkerRecord
 
 
 def load_tasks(
-    connection: sqlite3.Connection, where: str, parameters: Sequence[object], order: str = "id"
+    connection: sqlite3.Connection,
+    where: str,
+    parameters: Sequence[object],
+    order: str = "id",
+    limit: int | None = None,
 ) -> list[TaskRecord]:
-    """Return the tasks matching an SQL condition on ``tasks``, with their command results."""
-    rows = connection.execute(
-        f"SELECT * FROM tasks WHERE {where} ORDER BY {order}", tuple(parameters)
-    ).fetchall()
+    """Return the tasks matching an SQL condition on ``tasks`` (the first ``limit`` if given),
+    with their command results."""
+    query = f"SELECT * FROM tasks WHERE {where} ORDER BY {order}"
+    if limit is not None:
+        query, parameters = query + " LIMIT ?", (*parameters, limit)
+    rows = connection.execute(query, tuple(parameters)).fetchall()
     if not rows:
         return []
     results: dict[int, list[CommandResult]] = {int(row["id"]): [] for row in rows}

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from domain.store import ControllerStore, StoreError
+from domain.store import ControllerStore, QueueSummary, StoreError
 
 log = logging.getLogger("cirrus.controller")
 
@@ -174,7 +174,7 @@ class QueueWatch:
     ) -> None:
         self._store = store
         self._period = period_seconds
-        self._queued: set[str] = set()
+        self._queue = QueueSummary()
         self._stopping: dict[str, set[str]] = {}
 
     def publish(self, worker_name: str | None) -> None:
@@ -188,15 +188,21 @@ class QueueWatch:
             if not workers:
                 continue
             try:
-                await self._check(target, workers)
+                await self.check_once(target, workers)
             except StoreError as error:
                 log.warning("cannot look at the task queue: %s", error)
 
-    async def _check(self, target: WakeTarget, workers: list[str]) -> None:
-        queued = {task.id for task in await self._store.queued_tasks()}
-        if queued - self._queued:
+    async def check_once(self, target: WakeTarget, workers: list[str]) -> None:
+        """Look once: wake all if a task was queued since the last look, and each of
+        ``workers`` whose tasks to stop grew."""
+        # The summary, not the tasks: a queueing raises the latest queue time or the length.
+        queue = await self._store.queue_summary()
+        previous = self._queue
+        if queue.length > previous.length or (queue.last_queued_at or 0.0) > (
+            previous.last_queued_at or 0.0
+        ):
             target.deliver(None)
-        self._queued = queued
+        self._queue = queue
         for worker in workers:
             stopping = set(await self._store.tasks_to_stop_for(worker))
             if stopping - self._stopping.get(worker, set()):

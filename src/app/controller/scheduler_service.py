@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import replace
 
 from app.controller.long_poll import PollWaiters
 from app.controller.metrics import ControllerMetrics, MetricsRefresher, NullControllerMetrics
@@ -22,7 +23,9 @@ from domain.scheduling import (
     WorkerView,
     advance_dependencies,
     assign,
+    free_resources,
     pending_reason,
+    uses_resources,
 )
 from domain.store import ControllerStore, TaskRecord, WorkerRecord, lost_worker_message
 
@@ -35,6 +38,9 @@ A worker lists every task it accepted until its ``TaskStopped`` was delivered, s
 without the task already means the worker lost it (it restarted, or never got the answer that
 handed it out); the second poll is a margin against any ordering surprise.
 """
+
+QUEUE_PAGE_SIZE = 64
+"""Queued tasks a scheduling pass reads at once: a worker takes a few, a queue may be long."""
 
 
 def stopped_status(task: TaskRecord) -> tuple[TaskStatus, str]:
@@ -65,6 +71,37 @@ def queued_view(task: TaskRecord) -> QueuedTask:
     """Return what the scheduler needs of a queued task."""
     return QueuedTask(
         id=task.id, labels=task.spec.labels, resources=task.spec.resources, sequence=task.sequence
+    )
+
+
+def can_take_more(worker: WorkerView) -> bool:
+    """Return whether some task could still fit ``worker`` (if not, the queue needs no look).
+
+    The converse of ``domain.scheduling.assign``'s rules: a worker running nothing takes any
+    task; one running a resource-less task (or any task, without resources) takes nothing more;
+    otherwise a task needs a positive amount of some resource, so some must be left free.
+    """
+    if worker.paused or not worker.online:
+        return False
+    if not worker.running_task_ids:
+        return True
+    if not uses_resources(worker.resources_in_use):
+        return False
+    free = free_resources(worker.resources_total, worker.resources_in_use)
+    return any(amount > 0 for amount in free.values())
+
+
+def with_tasks(worker: WorkerView, tasks: Sequence[TaskRecord]) -> WorkerView:
+    """Return ``worker`` as it will be once it also holds ``tasks``."""
+    if not tasks:
+        return worker
+    in_use = dict(worker.resources_in_use)
+    for key, amount in _sum_resources(tasks).items():
+        in_use[key] = in_use.get(key, 0.0) + amount
+    return replace(
+        worker,
+        resources_in_use=in_use,
+        running_task_ids=(*worker.running_task_ids, *(task.id for task in tasks)),
     )
 
 
@@ -191,29 +228,38 @@ class SchedulerService:
         """Claim the queued tasks that ``worker_name`` may start now (possibly none).
 
         ``exclude`` keeps tasks out of this answer, such as ones the same answer tells the
-        worker to stop (an old copy it still runs).
+        worker to stop (an old copy it still runs). The queue is read oldest first, a page at a
+        time, and only while the worker could still take something.
         """
         async with self._assign_lock:
-            queued = [t for t in await self._store.queued_tasks() if t.id not in exclude]
-            if not queued:
-                return []
             worker = await self._store.get_worker(worker_name)
             if worker is None:
                 return []
             view = await self.worker_view(worker)
-            chosen = assign([queued_view(task) for task in queued], [view], worker_name)
-            queued_by_id = {task.id: task for task in queued}
+            chosen: list[TaskRecord] = []
+            after = 0
+            seen_queue = False
+            while can_take_more(view):
+                page = await self._store.queued_tasks(QUEUE_PAGE_SIZE, after)
+                seen_queue = seen_queue or bool(page)
+                candidates = {task.id: task for task in page if task.id not in exclude}
+                picked = assign([queued_view(t) for t in candidates.values()], [view], worker_name)
+                chosen += [candidates[task_id] for task_id in picked]
+                view = with_tasks(view, [candidates[task_id] for task_id in picked])
+                if len(page) < QUEUE_PAGE_SIZE:
+                    break
+                after = page[-1].sequence
             claimed: list[TaskRecord] = []
-            for task_id in chosen:
+            for queued in chosen:
                 # Another controller process sharing the database may have taken it meanwhile.
-                record = await self._store.claim_task(task_id, worker_name)
+                record = await self._store.claim_task(queued.id, worker_name)
                 if record is not None:
                     claimed.append(record)
                     # Both times come from the store's clock: a queued task's row changes only
                     # when it is queued, and the claim stamps it again.
-                    waited = record.updated_at - queued_by_id[task_id].updated_at
-                    self._metrics.task_assigned(worker_name, waited)
-            self._changed()
+                    self._metrics.task_assigned(worker_name, record.updated_at - queued.updated_at)
+            if seen_queue:
+                self._changed()
             return claimed
 
     async def pending_reason(self, task: TaskRecord) -> str:

@@ -17,6 +17,7 @@ from domain.store import (
     REGISTRATION_TOKEN_KEY,
     ControllerStore,
     NoSuchTaskError,
+    QueueSummary,
     hash_token,
     lost_worker_message,
     token_matches,
@@ -114,6 +115,62 @@ async def test_queued_tasks_come_oldest_first_across_builds(store: ControllerSto
     assert [t.name for t in await store.queued_tasks()] == ["a", "c"]
     assert await store.set_status(second.tasks[1].id, {TaskStatus.CREATED}, TaskStatus.SCHEDULED)
     assert [t.name for t in await store.queued_tasks()] == ["a", "c", "d"]
+
+
+async def test_queued_tasks_page_oldest_first_by_limit_and_sequence(
+    store: ControllerStore,
+) -> None:
+    build = await store.create_build(BuildSpec(tasks=tuple(TaskSpec(f"t{i}") for i in range(5))))
+    await store.claim_task(build.tasks[1].id, "w1")
+    first = await store.queued_tasks(limit=2)
+    assert [t.name for t in first] == ["t0", "t2"]
+    rest = await store.queued_tasks(limit=2, after_sequence=first[-1].sequence)
+    assert [t.name for t in rest] == ["t3", "t4"]
+    assert await store.queued_tasks(limit=2, after_sequence=rest[-1].sequence) == []
+    assert [t.name for t in await store.queued_tasks(after_sequence=first[0].sequence)] == [
+        "t2",
+        "t3",
+        "t4",
+    ]
+    assert await store.queued_tasks(limit=10) == await store.queued_tasks()
+
+
+async def test_a_limit_below_one_is_refused(store: ControllerStore) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        await store.queued_tasks(limit=0)
+
+
+async def test_the_queue_summary_counts_queued_tasks_and_their_latest_queue_time(
+    store: ControllerStore, clock: FakeClock
+) -> None:
+    assert await store.queue_summary() == QueueSummary(0, None)
+    first = await store.create_build(
+        BuildSpec(tasks=(TaskSpec("a"), TaskSpec("b"), TaskSpec("c", depends_on=("a",))))
+    )
+    assert await store.queue_summary() == QueueSummary(2, clock.now())
+    queued_at = clock.now()
+    clock.advance(5)
+    await store.claim_task(first.tasks[0].id, "w1")
+    assert await store.queue_summary() == QueueSummary(1, queued_at)
+    clock.advance(5)
+    assert await store.set_status(first.tasks[2].id, {TaskStatus.CREATED}, TaskStatus.SCHEDULED)
+    assert await store.queue_summary() == QueueSummary(2, clock.now())
+    await store.request_cancel(first.tasks[1].id)
+    await store.request_cancel(first.tasks[2].id)
+    assert await store.queue_summary() == QueueSummary(0, None)
+
+
+async def test_a_task_released_from_a_lost_worker_moves_the_queue_summary(
+    store: ControllerStore, clock: FakeClock
+) -> None:
+    await _queued_task(store)
+    claimed = await _claimed_task(store)
+    before = await store.queue_summary()
+    clock.advance(1)
+    await store.release_worker("w1")
+    after = await store.queue_summary()
+    assert (after.length, after.last_queued_at) == (before.length + 1, clock.now())
+    assert [t.id for t in await store.queued_tasks()][-1] == claimed
 
 
 async def test_a_claim_hands_the_task_to_one_worker_with_fresh_secrets(
