@@ -19,6 +19,7 @@ from app.worker.leftovers import cancel_quietly, remove_container_leftovers
 from app.worker.pause import PauseFailed, set_disabled, wait_until_idle
 from app.worker.signals import SignalLadder, install_signal_handlers
 from app.worker.state import WorkerSnapshot
+from app.worker.vm_factories import remove_vm_leftovers
 from app.worker_options import exit_for_config_error, load_config_or_exit, worker_options
 from domain.errors import ConfigError
 from domain.telemetry import worker_ready
@@ -92,6 +93,8 @@ async def run_worker(
             # Registered after ``stop``, so it is cancelled before the view stops.
             refresh = asyncio.create_task(show_until_cancelled(status, worker.snapshot))
             stack.push_async_callback(cancel_quietly, refresh)
+        # Before any VM of ours exists: the standby and tasks start with worker.run().
+        await remove_vm_leftovers(container.vm_instances())
         code: int = await worker.run()
         return code
 

@@ -20,10 +20,12 @@ from adapters.telemetry.noop import NullMetrics, NullTracing
 from adapters.twirp.client import TwirpControllerClient
 from app.version import version
 from app.worker.clock import SystemClock
-from app.worker.instances import ContainerFactory, IsolationInstances
+from app.worker.instances import ContainerFactory, IsolationInstances, VmFactory
 from app.worker.poll_loop import Worker, WorkerSettings
+from app.worker.standby import PrePull, StandbyKeeper
 from app.worker.task_runner import TaskRunner
 from app.worker.upstream import Upstream
+from app.worker.vm_factories import VM_STATE_FILE, VM_TOOLS, LazyVmFactory, state_directory
 from domain.identity import go_arch, go_os, reserved_labels, worker_labels
 from domain.modifiers import ModifierPool
 from domain.policy import SecurityPolicy
@@ -71,9 +73,50 @@ def build_upstreams(
 DEFAULT_GRACE_SECONDS = 10.0
 
 
-def build_instances(host: InstanceFactory, container: ContainerFactory) -> IsolationInstances:
-    """Return the instance factories by isolation kind (``none`` and ``container`` so far)."""
-    return IsolationInstances({"none": host}, container=container)
+def build_vm_factories(config: WorkerConfig, grace_seconds: float) -> dict[str, VmFactory]:
+    """Return the Tart and Vetu factories, recording their VMs in the worker's state file."""
+    state_file = state_directory() / VM_STATE_FILE
+    return {
+        tool: LazyVmFactory(
+            tool,
+            policy=config.security_policy(),
+            state_file=state_file,
+            mtu=config.tuning_vetu_mtu,
+            grace_seconds=grace_seconds,
+        )
+        for tool in VM_TOOLS
+    }
+
+
+def build_instances(
+    host: InstanceFactory, container: ContainerFactory, vms: dict[str, VmFactory]
+) -> IsolationInstances:
+    """Return the instance factories by isolation kind: none, container, tart and vetu."""
+    return IsolationInstances({"none": host}, container=container, vms=vms)
+
+
+def build_standby(
+    config: WorkerConfig,
+    vms: dict[str, VmFactory],
+    modifiers: ModifierPool,
+    clock: Clock,
+    metrics: Metrics,
+) -> StandbyKeeper:
+    """Return the keeper of the standby VM (idle until standby parameters exist)."""
+    pre_pull = config.tart_pre_pull
+    return StandbyKeeper(
+        config.standby(),
+        vms=vms,
+        policy=config.security_policy(),
+        modifiers=modifiers,
+        clock=clock,
+        metrics=metrics,
+        pre_pull=PrePull(
+            images=pre_pull.images,
+            check_interval_seconds=float(pre_pull.check_interval_seconds),
+            jitter_seconds=float(pre_pull.jitter_seconds),
+        ),
+    )
 
 
 def build_settings(config: WorkerConfig, ephemeral: bool) -> WorkerSettings:
@@ -114,9 +157,13 @@ class WorkerContainer(containers.DeclarativeContainer):
     # The engine (podman or docker) is chosen at the first container task, not here: a worker
     # without one still starts, and fails only the container tasks.
     container_instances = providers.Singleton(ContainerInstanceFactory, grace_seconds=grace_seconds)
-    instances = providers.Singleton(build_instances, host_instances, container_instances)
+    vm_instances = providers.Singleton(build_vm_factories, config, grace_seconds)
+    instances = providers.Singleton(
+        build_instances, host_instances, container_instances, vm_instances
+    )
     modifiers = providers.Singleton(build_modifiers, config)
     policy = providers.Singleton(build_policy, config)
+    standby = providers.Singleton(build_standby, config, vm_instances, modifiers, clock, metrics)
     runner = providers.Singleton(
         TaskRunner,
         policy=policy,
@@ -126,6 +173,9 @@ class WorkerContainer(containers.DeclarativeContainer):
         worker_name=config.provided.name,
         metrics=metrics,
         tracing=tracing,
+        standby=standby,
     )
     settings = providers.Singleton(build_settings, config, ephemeral)
-    worker = providers.Singleton(Worker, settings, upstreams, runner, clock=clock, metrics=metrics)
+    worker = providers.Singleton(
+        Worker, settings, upstreams, runner, clock=clock, metrics=metrics, standby=standby
+    )

@@ -18,6 +18,7 @@ from adapters.telemetry.noop import NullMetrics
 from app.worker.outbox import Outbox
 from app.worker.retry import Backoff, Sleep
 from app.worker.running_task import RunningTask
+from app.worker.standby import StandbyKeeper
 from app.worker.state import TaskSnapshot, UpstreamSnapshot, WorkerSnapshot
 from app.worker.task_runner import TaskRunner
 from app.worker.upstream import Upstream, next_poll_interval
@@ -70,6 +71,7 @@ class Worker:
         clock: Clock,
         sleep: Sleep = asyncio.sleep,
         metrics: Metrics | None = None,
+        standby: StandbyKeeper | None = None,
     ) -> None:
         self.settings = settings
         self.metrics: Metrics = metrics or NullMetrics()
@@ -79,7 +81,9 @@ class Worker:
         self.clock = clock
         self.sleep = sleep
         self.tasks: dict[str, RunningTask] = {}
-        self.standby = settings.standby
+        # Without VM factories (unit tests of other parts) pushed parameters are only kept.
+        self.standby_parameters = settings.standby
+        self.standby_keeper = standby
         self.refusing = False
         self.finish_when_idle = False
         self.polling_stopped = False
@@ -87,6 +91,8 @@ class Worker:
         self._task_runs: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self._wake = {id(upstream): asyncio.Event() for upstream in self.upstreams}
+        if standby is not None:
+            standby.on_change = self._standby_changed
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -103,6 +109,9 @@ class Worker:
             for loop_task in loops:
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop_task
+            if self.standby_keeper is not None:
+                # No VM outlives the worker: a standby still warming up is abandoned, too.
+                await self.standby_keeper.aclose()
         log.info("worker %s stopped", self.settings.name)
         return 0
 
@@ -114,6 +123,8 @@ class Worker:
         self.refusing = True
         self.finish_when_idle = True
         self.paused = True
+        if self.standby_keeper is not None:
+            self.standby_keeper.discard()
         for upstream in self.upstreams:
             # A controller that never accepted us has no session to disable, and waiting to
             # deliver it would keep a worker with a wrong token from ever stopping.
@@ -174,8 +185,9 @@ class Worker:
                 running_tasks=len(self.tasks),
                 resources_used=in_use,
                 resources_unused=free_resources(self.settings.resources_total, in_use),
-                # Standby instances are not created yet, so there is never one to age.
-                standby_since=None,
+                standby_since=(
+                    self.standby_keeper.since() if self.standby_keeper is not None else None
+                ),
             )
         )
 
@@ -189,7 +201,24 @@ class Worker:
             worker_info=upstream.worker_info,
             resources_in_use=frozen_float_map(self.resources_in_use()),
             running_tasks=tuple(r.task_id for r in self.tasks.values() if r.upstream is upstream),
+            available_standby_instances_information=(
+                self.standby_keeper.information(self.clock.now())
+                if self.standby_keeper is not None
+                else ()
+            ),
         )
+
+    def maybe_create_standby(self) -> None:
+        """Start warming a standby in the background when one is due (never waits for it)."""
+        if self.standby_keeper is None or self.refusing:
+            return
+        free = free_resources(self.settings.resources_total, self.resources_in_use())
+        self.standby_keeper.maybe_create(len(self.tasks), free)
+
+    def _standby_changed(self) -> None:
+        self.publish_gauges()
+        # A standby gone (failed, destroyed) may be due again, e.g. after its backoff.
+        self._changed.set()
 
     async def _until_finished(self) -> None:
         while True:
@@ -206,6 +235,7 @@ class Worker:
     async def _poll_forever(self, upstream: Upstream) -> None:
         backoff = Backoff(upstream.policy)
         while not self.polling_stopped:
+            self.maybe_create_standby()
             await upstream.register()
             generation = upstream.generation
             started = self.clock.monotonic()
@@ -279,9 +309,16 @@ class Worker:
             for wake in self._wake.values():
                 wake.set()
             self._changed.set()
+            if self.standby_keeper is not None:
+                self.standby_keeper.discard()
         elif response.updated_standby_instances:
-            # Standby instances are not run yet; keep the parameters for when they are.
-            self.standby = response.updated_standby_instances[0]
+            pushed = response.updated_standby_instances[0]
+            if self.standby_keeper is not None:
+                self.standby_keeper.update(pushed)
+                self.standby_parameters = self.standby_keeper.parameters
+                self.maybe_create_standby()
+            else:
+                self.standby_parameters = pushed
         return accepted
 
     def _start(self, upstream: Upstream, task: AgentAwareTask) -> bool:
@@ -323,6 +360,7 @@ class Worker:
         finally:
             self.tasks.pop(running.task_id, None)
             log.info("task %s completed", running.task_id)
+            self.maybe_create_standby()
             self.publish_gauges()
             self._changed.set()
             if ran:

@@ -21,6 +21,7 @@ from app.worker.instances import InstanceProvider
 from app.worker.log_stream import FLUSH_INTERVAL
 from app.worker.retry import Sleep
 from app.worker.running_task import RunningTask, TaskCancelled
+from app.worker.standby import StandbyKeeper
 from domain.errors import ControllerError, InstanceError, PolicyViolation
 from domain.isolation import instance_attributes
 from domain.modifiers import ModifierPool
@@ -90,6 +91,7 @@ class TaskRunner:
         worker_name: str = "",
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        standby: StandbyKeeper | None = None,
     ) -> None:
         self.policy = policy
         self.worker_name = worker_name
@@ -97,6 +99,7 @@ class TaskRunner:
         self.tracing: Tracing = tracing or NullTracing()
         self.instances = instances
         self.modifiers = modifiers
+        self.standby = standby
         self.clock = clock
         self.timer_sleep = timer_sleep
         self.log_sleep = log_sleep
@@ -123,7 +126,7 @@ class TaskRunner:
         try:
             try:
                 with trace.step("create-instance"):
-                    instance = await self._create_instance(running)
+                    instance = await self._create_instance(running, trace)
                 self.metrics.image_used(instance_attributes(running.task.isolation))
                 await running.unless_cancelled(self._report(running, "TaskStarted", _started))
                 running.phase = "fetching commands"
@@ -174,7 +177,7 @@ class TaskRunner:
             "cirrus.upstream_hostname": upstream_hostname(running.upstream.endpoint),
         }
 
-    async def _create_instance(self, running: RunningTask) -> Instance:
+    async def _create_instance(self, running: RunningTask, trace: TaskTrace) -> Instance:
         task = running.task
         running.phase = "checking policy"
         try:
@@ -182,10 +185,17 @@ class TaskRunner:
             check_isolation(self.policy, task.isolation)
         except PolicyViolation as violation:
             raise TaskFailure(str(violation)) from violation
+        if self.standby is not None:
+            running.phase = "taking the standby"
+            taken = await running.unless_cancelled(self.standby.take(task))
+            if taken is not None:
+                return taken
         modifier = self.modifiers.acquire(task.task_id, task.resources_to_use)
         running.phase = "creating instance"
         try:
-            return await running.unless_cancelled(self.instances.create(task, modifier))
+            return await running.unless_cancelled(
+                self.instances.create(task, modifier, trace.environment())
+            )
         except InstanceError as error:
             raise TaskFailure(f"failed to create an instance: {error}") from error
 

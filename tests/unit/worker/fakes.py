@@ -245,9 +245,18 @@ class FakeInstances:
 
     def __init__(self, error: str | None = None) -> None:
         self.created: dict[str, FakeInstance] = {}
+        self.cli_envs: dict[str, dict[str, str]] = {}
+        self.modifiers: dict[str, ResourceModifier | None] = {}
         self.error = error
 
-    async def create(self, task: AgentAwareTask, modifier: ResourceModifier | None) -> Instance:
+    async def create(
+        self,
+        task: AgentAwareTask,
+        modifier: ResourceModifier | None,
+        cli_env: Mapping[str, str] | None = None,
+    ) -> Instance:
+        self.cli_envs[task.task_id] = dict(cli_env or {})
+        self.modifiers[task.task_id] = modifier
         if self.error is not None:
             raise InstanceError(self.error)
         instance = FakeInstance(task.task_id)
