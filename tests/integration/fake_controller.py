@@ -142,8 +142,9 @@ class Call:
     method: str
     headers: dict[str, str]
     body: Any
-    at: float
+    at: float  # when the answer was ready
     status: int
+    received: float = 0.0  # when the request arrived (a held poll arrives long before ``at``)
 
 
 class FakeController:
@@ -326,7 +327,7 @@ class FakeController:
 
         def found() -> Call | None:
             for call in self.successful_calls(method):
-                if call.at >= after and matching(call):
+                if call.received >= after and matching(call):
                     return call
             return None
 
@@ -345,6 +346,7 @@ class FakeController:
 
     def handle(self, path: str, headers: dict[str, str], raw: bytes) -> Answer:
         """Answer one POST; returns the HTTP status and the JSON body."""
+        received = time.monotonic()
         match = re.fullmatch(rf"/twirp/{re.escape(PACKAGE)}\.(\w+)/(\w+)", path)
         if match is None:
             self._violate(f"unknown path {path}")
@@ -363,7 +365,9 @@ class FakeController:
             body = None
         status, answer = self._answer(service, method, headers, body)
         with self._lock:
-            self._calls.append(Call(service, method, headers, body, time.monotonic(), status))
+            self._calls.append(
+                Call(service, method, headers, body, time.monotonic(), status, received)
+            )
             self._lock.notify_all()
         return status, answer
 

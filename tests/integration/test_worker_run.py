@@ -350,7 +350,7 @@ def test_a_none_task_runs_its_commands_by_behaviour_and_reports_everything(
 
     # While it ran, polls listed it and its resources; after TaskStopped they do not.
     polls = fake_controller.successful_calls("Poll")
-    during = [p for p in polls if initial <= p.at <= finished]
+    during = [p for p in polls if initial <= p.received <= finished]
     for poll in during:
         assert task.task_id in poll.body.get("runningTasks", [])
         assert float(poll.body.get("resourcesInUse", {}).get("slots", 0)) == 1.0
