@@ -6,9 +6,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from rich.console import Console
-from rich.logging import RichHandler
-
 from adapters.logging.levels import TRACE, parse_level
 from adapters.logging.masking import SecretMaskingFilter, add_secrets
 from adapters.logging.rotation import SizeRotatingFileHandler
@@ -40,6 +37,10 @@ def configure_logging(
         handler = SizeRotatingFileHandler(file, rotate_size_bytes, max_rotations)
         handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
     elif console_rich and sys.stderr.isatty():
+        # Imported here: rich costs megabytes that a worker logging to a file never needs.
+        from rich.console import Console
+        from rich.logging import RichHandler
+
         handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
     else:
         handler = logging.StreamHandler(sys.stderr)
