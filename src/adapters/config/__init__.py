@@ -7,13 +7,8 @@ from adapters.config.effective import (
     Upstream,
     WorkerConfig,
 )
-from adapters.config.loader import (
-    ENV_NAME,
-    ENV_RPC_ENDPOINT,
-    ENV_TOKEN,
-    WorkerFlags,
-    load_worker_config,
-)
+from adapters.config.environment import ENV_NAME, ENV_RPC_ENDPOINT, ENV_TOKEN, WorkerEnvironment
+from adapters.config.loader import WorkerFlags, load_worker_config
 
 __all__ = [
     "DEFAULT_RPC_ENDPOINT",
@@ -24,6 +19,7 @@ __all__ = [
     "TartPrePull",
     "Upstream",
     "WorkerConfig",
+    "WorkerEnvironment",
     "WorkerFlags",
     "load_worker_config",
 ]

@@ -21,6 +21,12 @@ from adapters.config.effective import (
     Upstream,
     WorkerConfig,
 )
+from adapters.config.environment import (
+    ENV_NAME,
+    ENV_RPC_ENDPOINT,
+    ENV_TOKEN,
+    WorkerEnvironment,
+)
 from adapters.config.validation_errors import config_error_from_validation
 from adapters.config.worker_config import (
     AllowedIsolationsModel,
@@ -47,10 +53,6 @@ from domain.policy import (
     VolumeRule,
 )
 from domain.protocol import StandbyParameters, Warmup, frozen_float_map, frozen_str_map
-
-ENV_NAME = "CIRRUS_WORKER_NAME"
-ENV_TOKEN = "CIRRUS_WORKER_TOKEN"
-ENV_RPC_ENDPOINT = "CIRRUS_WORKER_RPC_ENDPOINT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +100,14 @@ def merge_worker_config(
     file_model: WorkerFileModel, flags: WorkerFlags, environ: Mapping[str, str], hostname: str
 ) -> WorkerConfig:
     """Apply the precedence flag > environment > file > default and build the domain values."""
-    name = _first_given(
-        (flags.name, "--name"), (environ.get(ENV_NAME), ENV_NAME), (file_model.name, "name")
-    )
+    env = WorkerEnvironment.from_environ(environ)
+    name = _first_given((flags.name, "--name"), (env.name, ENV_NAME), (file_model.name, "name"))
     token = _first_given(
-        (flags.token, "--token"), (environ.get(ENV_TOKEN), ENV_TOKEN), (file_model.token, "token")
+        (flags.token, "--token"), (env.token, ENV_TOKEN), (file_model.token, "token")
     )
     endpoint = _first_given(
         (flags.rpc_endpoint, "--rpc-endpoint"),
-        (environ.get(ENV_RPC_ENDPOINT), ENV_RPC_ENDPOINT),
+        (env.rpc_endpoint, ENV_RPC_ENDPOINT),
         (file_model.rpc.endpoint if file_model.rpc else None, "rpc.endpoint"),
     )
     if endpoint is not None and endpoint.origin != "rpc.endpoint":
