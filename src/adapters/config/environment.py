@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ENV_PREFIX = "CIRRUS_WORKER_"
 ENV_NAME = f"{ENV_PREFIX}NAME"
@@ -32,7 +37,19 @@ class WorkerEnvironment(BaseSettings):
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> WorkerEnvironment:
         """Read the settings from ``environ`` (normally ``os.environ``)."""
-        return cls.model_validate(_MappingEnvSource(cls, environ)())
+        return cls(**_MappingEnvSource(cls, environ)())
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values ``from_environ`` read: never the process environment behind it."""
+        return (init_settings,)
 
 
 class _MappingEnvSource(EnvSettingsSource):
