@@ -112,7 +112,7 @@ def vm_id_of(task: FakeTask) -> str:
     raise AssertionError(f"no vm= line in {task.log_text()!r}")
 
 
-def standby_reported(controller: FakeController) -> list[dict[str, Any]]:
+def standby_reported(controller: FakeController) -> list[list[dict[str, Any]]]:
     """``availableStandbyInstancesInformation`` of every successful poll, in order."""
     return [
         call.body.get("availableStandbyInstancesInformation") or []
