@@ -309,6 +309,11 @@ def setup_controller_telemetry(
         resource=controller_resource(service_version),
         shutdown_on_exit=False,
     )
+    if not export:
+        # Prometheus only. The SDK's constructor reads OTEL_SDK_DISABLED from the process
+        # environment and would hand out no-op meters, leaving /metrics empty; that variable
+        # turns off what the SDK sends (export is off here), not the page asked for explicitly.
+        meter_provider._disabled = False
     telemetry.meter_provider = meter_provider
     instruments = ControllerInstruments(
         meter_provider, wall_clock=wall_clock, version=service_version
