@@ -201,9 +201,10 @@ class Worker:
             worker_info=upstream.worker_info,
             resources_in_use=frozen_float_map(self.resources_in_use()),
             running_tasks=tuple(r.task_id for r in self.tasks.values() if r.upstream is upstream),
+            # Any accepted task takes the standby or makes it go: none is available then.
             available_standby_instances_information=(
                 self.standby_keeper.information(self.clock.now())
-                if self.standby_keeper is not None
+                if self.standby_keeper is not None and not self.tasks
                 else ()
             ),
         )
