@@ -196,6 +196,10 @@ class ControllerStore(Protocol):
         """Return a build's tasks in configuration order."""
         ...
 
+    async def count_build_tasks(self, build_id: str, statuses: Collection[TaskStatus]) -> int:
+        """Return how many of a build's tasks have one of ``statuses``."""
+        ...
+
     # --- tasks ----------------------------------------------------------------------------
 
     async def get_task(self, task_id: str) -> TaskRecord | None:

@@ -90,6 +90,24 @@ class SqliteStore:
             lambda db: load_tasks(db, "build_id = ?", (key,), order="position")
         )
 
+    async def count_build_tasks(self, build_id: str, statuses: Collection[TaskStatus]) -> int:
+        """Return how many of a build's tasks have one of ``statuses``."""
+        key = row_key(build_id)
+        names = [status.value for status in statuses]
+        if key is None or not names:
+            return 0
+        marks = ", ".join("?" * len(names))
+
+        def count(db: sqlite3.Connection) -> int:
+            row = db.execute(
+                f"SELECT COUNT(*) FROM tasks WHERE build_id = ? AND status IN ({marks})",
+                (key, *names),
+            ).fetchone()
+            assert row is not None  # an aggregate always has one row
+            return int(row[0])
+
+        return await self._db.read(count)
+
     # --- tasks ----------------------------------------------------------------------------
 
     async def get_task(self, task_id: str) -> TaskRecord | None:

@@ -311,6 +311,10 @@ class SchedulerService:
 
     async def advance_build(self, build_id: str) -> None:
         """Schedule or skip the tasks of a build whose dependencies have settled."""
+        # Only CREATED tasks wait for dependencies; most builds have none left, and loading
+        # a big build's every task for each task that ends would cost O(tasks) per task.
+        if not await self._store.count_build_tasks(build_id, {TaskStatus.CREATED}):
+            return
         tasks = await self._store.list_build_tasks(build_id)
         ids_by_name: dict[str, list[str]] = {}
         for task in tasks:

@@ -173,6 +173,22 @@ async def test_a_task_released_from_a_lost_worker_moves_the_queue_summary(
     assert [t.id for t in await store.queued_tasks()][-1] == claimed
 
 
+async def test_build_tasks_are_counted_by_status(store: ControllerStore) -> None:
+    build = await store.create_build(
+        BuildSpec(tasks=(TaskSpec("a"), TaskSpec("b", depends_on=("a",)), TaskSpec("c")))
+    )
+    other = await store.create_build(BuildSpec(tasks=(TaskSpec("d", depends_on=("x",)),)))
+    assert await store.count_build_tasks(build.id, {TaskStatus.CREATED}) == 1
+    assert await store.count_build_tasks(build.id, {TaskStatus.SCHEDULED}) == 2
+    both = {TaskStatus.CREATED, TaskStatus.SCHEDULED}
+    assert await store.count_build_tasks(build.id, both) == 3
+    assert await store.count_build_tasks(other.id, {TaskStatus.CREATED}) == 1
+    assert await store.count_build_tasks(build.id, {TaskStatus.FAILED}) == 0
+    assert await store.count_build_tasks(build.id, ()) == 0
+    assert await store.count_build_tasks("999", {TaskStatus.CREATED}) == 0
+    assert await store.count_build_tasks("abc", {TaskStatus.CREATED}) == 0
+
+
 async def test_a_claim_hands_the_task_to_one_worker_with_fresh_secrets(
     store: ControllerStore,
 ) -> None:
