@@ -3,8 +3,9 @@
 OTLP over HTTP unless ``OTEL_EXPORTER_OTLP_PROTOCOL`` (or the per-signal variable) says ``grpc``.
 Endpoints, headers, certificates, compression and timeouts are left to the SDK exporters, which
 read the variables themselves; their defaults are ``http://localhost:4318`` (HTTP) and
-``http://localhost:4317`` (gRPC). Exports run in the SDK's background threads. A collector that
-is down costs one warning per export interval, never an exception or a stall of the worker.
+``http://localhost:4317`` (gRPC). OTLP/HTTP sends with httpx (``otlp_http_transport``). Exports
+run in the SDK's background threads. A collector that is down costs one warning per export
+interval, never an exception or a stall of the worker.
 """
 
 from __future__ import annotations
@@ -211,7 +212,13 @@ def metric_exporter(
             OTLPMetricExporter as HttpMetricExporter,
         )
 
-        inner = HttpMetricExporter(timeout=timeout)
+        from adapters.telemetry import otlp_http_transport
+
+        if otlp_http_transport.wanted("metrics", environ):
+            transport = otlp_http_transport.HttpxTransport("metrics", environ)
+            inner = HttpMetricExporter(timeout=timeout, _transport=transport)
+        else:
+            inner = HttpMetricExporter(timeout=timeout)
     return ReportingMetricExporter(inner, failures)
 
 
@@ -230,5 +237,11 @@ def span_exporter(environ: Mapping[str, str], failures: ExportFailureLog) -> Rep
             OTLPSpanExporter as HttpSpanExporter,
         )
 
-        inner = HttpSpanExporter(timeout=timeout)
+        from adapters.telemetry import otlp_http_transport
+
+        if otlp_http_transport.wanted("traces", environ):
+            transport = otlp_http_transport.HttpxTransport("traces", environ)
+            inner = HttpSpanExporter(timeout=timeout, _transport=transport)
+        else:
+            inner = HttpSpanExporter(timeout=timeout)
     return ReportingSpanExporter(inner, failures)
