@@ -7,7 +7,7 @@ from adapters.config.effective import (
     Upstream,
     WorkerConfig,
 )
-from adapters.config.environment import ENV_NAME, ENV_RPC_ENDPOINT, ENV_TOKEN, WorkerEnvironment
+from adapters.config.environment import ENV_NAME, ENV_RPC_ENDPOINT, ENV_TOKEN
 from adapters.config.loader import WorkerFlags, load_worker_config
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "TartPrePull",
     "Upstream",
     "WorkerConfig",
-    "WorkerEnvironment",
     "WorkerFlags",
     "load_worker_config",
 ]

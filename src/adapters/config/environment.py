@@ -1,21 +1,14 @@
-"""The worker settings the environment may give, read with pydantic-settings.
+"""The ``CIRRUS_WORKER_*`` variables: names, and reading them only when some are set.
 
-``CIRRUS_WORKER_NAME``, ``CIRRUS_WORKER_TOKEN`` and ``CIRRUS_WORKER_RPC_ENDPOINT`` (CLI.md); an
-empty variable counts as not given. The environment is passed in as a mapping, so that loading
-stays a pure function of its inputs in tests, and the precedence flag > environment > file >
-default is decided in one place (``loader.merge_worker_config``).
+pydantic-settings (``environment_settings``) reads them; a worker whose environment holds none
+of them, the usual case with a config file, does not load it: megabytes an idle worker would
+otherwise keep for nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from dataclasses import dataclass
 
 ENV_PREFIX = "CIRRUS_WORKER_"
 ENV_NAME = f"{ENV_PREFIX}NAME"
@@ -23,47 +16,20 @@ ENV_TOKEN = f"{ENV_PREFIX}TOKEN"
 ENV_RPC_ENDPOINT = f"{ENV_PREFIX}RPC_ENDPOINT"
 
 
-class WorkerEnvironment(BaseSettings):
-    """Worker name, registration token and RPC endpoint from ``CIRRUS_WORKER_*`` variables."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, case_sensitive=False, env_ignore_empty=True, extra="ignore"
-    )
+@dataclass(frozen=True, slots=True)
+class EnvironmentValues:
+    """What the environment gives for the worker (None: not given)."""
 
     name: str | None = None
     token: str | None = None
     rpc_endpoint: str | None = None
 
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> WorkerEnvironment:
-        """Read the settings from ``environ`` (normally ``os.environ``)."""
-        return cls(**_MappingEnvSource(cls, environ)())
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Only the values ``from_environ`` read: never the process environment behind it."""
-        return (init_settings,)
+def read_worker_environment(environ: Mapping[str, str]) -> EnvironmentValues:
+    """The worker's settings from ``environ``; pydantic-settings is loaded only when needed."""
+    if not any(key.startswith(ENV_PREFIX) and value for key, value in environ.items()):
+        return EnvironmentValues()
+    from adapters.config.environment_settings import WorkerEnvironment
 
-
-class _MappingEnvSource(EnvSettingsSource):
-    """pydantic-settings' environment source, reading a given mapping instead of os.environ."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._given_environ = dict(environ)
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        # Only the upper-case names of CLI.md; lower-cased because the source matches
-        # case-insensitively once the names are normalised.
-        return {
-            key.lower(): value
-            for key, value in self._given_environ.items()
-            if key.startswith(ENV_PREFIX) and value != ""
-        }
+    settings = WorkerEnvironment.from_environ(environ)
+    return EnvironmentValues(settings.name, settings.token, settings.rpc_endpoint)

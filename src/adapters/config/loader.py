@@ -25,7 +25,7 @@ from adapters.config.environment import (
     ENV_NAME,
     ENV_RPC_ENDPOINT,
     ENV_TOKEN,
-    WorkerEnvironment,
+    read_worker_environment,
 )
 from adapters.config.validation_errors import config_error_from_validation
 from adapters.config.worker_config import (
@@ -100,7 +100,7 @@ def merge_worker_config(
     file_model: WorkerFileModel, flags: WorkerFlags, environ: Mapping[str, str], hostname: str
 ) -> WorkerConfig:
     """Apply the precedence flag > environment > file > default and build the domain values."""
-    env = WorkerEnvironment.from_environ(environ)
+    env = read_worker_environment(environ)
     name = _first_given((flags.name, "--name"), (env.name, ENV_NAME), (file_model.name, "name"))
     token = _first_given(
         (flags.token, "--token"), (env.token, ENV_TOKEN), (file_model.token, "token")
