@@ -1,8 +1,10 @@
 """The worker's libraries, imported without the optional integrations a worker never uses.
 
-``dependency_injector`` imports its starlette integration whenever that package is installed
-(this project installs starlette for the controller), and ``httpx`` imports
-pygments for its own command line and httpcore the HTTP/2 stack. A worker uses none of them, yet
+``dependency_injector`` imports its starlette and pydantic-settings integrations whenever those
+packages are installed (this project installs starlette for the controller; the worker's
+configuration loads pydantic-settings only when ``CIRRUS_WORKER_*`` variables are set), and
+``httpx`` imports pygments for its own command line and httpcore the HTTP/2 stack. A worker
+uses none of them, yet
 they stay resident for its whole life: about 4 MB of an idle worker. Hiding them while these
 libraries are first imported makes the libraries skip them, as if they were not installed; they
 import normally afterwards (the controller's web server, a ``--listen`` probe server).
@@ -15,8 +17,7 @@ import sys
 from typing import Any, cast
 
 # Optional imports of dependency_injector (wiring, Configuration), httpx and httpcore.
-# (pydantic_settings is not among them: the worker's configuration reads its environment with it.)
-UNUSED_INTEGRATIONS = ("starlette", "fastapi", "pygments", "h2")
+UNUSED_INTEGRATIONS = ("starlette", "fastapi", "pydantic_settings", "pygments", "h2")
 LIBRARIES = ("dependency_injector.containers", "dependency_injector.providers", "httpx")
 
 
