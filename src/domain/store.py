@@ -192,6 +192,14 @@ class ControllerStore(Protocol):
         """Return a build with its tasks."""
         ...
 
+    async def build_environment(self, build_id: str) -> Mapping[str, str] | None:
+        """Return a build's submitted environment alone (None if there is no such build).
+
+        What every task's ``InitialCommands`` needs: loading the whole build would read each of
+        its tasks once per task.
+        """
+        ...
+
     async def list_build_tasks(self, build_id: str) -> list[TaskRecord]:
         """Return a build's tasks in configuration order."""
         ...

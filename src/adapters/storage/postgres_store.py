@@ -85,6 +85,13 @@ class PostgresStore:
             return None
         return await self._db.read(lambda db: postgres_tasks.load_build(db, key))
 
+    async def build_environment(self, build_id: str) -> Mapping[str, str] | None:
+        """Return a build's submitted environment alone (None if there is no such build)."""
+        key = row_key(build_id)
+        if key is None:
+            return None
+        return await self._db.read(lambda db: postgres_tasks.load_build_environment(db, key))
+
     async def list_build_tasks(self, build_id: str) -> list[TaskRecord]:
         """Return a build's tasks in configuration order."""
         key = row_key(build_id)

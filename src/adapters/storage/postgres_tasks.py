@@ -68,6 +68,13 @@ async def load_build(connection: Connection, key: int) -> BuildRecord | None:
     )
 
 
+async def load_build_environment(connection: Connection, key: int) -> dict[str, str] | None:
+    """Return a build's submitted environment without its tasks."""
+    cursor = await connection.execute("SELECT environment FROM builds WHERE id = %s", (key,))
+    row = await cursor.fetchone()
+    return None if row is None else loads_str_map(row[0])
+
+
 async def set_status(
     connection: Connection,
     key: int,

@@ -51,6 +51,12 @@ def load_build(connection: sqlite3.Connection, key: int) -> BuildRecord | None:
     )
 
 
+def load_build_environment(connection: sqlite3.Connection, key: int) -> dict[str, str] | None:
+    """Return a build's submitted environment without its tasks."""
+    row = connection.execute("SELECT environment FROM builds WHERE id = ?", (key,)).fetchone()
+    return None if row is None else loads_str_map(row["environment"])
+
+
 def set_status(
     connection: sqlite3.Connection,
     key: int,

@@ -283,8 +283,7 @@ class TwirpServices:
         self, _m: object, headers: Mapping[str, str], _r: Request
     ) -> object:
         task = (await self._auth.task(headers)).task
-        build = await self._store.get_build(task.build_id)
-        build_environment = build.environment if build is not None else {}
+        build_environment = await self._store.build_environment(task.build_id) or {}
         return CommandsResponse(
             environment=task_environment(task, build_environment),
             commands=task.spec.commands,

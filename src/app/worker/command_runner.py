@@ -158,7 +158,7 @@ class CommandRunner:
             return None
 
         what = f"ReportCommandUpdates {ref.task_id}/{result.name} {result.status.name}"
-        self._running.outbox.send(what, update)
+        self._running.outbox.send(what, update, ref.task_id)
 
     def _output(self, command: Command) -> CommandLog:
         return CommandLog(

@@ -106,7 +106,7 @@ class CommandLog:
         async def append(client: ControllerClient) -> object:
             return await client.append_logs(task, name, chunk)
 
-        future = self._outbox.send(f"AppendLogs {task.task_id}/{name}", append)
+        future = self._outbox.send(f"AppendLogs {task.task_id}/{name}", append, task.task_id)
         self._in_flight.add(future)
         future.add_done_callback(self._chunk_done)
 

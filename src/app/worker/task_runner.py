@@ -236,7 +236,9 @@ class TaskRunner:
         call: Callable[[ControllerClient, TaskRef], Awaitable[object]],
     ) -> bool:
         ref = running.ref
-        return await running.outbox.send(f"{what} {ref.task_id}", lambda client: call(client, ref))
+        return await running.outbox.send(
+            f"{what} {ref.task_id}", lambda client: call(client, ref), ref.task_id
+        )
 
     async def _report_finished(
         self, running: RunningTask, results: Sequence[CommandResult]
@@ -261,7 +263,7 @@ class TaskRunner:
             await client.task_failed(ref, message)
             return None
 
-        running.outbox.send(f"TaskFailed {ref.task_id}", failed)
+        running.outbox.send(f"TaskFailed {ref.task_id}", failed, ref.task_id)
 
     async def _send_stopped(self, running: RunningTask) -> None:
         await self._report(running, "TaskStopped", _stopped)
