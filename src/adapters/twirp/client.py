@@ -121,6 +121,11 @@ class _Scrubber:
         return text
 
 
+# A worker talks to one controller: a poll plus a few report lanes at once. A small pool keeps
+# httpcore's per-request scan of idle connections short.
+_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=6)
+
+
 class TwirpControllerClient:
     """A ``ControllerClient`` speaking Twirp v7 JSON over HTTP(S) to one controller."""
 
@@ -143,7 +148,7 @@ class TwirpControllerClient:
         self._session_token = ""
         self._call_timeout = call_timeout
         self._owns_http_client = http_client is None
-        self._http = http_client if http_client is not None else httpx.AsyncClient()
+        self._http = http_client if http_client is not None else httpx.AsyncClient(limits=_LIMITS)
 
     @property
     def endpoint(self) -> str:
