@@ -113,6 +113,19 @@ class TaskRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskAssignment:
+    """Who holds a task and with which client secret: what authenticating a task call needs.
+
+    Read without the task's spec or command results, so that checking a call stays cheap.
+    """
+
+    id: str
+    build_id: str
+    worker: str | None
+    client_secret: str
+
+
+@dataclass(frozen=True, slots=True)
 class BuildRecord:
     """A stored build: its submitted environment and its tasks in configuration order."""
 
@@ -212,6 +225,10 @@ class ControllerStore(Protocol):
 
     async def get_task(self, task_id: str) -> TaskRecord | None:
         """Return a task."""
+        ...
+
+    async def task_assignment(self, task_id: str) -> TaskAssignment | None:
+        """Return a task's worker and client secret, without reading its spec."""
         ...
 
     async def queued_tasks(
@@ -316,6 +333,10 @@ class ControllerStore(Protocol):
 
     async def get_worker(self, name: str) -> WorkerRecord | None:
         """Return a worker."""
+        ...
+
+    async def worker_session_hash(self, name: str) -> str | None:
+        """Return the hash of a worker's session token (``None`` if it is not registered)."""
         ...
 
     async def list_workers(self) -> list[WorkerRecord]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 
+from psycopg.rows import dict_row
+
 from adapters.storage import postgres_logs, postgres_tasks
 from adapters.storage.log_chunks import check_log_range
 from adapters.storage.postgres_connection import Connection, PostgresDatabase
@@ -18,7 +20,12 @@ from adapters.storage.postgres_migrations import POSTGRES_MIGRATIONS
 from adapters.storage.postgres_rows import load_task, load_tasks, load_workers
 from adapters.storage.schema_versions import Migration
 from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
-from adapters.storage.stored_records import new_secret, row_key
+from adapters.storage.stored_records import (
+    ASSIGNMENT_COLUMNS,
+    assignment_from_row,
+    new_secret,
+    row_key,
+)
 from domain.build import BuildSpec, TaskStatus
 from domain.ports import Clock
 from domain.protocol import CommandResult
@@ -26,6 +33,7 @@ from domain.store import (
     BuildRecord,
     NoSuchTaskError,
     QueueSummary,
+    TaskAssignment,
     TaskRecord,
     WorkerRecord,
 )
@@ -125,6 +133,20 @@ class PostgresStore:
         """Return a task."""
         key = row_key(task_id)
         return None if key is None else await self._db.read(lambda db: load_task(db, key))
+
+    async def task_assignment(self, task_id: str) -> TaskAssignment | None:
+        """Return a task's worker and client secret, without reading its spec."""
+        key = row_key(task_id)
+        if key is None:
+            return None
+
+        async def read(db: Connection) -> TaskAssignment | None:
+            cursor = db.cursor(row_factory=dict_row)
+            await cursor.execute(f"SELECT {ASSIGNMENT_COLUMNS} FROM tasks WHERE id = %s", (key,))
+            row = await cursor.fetchone()
+            return None if row is None else assignment_from_row(row)
+
+        return await self._db.read(read)
 
     async def queued_tasks(
         self, limit: int | None = None, after_sequence: int = 0
@@ -330,6 +352,18 @@ class PostgresStore:
         """Return a worker."""
         workers = await self._db.read(lambda db: load_workers(db, "name = %s", (name,)))
         return workers[0] if workers else None
+
+    async def worker_session_hash(self, name: str) -> str | None:
+        """Return the hash of a worker's session token (``None`` if it is not registered)."""
+
+        async def read(db: Connection) -> str | None:
+            cursor = await db.execute(
+                "SELECT session_token_hash FROM workers WHERE name = %s", (name,)
+            )
+            row = await cursor.fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._db.read(read)
 
     async def list_workers(self) -> list[WorkerRecord]:
         """Return every worker, by name."""

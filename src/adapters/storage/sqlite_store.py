@@ -19,7 +19,12 @@ from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_st
 from adapters.storage.sqlite_connection import SqliteConnection
 from adapters.storage.sqlite_migrations import SQLITE_MIGRATIONS
 from adapters.storage.sqlite_rows import load_task, load_tasks, load_workers
-from adapters.storage.stored_records import new_secret, row_key
+from adapters.storage.stored_records import (
+    ASSIGNMENT_COLUMNS,
+    assignment_from_row,
+    new_secret,
+    row_key,
+)
 from domain.build import BuildSpec, TaskStatus
 from domain.ports import Clock
 from domain.protocol import CommandResult
@@ -27,6 +32,7 @@ from domain.store import (
     BuildRecord,
     NoSuchTaskError,
     QueueSummary,
+    TaskAssignment,
     TaskRecord,
     WorkerRecord,
 )
@@ -121,6 +127,20 @@ class SqliteStore:
         """Return a task."""
         key = row_key(task_id)
         return None if key is None else await self._db.read(lambda db: load_task(db, key))
+
+    async def task_assignment(self, task_id: str) -> TaskAssignment | None:
+        """Return a task's worker and client secret, without reading its spec."""
+        key = row_key(task_id)
+        if key is None:
+            return None
+
+        def read(db: sqlite3.Connection) -> TaskAssignment | None:
+            row = db.execute(
+                f"SELECT {ASSIGNMENT_COLUMNS} FROM tasks WHERE id = ?", (key,)
+            ).fetchone()
+            return None if row is None else assignment_from_row(row)
+
+        return await self._db.read(read)
 
     async def queued_tasks(
         self, limit: int | None = None, after_sequence: int = 0
@@ -316,6 +336,17 @@ class SqliteStore:
         """Return a worker."""
         workers = await self._db.read(lambda db: load_workers(db, "name = ?", (name,)))
         return workers[0] if workers else None
+
+    async def worker_session_hash(self, name: str) -> str | None:
+        """Return the hash of a worker's session token (``None`` if it is not registered)."""
+
+        def read(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "SELECT session_token_hash FROM workers WHERE name = ?", (name,)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._db.read(read)
 
     async def list_workers(self) -> list[WorkerRecord]:
         """Return every worker, by name."""

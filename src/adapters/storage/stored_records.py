@@ -19,7 +19,7 @@ from adapters.storage.spec_json import (
 )
 from domain.build import FINAL_STATUSES, TaskStatus
 from domain.protocol import CommandResult, CommandStatus
-from domain.store import StoreError, TaskRecord, WorkerRecord
+from domain.store import StoreError, TaskAssignment, TaskRecord, WorkerRecord
 
 _MAX_ID = 2**63 - 1
 
@@ -88,6 +88,20 @@ def task_from_row(row: Row, results: Sequence[CommandResult]) -> TaskRecord:
         command_results=tuple(results),
         started_at=row["started_at"],
         stopped_at=row["stopped_at"],
+    )
+
+
+ASSIGNMENT_COLUMNS = "id, build_id, worker, client_secret"
+"""The ``tasks`` columns a ``TaskAssignment`` is read from."""
+
+
+def assignment_from_row(row: Row) -> TaskAssignment:
+    """Return the assignment a row of ``ASSIGNMENT_COLUMNS`` holds."""
+    return TaskAssignment(
+        id=str(row["id"]),
+        build_id=str(row["build_id"]),
+        worker=row["worker"],
+        client_secret=row["client_secret"],
     )
 
 

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from domain.store import ControllerStore, TaskRecord, token_matches
+from domain.store import ControllerStore, TaskAssignment, token_matches
 
 REGISTRATION_TOKEN_HEADER = "registration-token"
 SESSION_TOKEN_HEADER = "session-token"
@@ -61,10 +61,10 @@ def bearer_token(authorization: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TaskCaller:
-    """A task-scoped call that passed authentication: its worker and its task."""
+    """A task-scoped call that passed authentication: its worker and its task's assignment."""
 
     worker_name: str
-    task: TaskRecord
+    task: TaskAssignment
 
 
 class WorkerAuthenticator:
@@ -92,8 +92,9 @@ class WorkerAuthenticator:
         session = headers.get(SESSION_TOKEN_HEADER, "")
         if not session and session_optional:
             return name
-        record = await self._store.get_worker(name)
-        if record is None or not session or not token_matches(session, record.session_token_hash):
+        # Only the session hash is read: the worker's labels and resources are not needed here.
+        session_hash = await self._store.worker_session_hash(name)
+        if session_hash is None or not session or not token_matches(session, session_hash):
             raise unauthenticated(f"no valid session for worker {name!r}; register again")
         return name
 
@@ -104,7 +105,8 @@ class WorkerAuthenticator:
         secret = headers.get(CLIENT_SECRET_HEADER, "")
         if not task_id:
             raise permission_denied(f"missing {TASK_ID_HEADER} header")
-        record = await self._store.get_task(task_id)
+        # The assignment alone (no spec) decides: most task calls never need the spec.
+        record = await self._store.task_assignment(task_id)
         if (
             record is None
             or record.worker != worker_name

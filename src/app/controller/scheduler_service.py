@@ -27,7 +27,13 @@ from domain.scheduling import (
     pending_reason,
     uses_resources,
 )
-from domain.store import ControllerStore, TaskRecord, WorkerRecord, lost_worker_message
+from domain.store import (
+    ControllerStore,
+    TaskAssignment,
+    TaskRecord,
+    WorkerRecord,
+    lost_worker_message,
+)
 
 log = logging.getLogger("cirrus.controller")
 
@@ -268,24 +274,26 @@ class SchedulerService:
 
     # --- task lifecycle -----------------------------------------------------------------------
 
-    async def task_started(self, task: TaskRecord) -> None:
+    async def task_started(self, task: TaskAssignment) -> None:
         """Record ``TaskStarted``."""
         await self._store.mark_started(task.id)
 
-    async def command_results(self, task: TaskRecord, results: Sequence[CommandResult]) -> None:
+    async def command_results(self, task: TaskAssignment, results: Sequence[CommandResult]) -> None:
         """Record command results reported by the worker."""
         if results:
             await self._store.record_command_results(task.id, results)
 
-    async def task_failed(self, task: TaskRecord, message: str) -> None:
+    async def task_failed(self, task: TaskAssignment, message: str) -> None:
         """Record ``TaskFailed``: the task is ``FAILED`` at once; its worker still holds it."""
         text = message or "the worker reported the task as failed"
         if await self._store.finish_task(task.id, TaskStatus.FAILED, text):
             await self.advance_build(task.build_id)
 
-    async def task_stopped(self, task: TaskRecord) -> TaskRecord | None:
+    async def task_stopped(self, task: TaskAssignment) -> TaskRecord | None:
         """Record ``TaskStopped``: settle the final status, release dependants and capacity."""
-        current = await self._store.get_task(task.id) or task
+        current = await self._store.get_task(task.id)
+        if current is None:  # tasks are never deleted; nothing to settle if one were
+            return None
         status, message = stopped_status(current)
         if not current.status.is_final and message:
             await self._store.finish_task(current.id, status, message)

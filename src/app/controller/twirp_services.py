@@ -282,7 +282,11 @@ class TwirpServices:
     async def _initial_commands(
         self, _m: object, headers: Mapping[str, str], _r: Request
     ) -> object:
-        task = (await self._auth.task(headers)).task
+        assignment = (await self._auth.task(headers)).task
+        # The one task call that needs the spec reads it here, after authentication.
+        task = await self._store.get_task(assignment.id)
+        if task is None:
+            raise TwirpError("not_found", f"task {assignment.id} does not exist")
         build_environment = await self._store.build_environment(task.build_id) or {}
         return CommandsResponse(
             environment=task_environment(task, build_environment),

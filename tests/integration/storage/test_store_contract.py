@@ -207,6 +207,38 @@ async def test_a_claim_hands_the_task_to_one_worker_with_fresh_secrets(
     assert await store.tasks_of_worker("w2") == []
 
 
+async def test_a_task_assignment_names_its_worker_and_client_secret_once_claimed(
+    store: ControllerStore,
+) -> None:
+    task_id = await _queued_task(store)
+    queued = await store.task_assignment(task_id)
+    assert queued is not None
+    assert (queued.id, queued.worker, queued.client_secret) == (task_id, None, "")
+    claimed = await store.claim_task(task_id, "w1")
+    assert claimed is not None
+    assignment = await store.task_assignment(task_id)
+    assert assignment is not None
+    assert (assignment.id, assignment.build_id) == (task_id, claimed.build_id)
+    assert (assignment.worker, assignment.client_secret) == ("w1", claimed.client_secret)
+
+
+async def test_an_unknown_or_malformed_task_has_no_assignment(store: ControllerStore) -> None:
+    for missing in ("999", "abc", "", "-1", "0"):
+        assert await store.task_assignment(missing) is None
+
+
+async def test_a_worker_session_hash_is_read_alone_and_absent_for_strangers(
+    store: ControllerStore,
+) -> None:
+    assert await store.worker_session_hash("w1") is None
+    await store.upsert_worker("w1", {"os": "linux"}, {"cpu": 4.0}, hash_token("session-1"))
+    session_hash = await store.worker_session_hash("w1")
+    assert session_hash is not None
+    assert token_matches("session-1", session_hash)
+    assert not token_matches("session-2", session_hash)
+    assert await store.worker_session_hash("w2") is None
+
+
 async def test_a_task_waiting_for_dependencies_cannot_be_claimed(store: ControllerStore) -> None:
     build = await store.create_build(BuildSpec(tasks=(BUILD_TASK, TEST_TASK)))
     assert await store.claim_task(build.tasks[1].id, "w1") is None
