@@ -249,6 +249,10 @@ class ControllerStore(Protocol):
         """Return the tasks that occupy a worker (claimed by it and not stopped), oldest first."""
         ...
 
+    async def held_task_ids(self, worker_name: str) -> list[str]:
+        """Return the ids of ``tasks_of_worker``, oldest first, without reading the tasks."""
+        ...
+
     async def set_status(
         self,
         task_id: str,

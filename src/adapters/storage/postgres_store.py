@@ -178,6 +178,18 @@ class PostgresStore:
             lambda db: load_tasks(db, "worker = %s AND stopped_at IS NULL", (worker_name,))
         )
 
+    async def held_task_ids(self, worker_name: str) -> list[str]:
+        """Return the ids of ``tasks_of_worker``, oldest first, without reading the tasks."""
+
+        async def read(db: Connection) -> list[str]:
+            cursor = await db.execute(
+                "SELECT id FROM tasks WHERE worker = %s AND stopped_at IS NULL ORDER BY id",
+                (worker_name,),
+            )
+            return [str(row[0]) for row in await cursor.fetchall()]
+
+        return await self._db.read(read)
+
     async def set_status(
         self,
         task_id: str,

@@ -171,6 +171,18 @@ class SqliteStore:
             lambda db: load_tasks(db, "worker = ? AND stopped_at IS NULL", (worker_name,))
         )
 
+    async def held_task_ids(self, worker_name: str) -> list[str]:
+        """Return the ids of ``tasks_of_worker``, oldest first, without reading the tasks."""
+
+        def read(db: sqlite3.Connection) -> list[str]:
+            rows = db.execute(
+                "SELECT id FROM tasks WHERE worker = ? AND stopped_at IS NULL ORDER BY id",
+                (worker_name,),
+            )
+            return [str(row[0]) for row in rows]
+
+        return await self._db.read(read)
+
     async def set_status(
         self,
         task_id: str,

@@ -175,7 +175,7 @@ class SchedulerService:
 
     async def running_task_ids(self, worker_name: str) -> list[str]:
         """Return the tasks the controller believes the worker holds."""
-        return [task.id for task in await self._store.tasks_of_worker(worker_name)]
+        return await self._store.held_task_ids(worker_name)
 
     async def set_disabled(self, worker_name: str, disabled: bool) -> WorkerRecord | None:
         """Pause or resume a worker; a resumed worker's held poll looks for work again."""

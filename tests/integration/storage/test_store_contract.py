@@ -205,6 +205,8 @@ async def test_a_claim_hands_the_task_to_one_worker_with_fresh_secrets(
     assert await store.claim_task(task_id, "w1") is None
     assert [t.id for t in await store.tasks_of_worker("w1")] == [task_id]
     assert await store.tasks_of_worker("w2") == []
+    assert await store.held_task_ids("w1") == [task_id]
+    assert await store.held_task_ids("w2") == []
 
 
 async def test_a_task_assignment_names_its_worker_and_client_secret_once_claimed(
@@ -330,6 +332,7 @@ async def test_a_failed_task_holds_its_worker_until_it_is_stopped_once(
     assert (stopped.status, stopped.stopped_at) == (TaskStatus.FAILED, clock.now())
     assert not stopped.occupies_worker
     assert await store.tasks_of_worker("w1") == []
+    assert await store.held_task_ids("w1") == []
     assert await store.mark_stopped(task_id, TaskStatus.COMPLETED) is None
 
 
@@ -414,8 +417,10 @@ async def test_a_lost_worker_gives_back_unstarted_tasks_and_fails_started_ones(
         "instance error",
     )
     assert await store.tasks_of_worker("lost") == []
+    assert await store.held_task_ids("lost") == []
     assert [t.id for t in await store.queued_tasks()] == [unstarted]
     assert [t.id for t in await store.tasks_of_worker("alive")] == [elsewhere]
+    assert await store.held_task_ids("alive") == [elsewhere]
     assert await store.release_worker("lost") == []
     again = await store.claim_task(unstarted, "alive")
     assert again is not None
