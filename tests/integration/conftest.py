@@ -1,4 +1,4 @@
-"""Fixtures shared by the integration tests: a running fake controller."""
+"""Fixtures shared by the integration tests: a running fake controller, the VM guest user."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.fake_controller import FakeController
+from tests.integration.vm.guest_user import guest_user as guest_user  # registered once, here
 
 
 @pytest.fixture

@@ -45,7 +45,6 @@ from tests.integration.test_worker_vm import (
 )
 from tests.integration.test_worker_vm import vm_worker as vm_worker
 from tests.integration.vm.conftest import Simulator, guest_processes, leftovers
-from tests.integration.vm.conftest import guest_user as guest_user
 from tests.integration.vm.conftest import simulator as simulator
 
 pytestmark = pytest.mark.integration

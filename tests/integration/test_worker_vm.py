@@ -28,7 +28,6 @@ from tests.integration.test_worker_run import (
     task_stopped,
 )
 from tests.integration.vm.conftest import Simulator
-from tests.integration.vm.conftest import guest_user as guest_user
 from tests.integration.vm.conftest import simulator as simulator
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -29,44 +27,14 @@ import pytest
 
 from adapters.vm import VmInstanceFactory
 from domain.policy import SecurityPolicy
+from tests.integration.vm.guest_user import GuestUser
 from tests.integration.vm.qemu_guest import QEMU_BINARY, GuestImage
 from tests.integration.vm.qemu_guest import qemu_guest_fixture as qemu_guest_fixture
 from tests.integration.vm.qemu_guest import (
     qemu_guest_image_fixture as qemu_guest_image_fixture,
 )
-from tests.integration.vm.sshd import SETUP_HINT, SSHD, TEST_USER
 
 SIMULATORS = Path(__file__).parent / "simulators"
-LOCK_FILE = "/tmp/cirrus-vm-test.lock"
-
-
-@dataclass(frozen=True)
-class GuestUser:
-    """The user the simulated VMs let in over SSH."""
-
-    name: str
-    password: str
-    uid: int
-
-
-@pytest.fixture(scope="session")
-def guest_user() -> Iterator[GuestUser]:
-    """The test user with a random password for this session (needs root and sshd)."""
-    if not os.path.exists(SSHD):
-        pytest.fail(f"{SSHD} is missing: {SETUP_HINT}")
-    if os.geteuid() != 0:
-        pytest.fail("the VM tests need root: sshd checks the guest user's password")
-    with open(LOCK_FILE, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if subprocess.run(["id", "-u", TEST_USER], capture_output=True).returncode != 0:
-            subprocess.run(["useradd", "-m", "-s", "/bin/bash", TEST_USER], check=True)
-        password = secrets.token_urlsafe(18)
-        subprocess.run(["chpasswd"], input=f"{TEST_USER}:{password}\n", text=True, check=True)
-        uid = int(subprocess.run(["id", "-u", TEST_USER], capture_output=True, text=True).stdout)
-        try:
-            yield GuestUser(TEST_USER, password, uid)
-        finally:
-            subprocess.run(["usermod", "-p", "!", TEST_USER], check=False)
 
 
 @dataclass
