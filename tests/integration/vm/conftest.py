@@ -1,8 +1,7 @@
-"""Fixtures of the Tart/Vetu tests: the simulators on PATH, the guest's SSH user, leak checks.
+"""Fixtures of the Tart/Vetu tests: the simulators on PATH, leak checks.
 
-The guest user ``cirrus-vm-test`` is created when missing and gets a fresh random password for
-the session, taken away again at its end; a lock file serialises sessions that would otherwise
-change each other's password. Each test's simulated VMs, sshd daemons and guest processes must
+The guest's SSH user is the session fixture ``guest_user`` (``guest_user.py``, registered in
+``tests/integration/conftest.py``). Each test's simulated VMs, sshd daemons and guest processes must
 all be gone after it: the ``simulator`` fixture fails the test otherwise (and kills them).
 The QEMU guest's fixtures ``qemu_guest_image`` and ``qemu_guest`` are registered here as well.
 """
