@@ -263,6 +263,13 @@ def test_listen_serves_health_readiness_after_registration_and_prometheus_metric
         task = fake_controller.queue_task(traced_task())
         fake_controller.wait_for(lambda: fake_controller.task(task.task_id).stopped, 30, "task")
 
+        # The task's own metrics are recorded once TaskStopped was delivered, which the fake
+        # controller sees a moment before the worker goes on: wait for them, not for a time.
+        def every_metric_served() -> bool:
+            text = client.get("/metrics").text
+            return all(name.replace(".", "_") in text for name in EXPECTED_METRICS)
+
+        wait_until(every_metric_served, 10, "every metric on /metrics", worker)
         metrics = client.get("/metrics")
         assert metrics.status_code == 200
         for name in EXPECTED_METRICS:
