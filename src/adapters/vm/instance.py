@@ -22,14 +22,10 @@ from typing import Any, Literal
 
 import asyncssh
 
+from adapters.host.process import finish_despite_cancellation
 from adapters.vm import tart, vetu
 from adapters.vm.cli import LongRunningCommand, Tool, VmCli, failure_message
-from adapters.vm.ssh_session import (
-    RemoteScript,
-    connect_when_ready,
-    finish_despite_cancellation,
-    run_command,
-)
+from adapters.vm.ssh_session import RemoteScript, connect_when_ready, run_command
 from adapters.vm.state import VmRecord, VmStateFile
 from domain.errors import InstanceError
 from domain.isolation import Isolation, TartIsolation, VetuIsolation, instance_attributes

@@ -22,11 +22,12 @@ import re
 import secrets
 import shlex
 import signal
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import asyncssh
 
+from adapters.host.process import finish_despite_cancellation
 from domain.errors import InstanceError
 from domain.ports import OutputSink
 
@@ -353,17 +354,3 @@ class RemoteScript:
         await asyncio.wait({pump})
         if not pump.cancelled():
             pump.exception()  # retrieved on purpose: the caller re-raises the first error
-
-
-async def finish_despite_cancellation(cleanup: Awaitable[None]) -> None:
-    """Run ``cleanup`` to its end even if the caller is cancelled meanwhile, then re-cancel."""
-    task = asyncio.ensure_future(cleanup)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            cancelled = True
-    task.result()
-    if cancelled:
-        raise asyncio.CancelledError
