@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import yaml
 from tests.integration.postgres_server import PostgresServer
 
@@ -60,6 +61,7 @@ class Results:
     pickup_ms: list[float]
     throughput_tasks: int
     throughput_seconds: float
+    burst_cpu_seconds: dict[str, float]
 
     @property
     def pickup_p50(self) -> float:
@@ -118,6 +120,12 @@ def running(command: list[str], workdir: Path, label: str) -> Iterator[subproces
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its reaped children (the worker's task shells), in seconds."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
@@ -233,7 +241,8 @@ def measure(backend: str, database: str, workdir: Path, pickups: int, burst: int
                 }
             )
         )
-        with running(["worker", "run", "-f", str(worker_file)], workdir, "worker"):
+        with running(["worker", "run", "-f", str(worker_file)], workdir, "worker") as worker:
+            processes = {"controller": controller, "worker": worker}
             api = Api(url, admin)
             try:
                 wait_for(api.workers, START_TIMEOUT_SECONDS, "the worker to register")
@@ -243,7 +252,9 @@ def measure(backend: str, database: str, workdir: Path, pickups: int, burst: int
                 for _ in range(pickups):
                     picked += api.run_to_end("task:\n" + TRIVIAL_TASK, every=0.005)
                 config = "".join(f"t{i}_task:\n{TRIVIAL_TASK}" for i in range(burst))
+                before = {name: _cpu_seconds(p.pid) for name, p in processes.items()}
                 burst_ids = api.run_to_end(config, every=0.5)
+                cpu = {name: _cpu_seconds(p.pid) - before[name] for name, p in processes.items()}
             finally:
                 api.client.close()
     pickup_times = asyncio.run(_task_times(database, picked))
@@ -255,6 +266,7 @@ def measure(backend: str, database: str, workdir: Path, pickups: int, burst: int
         pickup_ms=[(started - created) * 1000 for created, started, _ in pickup_times],
         throughput_tasks=len(burst_ids),
         throughput_seconds=last_stopped - first_created,
+        burst_cpu_seconds=cpu,
     )
 
 
@@ -281,6 +293,11 @@ def report(results: Results) -> None:
         f"max {max(results.pickup_ms):.1f} ms); throughput {results.per_second:6.1f} tasks/s "
         f"({results.throughput_tasks} tasks in {results.throughput_seconds:.2f} s)"
     )
+    per_task = ", ".join(
+        f"{name} {seconds * 1000 / results.throughput_tasks:.1f} ms"
+        for name, seconds in results.burst_cpu_seconds.items()
+    )
+    print(f"{'':>10}  CPU per throughput task: {per_task}")
 
 
 def main() -> int:

@@ -126,6 +126,15 @@ class TaskAssignment:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskCredentials:
+    """What checking a task call needs, read together: the calling worker's session hash
+    (``None`` if it is not registered) and the named task's assignment (``None`` if no task)."""
+
+    session_token_hash: str | None
+    assignment: TaskAssignment | None
+
+
+@dataclass(frozen=True, slots=True)
 class BuildRecord:
     """A stored build: its submitted environment and its tasks in configuration order."""
 
@@ -229,6 +238,10 @@ class ControllerStore(Protocol):
 
     async def task_assignment(self, task_id: str) -> TaskAssignment | None:
         """Return a task's worker and client secret, without reading its spec."""
+        ...
+
+    async def task_credentials(self, worker_name: str, task_id: str) -> TaskCredentials:
+        """Return a worker's session hash and a task's assignment in one read."""
         ...
 
     async def queued_tasks(
@@ -349,8 +362,9 @@ class ControllerStore(Protocol):
 
     async def touch_worker(
         self, name: str, resources_in_use: Mapping[str, float], running_task_ids: Sequence[str]
-    ) -> bool:
-        """Record a poll: last seen now, with what the worker reported; False if unknown."""
+    ) -> WorkerRecord | None:
+        """Record a poll: last seen now, with what the worker reported; return the updated
+        worker (``None`` if it is not registered)."""
         ...
 
     async def set_disabled(self, name: str, disabled: bool) -> WorkerRecord | None:

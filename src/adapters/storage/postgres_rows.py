@@ -16,7 +16,6 @@ from adapters.storage.stored_records import (
     task_from_row,
     worker_from_row,
 )
-from domain.protocol import CommandResult
 from domain.store import TaskRecord, WorkerRecord
 
 
@@ -24,6 +23,26 @@ async def _rows(connection: Connection, query: str, parameters: Sequence[Any]) -
     cursor = connection.cursor(row_factory=dict_row)
     await cursor.execute(query, tuple(parameters))
     return await cursor.fetchall()
+
+
+def _results_of(table: str) -> str:
+    # The command results of each row of ``table`` as one JSON array, in position order: the
+    # tasks and their results come in one statement (one snapshot, one round trip).
+    return (
+        "(SELECT COALESCE(json_agg(json_build_array(c.name, c.status, c.duration_in_nanos, "
+        "c.signaled_to_exit) ORDER BY c.position), '[]'::json) "
+        f"FROM command_results AS c WHERE c.task_id = {table}.id) AS results"
+    )
+
+
+def _task(row: DictRow) -> TaskRecord:
+    results = [
+        command_result_from_row(
+            {"name": name, "status": status, "duration_in_nanos": nanos, "signaled_to_exit": sig}
+        )
+        for name, status, nanos, sig in row["results"]
+    ]
+    return task_from_row(row, results)
 
 
 async def load_tasks(
@@ -34,27 +53,31 @@ async def load_tasks(
     limit: int | None = None,
 ) -> list[TaskRecord]:
     """Return the tasks matching an SQL condition on ``tasks`` (the first ``limit`` if given),
-    with their command results."""
-    query = f"SELECT * FROM tasks WHERE {where} ORDER BY {order}"
+    with their command results, in one statement."""
+    query = f"SELECT tasks.*, {_results_of('tasks')} FROM tasks WHERE {where} ORDER BY {order}"
     if limit is not None:
         query, parameters = query + " LIMIT %s", (*parameters, limit)
-    rows = await _rows(connection, query, parameters)
-    if not rows:
-        return []
-    results: dict[int, list[CommandResult]] = {int(row["id"]): [] for row in rows}
-    for result_row in await _rows(
-        connection,
-        "SELECT * FROM command_results WHERE task_id = ANY(%s) ORDER BY task_id, position",
-        (list(results),),
-    ):
-        results[int(result_row["task_id"])].append(command_result_from_row(result_row))
-    return [task_from_row(row, results[int(row["id"])]) for row in rows]
+    return [_task(row) for row in await _rows(connection, query, parameters)]
 
 
 async def load_task(connection: Connection, key: int) -> TaskRecord | None:
     """Return one task by key."""
     tasks = await load_tasks(connection, "id = %s", (key,))
     return tasks[0] if tasks else None
+
+
+async def update_task(
+    connection: Connection, update: str, parameters: Sequence[Any]
+) -> TaskRecord | None:
+    """Run ``UPDATE tasks …`` (one row at most) and return the row it changed with its command
+    results, in one statement; ``None`` if it changed nothing."""
+    rows = await _rows(
+        connection,
+        f"WITH changed AS ({update} RETURNING *) "
+        f"SELECT changed.*, {_results_of('changed')} FROM changed",
+        parameters,
+    )
+    return _task(rows[0]) if rows else None
 
 
 async def load_workers(

@@ -23,8 +23,10 @@ from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_st
 from adapters.storage.stored_records import (
     ASSIGNMENT_COLUMNS,
     assignment_from_row,
+    credentials_from_row,
     new_secret,
     row_key,
+    worker_from_row,
 )
 from domain.build import BuildSpec, TaskStatus
 from domain.ports import Clock
@@ -34,6 +36,7 @@ from domain.store import (
     NoSuchTaskError,
     QueueSummary,
     TaskAssignment,
+    TaskCredentials,
     TaskRecord,
     WorkerRecord,
 )
@@ -42,6 +45,7 @@ DEFAULT_MAX_CONNECTIONS = 10
 """Connections one store opens at most (each controller process has one store)."""
 
 _QUEUED = "status = 'SCHEDULED' AND worker IS NULL"
+_ASSIGNMENT_OF_T = ", ".join(f"t.{column}" for column in ASSIGNMENT_COLUMNS.split(", "))
 
 
 class PostgresStore:
@@ -98,14 +102,16 @@ class PostgresStore:
         key = row_key(build_id)
         if key is None:
             return None
-        return await self._db.read(lambda db: postgres_tasks.load_build_environment(db, key))
+        return await self._db.read_statement(
+            lambda db: postgres_tasks.load_build_environment(db, key)
+        )
 
     async def list_build_tasks(self, build_id: str) -> list[TaskRecord]:
         """Return a build's tasks in configuration order."""
         key = row_key(build_id)
         if key is None:
             return []
-        return await self._db.read(
+        return await self._db.read_statement(
             lambda db: load_tasks(db, "build_id = %s", (key,), order="position")
         )
 
@@ -125,14 +131,14 @@ class PostgresStore:
             assert row is not None  # an aggregate always has one row
             return int(row[0])
 
-        return await self._db.read(count)
+        return await self._db.read_statement(count)
 
     # --- tasks ----------------------------------------------------------------------------
 
     async def get_task(self, task_id: str) -> TaskRecord | None:
         """Return a task."""
         key = row_key(task_id)
-        return None if key is None else await self._db.read(lambda db: load_task(db, key))
+        return None if key is None else await self._db.read_statement(lambda db: load_task(db, key))
 
     async def task_assignment(self, task_id: str) -> TaskAssignment | None:
         """Return a task's worker and client secret, without reading its spec."""
@@ -146,7 +152,24 @@ class PostgresStore:
             row = await cursor.fetchone()
             return None if row is None else assignment_from_row(row)
 
-        return await self._db.read(read)
+        return await self._db.read_statement(read)
+
+    async def task_credentials(self, worker_name: str, task_id: str) -> TaskCredentials:
+        """Return a worker's session hash and a task's assignment in one read."""
+        key = row_key(task_id) or 0  # no row has key 0: an impossible id finds no task
+
+        async def read(db: Connection) -> TaskCredentials:
+            cursor = db.cursor(row_factory=dict_row)
+            await cursor.execute(
+                "SELECT (SELECT session_token_hash FROM workers WHERE name = %s) AS session, "
+                f"{_ASSIGNMENT_OF_T} FROM (SELECT 1) AS one LEFT JOIN tasks AS t ON t.id = %s",
+                (worker_name, key),
+            )
+            row = await cursor.fetchone()
+            assert row is not None  # one row: the outer side of the join is a constant
+            return credentials_from_row(row)
+
+        return await self._db.read_statement(read)
 
     async def queued_tasks(
         self, limit: int | None = None, after_sequence: int = 0
@@ -155,7 +178,7 @@ class PostgresStore:
         if ``None``) of those whose ``sequence`` is greater than ``after_sequence``."""
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be positive, got {limit}")
-        return await self._db.read(
+        return await self._db.read_statement(
             lambda db: load_tasks(db, f"{_QUEUED} AND id > %s", (after_sequence,), limit=limit)
         )
 
@@ -170,11 +193,11 @@ class PostgresStore:
             assert row is not None  # an aggregate always has one row
             return QueueSummary(int(row[0]), None if row[1] is None else float(row[1]))
 
-        return await self._db.read(summarise)
+        return await self._db.read_statement(summarise)
 
     async def tasks_of_worker(self, worker_name: str) -> list[TaskRecord]:
         """Return the tasks that occupy a worker (claimed by it and not stopped), oldest first."""
-        return await self._db.read(
+        return await self._db.read_statement(
             lambda db: load_tasks(db, "worker = %s AND stopped_at IS NULL", (worker_name,))
         )
 
@@ -188,7 +211,7 @@ class PostgresStore:
             )
             return [str(row[0]) for row in await cursor.fetchall()]
 
-        return await self._db.read(read)
+        return await self._db.read_statement(read)
 
     async def set_status(
         self,
@@ -201,7 +224,7 @@ class PostgresStore:
         key, now = row_key(task_id), self._clock.now()
         if key is None:
             return False
-        return await self._db.write(
+        return await self._db.write_statement(
             lambda db: postgres_tasks.set_status(db, key, expected, new, failure_message, now)
         )
 
@@ -210,7 +233,7 @@ class PostgresStore:
         key, now = row_key(task_id), self._clock.now()
         if key is None:
             return None
-        return await self._db.write(
+        return await self._db.write_statement(
             lambda db: postgres_tasks.claim(db, key, worker_name, now, self._new_secret)
         )
 
@@ -219,7 +242,7 @@ class PostgresStore:
         key, now = row_key(task_id), self._clock.now()
         if key is None:
             return False
-        return await self._db.write(lambda db: postgres_tasks.mark_started(db, key, now))
+        return await self._db.write_statement(lambda db: postgres_tasks.mark_started(db, key, now))
 
     async def record_command_results(self, task_id: str, results: Sequence[CommandResult]) -> None:
         """Merge results by command name (a later result replaces an earlier one)."""
@@ -237,7 +260,7 @@ class PostgresStore:
         key, now = row_key(task_id), self._clock.now()
         if key is None:
             return False
-        return await self._db.write(
+        return await self._db.write_statement(
             lambda db: postgres_tasks.finish(db, key, status, failure_message, now)
         )
 
@@ -248,7 +271,7 @@ class PostgresStore:
         key, now = row_key(task_id), self._clock.now()
         if key is None:
             return None
-        return await self._db.write(
+        return await self._db.write_statement(
             lambda db: postgres_tasks.mark_stopped(db, key, status_if_not_final, now)
         )
 
@@ -261,7 +284,9 @@ class PostgresStore:
 
     async def tasks_to_stop_for(self, worker_name: str) -> list[str]:
         """Return ids of the worker's occupying tasks that were asked to cancel."""
-        return await self._db.read(lambda db: postgres_tasks.tasks_to_stop(db, worker_name))
+        return await self._db.read_statement(
+            lambda db: postgres_tasks.tasks_to_stop(db, worker_name)
+        )
 
     async def release_worker(self, worker_name: str) -> list[TaskRecord]:
         """Take every occupying task from a lost worker; return the changed tasks."""
@@ -362,7 +387,7 @@ class PostgresStore:
 
     async def get_worker(self, name: str) -> WorkerRecord | None:
         """Return a worker."""
-        workers = await self._db.read(lambda db: load_workers(db, "name = %s", (name,)))
+        workers = await self._db.read_statement(lambda db: load_workers(db, "name = %s", (name,)))
         return workers[0] if workers else None
 
     async def worker_session_hash(self, name: str) -> str | None:
@@ -375,16 +400,17 @@ class PostgresStore:
             row = await cursor.fetchone()
             return None if row is None else str(row[0])
 
-        return await self._db.read(read)
+        return await self._db.read_statement(read)
 
     async def list_workers(self) -> list[WorkerRecord]:
         """Return every worker, by name."""
-        return await self._db.read(load_workers)
+        return await self._db.read_statement(load_workers)
 
     async def touch_worker(
         self, name: str, resources_in_use: Mapping[str, float], running_task_ids: Sequence[str]
-    ) -> bool:
-        """Record a poll: last seen now, with what the worker reported; False if unknown."""
+    ) -> WorkerRecord | None:
+        """Record a poll: last seen now, with what the worker reported; return the updated
+        worker (``None`` if it is not registered)."""
         parameters = (
             self._clock.now(),
             dumps_float_map(resources_in_use),
@@ -392,15 +418,17 @@ class PostgresStore:
             name,
         )
 
-        async def touch(db: Connection) -> bool:
-            cursor = await db.execute(
+        async def touch(db: Connection) -> WorkerRecord | None:
+            cursor = db.cursor(row_factory=dict_row)
+            await cursor.execute(
                 "UPDATE workers SET last_seen = %s, resources_in_use = %s, "
-                "running_task_ids = %s WHERE name = %s",
+                "running_task_ids = %s WHERE name = %s RETURNING *",
                 parameters,
             )
-            return cursor.rowcount == 1
+            row = await cursor.fetchone()
+            return None if row is None else worker_from_row(row)
 
-        return await self._db.write(touch)
+        return await self._db.write_statement(touch)
 
     async def set_disabled(self, name: str, disabled: bool) -> WorkerRecord | None:
         """Pause or resume a worker."""
@@ -422,7 +450,7 @@ class PostgresStore:
             row = await cursor.fetchone()
             return None if row is None else str(row[0])
 
-        return await self._db.read(read)
+        return await self._db.read_statement(read)
 
     async def set_setting(self, key: str, value: str) -> None:
         """Store a setting, replacing any previous value."""
@@ -434,7 +462,7 @@ class PostgresStore:
                 (key, value),
             )
 
-        await self._db.write(write)
+        await self._db.write_statement(write)
 
     async def put_setting_if_absent(self, key: str, value: str) -> bool:
         """Store a setting unless one exists; return whether this call stored it."""
@@ -446,4 +474,4 @@ class PostgresStore:
             )
             return cursor.rowcount == 1
 
-        return await self._db.write(put)
+        return await self._db.write_statement(put)

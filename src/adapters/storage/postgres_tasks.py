@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 
 from adapters.storage.postgres_connection import Connection
-from adapters.storage.postgres_rows import load_task, load_tasks
+from adapters.storage.postgres_rows import load_task, load_tasks, update_task
 from adapters.storage.spec_json import dumps_str_map, dumps_task_spec, loads_str_map
 from adapters.storage.stored_records import FINAL_SQL
 from domain.build import BuildSpec, TaskStatus
@@ -102,14 +102,17 @@ async def claim(
     now: float,
     new_secret: Callable[[], str],
 ) -> TaskRecord | None:
-    """Hand a queued task to a worker with fresh secrets; ``None`` if it is not queued."""
-    cursor = await connection.execute(
+    """Hand a queued task to a worker with fresh secrets; ``None`` if it is not queued.
+
+    One statement: it may run outside a transaction block.
+    """
+    return await update_task(
+        connection,
         "UPDATE tasks SET status = 'EXECUTING', worker = %s, client_secret = %s, "
         "server_secret = %s, cancel_requested = FALSE, started_at = NULL, stopped_at = NULL, "
         "updated_at = %s WHERE id = %s AND status = 'SCHEDULED' AND worker IS NULL",
         (worker_name, new_secret(), new_secret(), now, key),
     )
-    return await load_task(connection, key) if cursor.rowcount == 1 else None
 
 
 async def mark_started(connection: Connection, key: int, now: float) -> bool:
@@ -174,16 +177,19 @@ async def finish(
 async def mark_stopped(
     connection: Connection, key: int, status: TaskStatus, now: float
 ) -> TaskRecord | None:
-    """Record a claimed task's ``TaskStopped`` once, finalising it with ``status`` if needed."""
+    """Record a claimed task's ``TaskStopped`` once, finalising it with ``status`` if needed.
+
+    One statement: it may run outside a transaction block.
+    """
     if not status.is_final:
         raise ValueError(f"{status.value} is not a final status")
-    cursor = await connection.execute(
+    return await update_task(
+        connection,
         "UPDATE tasks SET stopped_at = %s, updated_at = %s, "
         f"status = CASE WHEN status IN {FINAL_SQL} THEN status ELSE %s END "
         "WHERE id = %s AND worker IS NOT NULL AND stopped_at IS NULL",
         (now, now, status.value, key),
     )
-    return await load_task(connection, key) if cursor.rowcount == 1 else None
 
 
 async def request_cancel(connection: Connection, key: int, now: float) -> TaskRecord | None:

@@ -7,6 +7,7 @@ means default). Every ``loads_*`` raises ``StoreError`` on text it cannot read.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 
@@ -45,8 +46,14 @@ def dumps_task_spec(spec: TaskSpec) -> str:
     )
 
 
+SPEC_CACHE_SIZE = 4096
+"""Parsed task specs kept by their text: a spec never changes once stored, and the scheduler
+and the task calls read the same few specs over and over."""
+
+
+@functools.lru_cache(maxsize=SPEC_CACHE_SIZE)
 def loads_task_spec(text: str) -> TaskSpec:
-    """Read a task spec written by ``dumps_task_spec``."""
+    """Read a task spec written by ``dumps_task_spec`` (cached: ``TaskSpec`` is immutable)."""
     body = _loads(text, "task spec")
     if not isinstance(body, dict):
         raise StoreError("stored task spec is not a JSON object")

@@ -22,8 +22,10 @@ from adapters.storage.sqlite_rows import load_task, load_tasks, load_workers
 from adapters.storage.stored_records import (
     ASSIGNMENT_COLUMNS,
     assignment_from_row,
+    credentials_from_row,
     new_secret,
     row_key,
+    worker_from_row,
 )
 from domain.build import BuildSpec, TaskStatus
 from domain.ports import Clock
@@ -33,11 +35,13 @@ from domain.store import (
     NoSuchTaskError,
     QueueSummary,
     TaskAssignment,
+    TaskCredentials,
     TaskRecord,
     WorkerRecord,
 )
 
 _QUEUED = "status = 'SCHEDULED' AND worker IS NULL"
+_ASSIGNMENT_OF_T = ", ".join(f"t.{column}" for column in ASSIGNMENT_COLUMNS.split(", "))
 
 
 class SqliteStore:
@@ -139,6 +143,21 @@ class SqliteStore:
                 f"SELECT {ASSIGNMENT_COLUMNS} FROM tasks WHERE id = ?", (key,)
             ).fetchone()
             return None if row is None else assignment_from_row(row)
+
+        return await self._db.read(read)
+
+    async def task_credentials(self, worker_name: str, task_id: str) -> TaskCredentials:
+        """Return a worker's session hash and a task's assignment in one read."""
+        key = row_key(task_id) or 0  # no row has key 0: an impossible id finds no task
+
+        def read(db: sqlite3.Connection) -> TaskCredentials:
+            row = db.execute(
+                "SELECT (SELECT session_token_hash FROM workers WHERE name = ?) AS session, "
+                f"{_ASSIGNMENT_OF_T} FROM (SELECT 1) LEFT JOIN tasks AS t ON t.id = ?",
+                (worker_name, key),
+            ).fetchone()
+            assert row is not None  # one row: the outer side of the join is a constant
+            return credentials_from_row(row)
 
         return await self._db.read(read)
 
@@ -366,24 +385,25 @@ class SqliteStore:
 
     async def touch_worker(
         self, name: str, resources_in_use: Mapping[str, float], running_task_ids: Sequence[str]
-    ) -> bool:
-        """Record a poll: last seen now, with what the worker reported; False if unknown."""
+    ) -> WorkerRecord | None:
+        """Record a poll: last seen now, with what the worker reported; return the updated
+        worker (``None`` if it is not registered)."""
         parameters = (
             self._clock.now(),
             dumps_float_map(resources_in_use),
             dumps_str_list(running_task_ids),
             name,
         )
-        return await self._db.write(
-            lambda db: (
-                db.execute(
-                    "UPDATE workers SET last_seen = ?, resources_in_use = ?, running_task_ids = ? "
-                    "WHERE name = ?",
-                    parameters,
-                ).rowcount
-                == 1
-            )
-        )
+
+        def touch(db: sqlite3.Connection) -> WorkerRecord | None:
+            row = db.execute(
+                "UPDATE workers SET last_seen = ?, resources_in_use = ?, running_task_ids = ? "
+                "WHERE name = ? RETURNING *",
+                parameters,
+            ).fetchone()
+            return None if row is None else worker_from_row(row)
+
+        return await self._db.write(touch)
 
     async def set_disabled(self, name: str, disabled: bool) -> WorkerRecord | None:
         """Pause or resume a worker."""

@@ -19,7 +19,7 @@ from adapters.storage.spec_json import (
 )
 from domain.build import FINAL_STATUSES, TaskStatus
 from domain.protocol import CommandResult, CommandStatus
-from domain.store import StoreError, TaskAssignment, TaskRecord, WorkerRecord
+from domain.store import StoreError, TaskAssignment, TaskCredentials, TaskRecord, WorkerRecord
 
 _MAX_ID = 2**63 - 1
 
@@ -102,6 +102,16 @@ def assignment_from_row(row: Row) -> TaskAssignment:
         build_id=str(row["build_id"]),
         worker=row["worker"],
         client_secret=row["client_secret"],
+    )
+
+
+def credentials_from_row(row: Row) -> TaskCredentials:
+    """Return the credentials in a row of ``session`` and ``ASSIGNMENT_COLUMNS`` (``id`` is
+    NULL when there is no such task)."""
+    session = row["session"]
+    return TaskCredentials(
+        session_token_hash=None if session is None else str(session),
+        assignment=None if row["id"] is None else assignment_from_row(row),
     )
 
 

@@ -93,20 +93,24 @@ class WorkerAuthenticator:
         if not session and session_optional:
             return name
         # Only the session hash is read: the worker's labels and resources are not needed here.
-        session_hash = await self._store.worker_session_hash(name)
-        if session_hash is None or not session or not token_matches(session, session_hash):
-            raise unauthenticated(f"no valid session for worker {name!r}; register again")
+        self._check_session(name, headers, await self._store.worker_session_hash(name))
         return name
 
     async def task(self, headers: Mapping[str, str]) -> TaskCaller:
         """Return the calling worker and the task it names, or raise ``AuthError``."""
-        worker_name = await self.worker(headers)
         task_id = headers.get(TASK_ID_HEADER, "")
-        secret = headers.get(CLIENT_SECRET_HEADER, "")
         if not task_id:
+            await self.worker(headers)  # a worker without a valid session hears that first
             raise permission_denied(f"missing {TASK_ID_HEADER} header")
-        # The assignment alone (no spec) decides: most task calls never need the spec.
-        record = await self._store.task_assignment(task_id)
+        self.check_registration_token(headers.get(REGISTRATION_TOKEN_HEADER, ""))
+        worker_name = headers.get(WORKER_NAME_HEADER, "")
+        if not worker_name:
+            raise unauthenticated(f"missing {WORKER_NAME_HEADER} header")
+        secret = headers.get(CLIENT_SECRET_HEADER, "")
+        # One read for both checks; the assignment alone (no spec) decides about the task.
+        credentials = await self._store.task_credentials(worker_name, task_id)
+        self._check_session(worker_name, headers, credentials.session_token_hash)
+        record = credentials.assignment
         if (
             record is None
             or record.worker != worker_name
@@ -114,6 +118,12 @@ class WorkerAuthenticator:
         ):
             raise permission_denied(f"task {task_id} is not assigned to worker {worker_name!r}")
         return TaskCaller(worker_name, record)
+
+    @staticmethod
+    def _check_session(name: str, headers: Mapping[str, str], session_hash: str | None) -> None:
+        session = headers.get(SESSION_TOKEN_HEADER, "")
+        if session_hash is None or not session or not token_matches(session, session_hash):
+            raise unauthenticated(f"no valid session for worker {name!r}; register again")
 
 
 def admin_authorized(authorization: str | None, admin_token: str) -> bool:

@@ -153,7 +153,9 @@ class SchedulerService:
 
     async def worker_view(self, worker: WorkerRecord) -> WorkerView:
         """Return the scheduler's view of a worker, with the controller's own accounting."""
-        held = await self._store.tasks_of_worker(worker.name)
+        return self._view(worker, await self._store.tasks_of_worker(worker.name))
+
+    def _view(self, worker: WorkerRecord, held: Sequence[TaskRecord]) -> WorkerView:
         return WorkerView(
             name=worker.name,
             labels=worker.labels,
@@ -187,15 +189,43 @@ class SchedulerService:
 
     # --- polls ------------------------------------------------------------------------------
 
-    async def tasks_to_stop(self, worker_name: str, reported: Sequence[str]) -> list[str]:
-        """Return the tasks the worker must stop: cancelled ones, and ones no longer its own.
+    async def poll_pass(
+        self,
+        worker: WorkerRecord,
+        reported: Sequence[str],
+        *,
+        settle: bool,
+        claim: bool,
+    ) -> tuple[list[str], list[TaskRecord]]:
+        """Look once on behalf of a ``Poll``: return the tasks the worker must stop and the
+        queued tasks it was handed (claimed only if ``claim``).
 
-        A reported task that this worker stopped itself is left alone: the worker still lists
-        it while its ``TaskStopped`` is on the way, and an early answer would only delay its
-        next poll by a whole interval.
+        ``worker`` is the record the poll just stored; ``settle`` also fails the tasks the
+        worker left out of its polls (once per poll, see ``settle_unreported``). The worker's
+        tasks are read once for all of it.
         """
-        held_ids = set(await self.running_task_ids(worker_name))
-        stop = list(await self._store.tasks_to_stop_for(worker_name))
+        async with self._assign_lock:
+            held = await self._store.tasks_of_worker(worker.name)
+            if settle:
+                held = await self._settle_unreported(worker.name, held, set(reported))
+            to_stop = await self._to_stop(worker.name, held, reported)
+            to_start = await self._claim(worker, held, set(to_stop)) if claim else []
+            return to_stop, to_start
+
+    async def tasks_to_stop(self, worker_name: str, reported: Sequence[str]) -> list[str]:
+        """Return the tasks the worker must stop: cancelled ones, and ones no longer its own."""
+        return await self._to_stop(
+            worker_name, await self._store.tasks_of_worker(worker_name), reported
+        )
+
+    async def _to_stop(
+        self, worker_name: str, held: Sequence[TaskRecord], reported: Sequence[str]
+    ) -> list[str]:
+        # A reported task that this worker stopped itself is left alone: the worker still lists
+        # it while its ``TaskStopped`` is on the way, and an early answer would only delay its
+        # next poll by a whole interval.
+        held_ids = {task.id for task in held}
+        stop = [task.id for task in held if task.cancel_requested]
         for task_id in reported:
             if task_id in held_ids:
                 continue
@@ -211,14 +241,18 @@ class SchedulerService:
 
     async def _settle_unreported(
         self, worker_name: str, held: Sequence[TaskRecord], reported: set[str]
-    ) -> None:
+    ) -> list[TaskRecord]:
+        """Settle, and return the tasks the worker still holds afterwards."""
+        still_held = []
         for task in held:
             if task.id in reported:
                 self._missed.pop(task.id, None)
+                still_held.append(task)
                 continue
             missed = self._missed.get(task.id, 0) + 1
             if missed < MISSED_POLLS_BEFORE_LOST:
                 self._missed[task.id] = missed
+                still_held.append(task)
                 continue
             self._missed.pop(task.id, None)
             # The store has no way to put one claimed task back in the queue, so a task lost
@@ -229,44 +263,52 @@ class SchedulerService:
             )
             await self._store.mark_stopped(task.id, TaskStatus.FAILED)
             await self.advance_build(task.build_id)
+        return still_held
 
     async def claim_for(self, worker_name: str, exclude: Collection[str] = ()) -> list[TaskRecord]:
         """Claim the queued tasks that ``worker_name`` may start now (possibly none).
 
         ``exclude`` keeps tasks out of this answer, such as ones the same answer tells the
-        worker to stop (an old copy it still runs). The queue is read oldest first, a page at a
-        time, and only while the worker could still take something.
+        worker to stop (an old copy it still runs).
         """
         async with self._assign_lock:
             worker = await self._store.get_worker(worker_name)
             if worker is None:
                 return []
-            view = await self.worker_view(worker)
-            chosen: list[TaskRecord] = []
-            after = 0
-            seen_queue = False
-            while can_take_more(view):
-                page = await self._store.queued_tasks(QUEUE_PAGE_SIZE, after)
-                seen_queue = seen_queue or bool(page)
-                candidates = {task.id: task for task in page if task.id not in exclude}
-                picked = assign([queued_view(t) for t in candidates.values()], [view], worker_name)
-                chosen += [candidates[task_id] for task_id in picked]
-                view = with_tasks(view, [candidates[task_id] for task_id in picked])
-                if len(page) < QUEUE_PAGE_SIZE:
-                    break
-                after = page[-1].sequence
-            claimed: list[TaskRecord] = []
-            for queued in chosen:
-                # Another controller process sharing the database may have taken it meanwhile.
-                record = await self._store.claim_task(queued.id, worker_name)
-                if record is not None:
-                    claimed.append(record)
-                    # Both times come from the store's clock: a queued task's row changes only
-                    # when it is queued, and the claim stamps it again.
-                    self._metrics.task_assigned(worker_name, record.updated_at - queued.updated_at)
-            if seen_queue:
-                self._changed()
-            return claimed
+            held = await self._store.tasks_of_worker(worker_name)
+            return await self._claim(worker, held, exclude)
+
+    async def _claim(
+        self, worker: WorkerRecord, held: Sequence[TaskRecord], exclude: Collection[str]
+    ) -> list[TaskRecord]:
+        # Runs under the assignment lock, with ``held`` read under it. The queue is read
+        # oldest first, a page at a time, and only while the worker could still take something.
+        view = self._view(worker, held)
+        chosen: list[TaskRecord] = []
+        after = 0
+        seen_queue = False
+        while can_take_more(view):
+            page = await self._store.queued_tasks(QUEUE_PAGE_SIZE, after)
+            seen_queue = seen_queue or bool(page)
+            candidates = {task.id: task for task in page if task.id not in exclude}
+            picked = assign([queued_view(t) for t in candidates.values()], [view], worker.name)
+            chosen += [candidates[task_id] for task_id in picked]
+            view = with_tasks(view, [candidates[task_id] for task_id in picked])
+            if len(page) < QUEUE_PAGE_SIZE:
+                break
+            after = page[-1].sequence
+        claimed: list[TaskRecord] = []
+        for queued in chosen:
+            # Another controller process sharing the database may have taken it meanwhile.
+            record = await self._store.claim_task(queued.id, worker.name)
+            if record is not None:
+                claimed.append(record)
+                # Both times come from the store's clock: a queued task's row changes only
+                # when it is queued, and the claim stamps it again.
+                self._metrics.task_assigned(worker.name, record.updated_at - queued.updated_at)
+        if seen_queue:
+            self._changed()
+        return claimed
 
     async def pending_reason(self, task: TaskRecord) -> str:
         """Return, in words, why a queued task has no worker yet."""

@@ -210,22 +210,25 @@ class TwirpServices:
         assert isinstance(message, PollRequest)
         worker = await self._auth.worker(headers)
         reported = message.running_tasks
-        if not await self._store.touch_worker(worker, message.resources_in_use, reported):
+        record = await self._store.touch_worker(worker, message.resources_in_use, reported)
+        if record is None:
             raise TwirpError("unauthenticated", f"worker {worker!r} is not registered")
         ticket = self._waiters.subscribe(worker)
         watcher = asyncio.create_task(_until_disconnected(request.receive, ticket))
         try:
-            await self._scheduler.settle_unreported(worker, reported)
             deadline = self._clock.monotonic() + self._poll_interval
+            settle = True
             while True:
-                to_stop = await self._scheduler.tasks_to_stop(worker, reported)
-                to_start = (
-                    [] if ticket.done else await self._scheduler.claim_for(worker, set(to_stop))
+                to_stop, to_start = await self._scheduler.poll_pass(
+                    record, reported, settle=settle, claim=not ticket.done
                 )
                 if to_stop or to_start or ticket.done:
                     break
                 if not await ticket.wait(deadline - self._clock.monotonic()):
                     break
+                settle = False
+                # Woken: the worker may have been paused or resumed meanwhile.
+                record = await self._store.get_worker(worker) or record
         finally:
             self._waiters.unsubscribe(ticket)
             watcher.cancel()

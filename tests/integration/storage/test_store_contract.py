@@ -241,6 +241,29 @@ async def test_a_worker_session_hash_is_read_alone_and_absent_for_strangers(
     assert await store.worker_session_hash("w2") is None
 
 
+async def test_task_credentials_read_the_session_hash_and_the_assignment_together(
+    store: ControllerStore,
+) -> None:
+    task_id = await _queued_task(store)
+    nobody = await store.task_credentials("w1", task_id)
+    assert nobody.session_token_hash is None
+    assert nobody.assignment is not None
+    assert (nobody.assignment.id, nobody.assignment.worker) == (task_id, None)
+    await store.upsert_worker("w1", {}, {}, hash_token("session-1"))
+    claimed = await store.claim_task(task_id, "w1")
+    assert claimed is not None
+    credentials = await store.task_credentials("w1", task_id)
+    assert credentials.session_token_hash is not None
+    assert token_matches("session-1", credentials.session_token_hash)
+    assert credentials.assignment == await store.task_assignment(task_id)
+    for missing in ("999", "abc", "", "-1", "0"):
+        unknown_task = await store.task_credentials("w1", missing)
+        assert unknown_task.assignment is None
+        assert unknown_task.session_token_hash == credentials.session_token_hash
+    stranger = await store.task_credentials("w2", task_id)
+    assert (stranger.session_token_hash, stranger.assignment) == (None, credentials.assignment)
+
+
 async def test_a_task_waiting_for_dependencies_cannot_be_claimed(store: ControllerStore) -> None:
     build = await store.create_build(BuildSpec(tasks=(BUILD_TASK, TEST_TASK)))
     assert await store.claim_task(build.tasks[1].id, "w1") is None
@@ -436,8 +459,12 @@ async def test_workers_register_poll_pause_and_keep_their_pause_on_re_registrati
     assert token_matches("s1", registered.session_token_hash)
     assert not token_matches("s2", registered.session_token_hash)
     clock.advance(10)
-    assert await store.touch_worker("w1", {"cpu": 2}, ["7", "8"])
-    assert not await store.touch_worker("nobody", {}, [])
+    touched = await store.touch_worker("w1", {"cpu": 2}, ["7", "8"])
+    assert touched is not None
+    assert (touched.name, touched.last_seen) == ("w1", clock.now())
+    assert (dict(touched.resources_in_use), touched.running_task_ids) == ({"cpu": 2.0}, ("7", "8"))
+    assert dict(touched.labels) == {"os": "linux"}
+    assert await store.touch_worker("nobody", {}, []) is None
     paused = await store.set_disabled("w1", True)
     assert paused is not None
     assert paused.disabled
