@@ -205,6 +205,7 @@ def controller_server(app: Any, log_level: str = "info") -> ControllerServer:
     config = uvicorn.Config(
         app,
         lifespan="on",
+        http="httptools",  # several times faster than h11 at parsing the workers' calls
         log_level=log_level,
         access_log=False,
         log_config=None,

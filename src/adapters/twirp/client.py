@@ -46,6 +46,7 @@ from adapters.twirp.codec import (
     method_path,
 )
 from adapters.twirp.errors import ProtocolDecodeError
+from adapters.twirp.lean_transport import LeanHTTPTransport
 from adapters.twirp.messages import (
     AppendLogsRequest,
     InitialCommandsRequest,
@@ -126,6 +127,13 @@ class _Scrubber:
 _LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=6)
 
 
+def _http_client() -> httpx.AsyncClient:
+    # Plain http:// calls take the lean transport (a fraction of httpcore's CPU per call);
+    # https:// and proxied calls go through httpx's own transports.
+    fallback = httpx.AsyncHTTPTransport(limits=_LIMITS)
+    return httpx.AsyncClient(transport=LeanHTTPTransport(fallback))
+
+
 class TwirpControllerClient:
     """A ``ControllerClient`` speaking Twirp v7 JSON over HTTP(S) to one controller."""
 
@@ -148,7 +156,7 @@ class TwirpControllerClient:
         self._session_token = ""
         self._call_timeout = call_timeout
         self._owns_http_client = http_client is None
-        self._http = http_client if http_client is not None else httpx.AsyncClient(limits=_LIMITS)
+        self._http = http_client if http_client is not None else _http_client()
 
     @property
     def endpoint(self) -> str:
