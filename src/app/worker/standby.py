@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from app.worker.instances import VmFactory, WarmableInstance
 from domain.errors import ConfigError, InstanceError, PolicyViolation
-from domain.isolation import TartIsolation, isolation_kind
+from domain.isolation import TartIsolation, instance_attributes, isolation_kind
 from domain.modifiers import ModifierPool
 from domain.policy import SecurityPolicy, check_isolation
 from domain.ports import Clock, Instance
@@ -213,6 +213,8 @@ class StandbyKeeper:
                 await asyncio.wait({creating})
             else:
                 owner = self._creating_owner
+                # A miss like any other (§7.3): the standby exists, it is only not warm yet.
+                self._metrics.standby_miss(instance_attributes(self._creating_parameters.isolation))
                 self._abandon_creation()
                 log.info("task %s does not match the standby being created", task.task_id)
                 if owner in self._modifiers.held():

@@ -13,7 +13,13 @@ from app.worker.standby import PrePull, StandbyKeeper
 from app.worker.task_runner import TaskRunner
 from app.worker.upstream import Upstream
 from domain.errors import InstanceError
-from domain.isolation import Isolation, NoneIsolation, TartIsolation, VetuIsolation
+from domain.isolation import (
+    Isolation,
+    NoneIsolation,
+    TartIsolation,
+    VetuIsolation,
+    instance_attributes,
+)
 from domain.modifiers import ModifierPool, ResourceModifier
 from domain.policy import SecurityPolicy
 from domain.protocol import (
@@ -221,6 +227,9 @@ async def test_a_different_task_abandons_a_standby_still_warming() -> None:
     await eventually(lambda: not rig.keeper.busy, "the creation abandoned")
     assert rig.tart.created == []
     assert not rig.keeper.ready
+    # Abandoning a standby that is still warming is a miss, counted with its attributes.
+    assert rig.metrics.misses == [instance_attributes(TART)]
+    assert rig.metrics.hits == []
 
 
 async def test_a_failing_standby_backs_off_exponentially_and_then_recovers() -> None:
