@@ -208,7 +208,7 @@ class LeanHTTPTransport(httpx.AsyncBaseTransport):
             return await self._fallback.handle_async_request(request)
         if self._closed:
             raise RuntimeError("the transport is closed")
-        payload = _request_head(request) + await request.aread()
+        payload = _request_head(request) + _request_body(request, await request.aread())
         pool_timeout = _timeout(request.extensions, "pool")
         try:
             async with asyncio.timeout(pool_timeout):
@@ -315,6 +315,14 @@ def _request_head(request: httpx.Request) -> bytes:
     lines = [request.method.encode("ascii") + b" " + request.url.raw_path + b" HTTP/1.1"]
     lines += [name + b": " + value for name, value in request.headers.raw]
     return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def _request_body(request: httpx.Request, body: bytes) -> bytes:
+    # httpx asks for chunked framing when the body is a stream of unknown length; it has been
+    # read whole by now, so it goes as one chunk and the last one.
+    if request.headers.get("transfer-encoding", "").lower() != "chunked":
+        return body
+    return (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
 
 
 async def _body(request: httpx.Request, head: _Head, connection: _Connection) -> tuple[bytes, bool]:
