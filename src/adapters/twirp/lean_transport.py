@@ -8,6 +8,9 @@ per connection; answers framed by ``Content-Length``, chunked, or by closing) di
 asyncio protocol, for a fraction of that. Everything else goes to the fallback transport:
 ``https://`` URLs, and the proxies httpx itself routes to its own transports.
 
+The read timeout bounds the whole answer (httpcore's bounds each read); there is no write
+timeout of its own, the answer's wait covers sending too.
+
 It is an ``httpx.AsyncBaseTransport``: requests and responses are httpx's, decompression of an
 encoded answer is httpx's, and failures are httpx's exceptions (``ConnectError``,
 ``ReadTimeout``, ``RemoteProtocolError``, …), so the client above it cannot tell the difference.
@@ -29,7 +32,8 @@ MAX_IDLE_PER_HOST: Final = 6
 """Idle kept-alive connections kept per host and port."""
 
 MAX_CONNECTIONS: Final = 16
-"""Connections open at once (in use or idle); a request beyond waits, up to the pool timeout."""
+"""Requests in flight at once (each on its own connection); one beyond waits, up to the pool
+timeout. Idle connections are bounded by ``MAX_IDLE_PER_HOST`` instead."""
 
 IDLE_SECONDS: Final = 4.0
 """An idle connection is not reused after this long: servers drop idle ones (uvicorn after 5 s),
