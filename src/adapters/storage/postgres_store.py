@@ -249,7 +249,7 @@ class PostgresStore:
         key, now = row_key(task_id), self._clock.now()
         if key is None:
             raise NoSuchTaskError(task_id)
-        await self._db.write(
+        await self._db.write_statement(
             lambda db: postgres_tasks.record_results(db, key, task_id, results, now)
         )
 

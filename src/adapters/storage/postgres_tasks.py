@@ -133,30 +133,44 @@ async def record_results(
     results: Sequence[CommandResult],
     now: float,
 ) -> None:
-    """Merge command results by name; a new name goes after the known ones."""
-    # The UPDATE also locks the task's row: concurrent merges into one task take turns, so
-    # each computes the next position from the results the previous one left.
-    cursor = await connection.execute("UPDATE tasks SET updated_at = %s WHERE id = %s", (now, key))
-    if cursor.rowcount != 1:
-        raise NoSuchTaskError(task_id)
+    """Merge command results by name; a new name goes after the known ones, in given order.
+
+    One statement: it may run outside a transaction block. Its ``UPDATE`` locks the task's row,
+    but the positions come from the statement's snapshot, so two merges of different new names
+    into one task at the same instant could share a position; a worker sends one task's reports
+    one after another, so this does not happen in practice (and would only tie their order).
+    """
+    merged: dict[str, CommandResult] = {}
     for result in results:
-        await connection.execute(
-            "INSERT INTO command_results "
-            "(task_id, name, position, status, duration_in_nanos, signaled_to_exit) "
-            "VALUES (%s, %s, (SELECT COALESCE(MAX(position), -1) + 1 FROM command_results "
-            "WHERE task_id = %s), %s, %s, %s) "
-            "ON CONFLICT (task_id, name) DO UPDATE SET status = excluded.status, "
-            "duration_in_nanos = excluded.duration_in_nanos, "
-            "signaled_to_exit = excluded.signaled_to_exit",
-            (
-                key,
-                result.name,
-                key,
-                result.status.name,
-                result.duration_in_nanos,
-                result.signaled_to_exit,
-            ),
-        )
+        merged[result.name] = result  # a later result replaces an earlier one, in place
+    given = list(merged.values())
+    cursor = await connection.execute(
+        "WITH task AS (UPDATE tasks SET updated_at = %s WHERE id = %s RETURNING id), "
+        "known AS (SELECT COALESCE(MAX(position), -1) AS last FROM command_results "
+        "WHERE task_id = %s), "
+        "merged AS (INSERT INTO command_results "
+        "(task_id, name, position, status, duration_in_nanos, signaled_to_exit) "
+        "SELECT task.id, given.name, known.last + given.ordinal, given.status, given.nanos, "
+        "given.signaled FROM task, known, "
+        "unnest(%s::text[], %s::text[], %s::bigint[], %s::boolean[]) "
+        "WITH ORDINALITY AS given(name, status, nanos, signaled, ordinal) "
+        "ON CONFLICT (task_id, name) DO UPDATE SET status = excluded.status, "
+        "duration_in_nanos = excluded.duration_in_nanos, "
+        "signaled_to_exit = excluded.signaled_to_exit RETURNING 1) "
+        "SELECT COUNT(*) FROM task",
+        (
+            now,
+            key,
+            key,
+            [result.name for result in given],
+            [result.status.name for result in given],
+            [result.duration_in_nanos for result in given],
+            [result.signaled_to_exit for result in given],
+        ),
+    )
+    row = await cursor.fetchone()
+    if row is None or row[0] != 1:
+        raise NoSuchTaskError(task_id)
 
 
 async def finish(

@@ -45,8 +45,12 @@ without the task already means the worker lost it (it restarted, or never got th
 handed it out); the second poll is a margin against any ordering surprise.
 """
 
+FIRST_QUEUE_PAGE_SIZE = 16
+"""Queued tasks a scheduling pass reads first: a worker usually takes a few, or none."""
+
 QUEUE_PAGE_SIZE = 64
-"""Queued tasks a scheduling pass reads at once: a worker takes a few, a queue may be long."""
+"""Queued tasks each further read takes, while the worker could take more: a queue may be long
+(say, of tasks for other labels) before a task this worker fits."""
 
 
 def stopped_status(task: TaskRecord) -> tuple[TaskStatus, str]:
@@ -288,13 +292,14 @@ class SchedulerService:
         after = 0
         seen_queue = False
         while can_take_more(view):
-            page = await self._store.queued_tasks(QUEUE_PAGE_SIZE, after)
+            size = FIRST_QUEUE_PAGE_SIZE if after == 0 else QUEUE_PAGE_SIZE
+            page = await self._store.queued_tasks(size, after)
             seen_queue = seen_queue or bool(page)
             candidates = {task.id: task for task in page if task.id not in exclude}
             picked = assign([queued_view(t) for t in candidates.values()], [view], worker.name)
             chosen += [candidates[task_id] for task_id in picked]
             view = with_tasks(view, [candidates[task_id] for task_id in picked])
-            if len(page) < QUEUE_PAGE_SIZE:
+            if len(page) < size:
                 break
             after = page[-1].sequence
         claimed: list[TaskRecord] = []

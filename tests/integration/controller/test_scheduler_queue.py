@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from adapters.storage.sqlite_store import SqliteStore
 from app.controller.long_poll import PollWaiters, QueueWatch
 from app.controller.scheduler_service import (
+    FIRST_QUEUE_PAGE_SIZE,
     QUEUE_PAGE_SIZE,
     SchedulerService,
     can_take_more,
@@ -110,21 +111,25 @@ async def test_a_worker_gets_a_fitting_task_queued_behind_a_page_of_tasks_it_can
     store: CountingStore,
 ) -> None:
     await _register(store, "w1", {"slots": 8})
-    await _submit(store, *_slot_tasks(QUEUE_PAGE_SIZE + 5, os="darwin"))
+    await _submit(store, *_slot_tasks(FIRST_QUEUE_PAGE_SIZE + QUEUE_PAGE_SIZE + 5, os="darwin"))
     (fitting,) = await _submit(store, TaskSpec("linux", resources={"slots": 1}))
     claimed = await _scheduler(store).claim_for("w1")
     assert [task.id for task in claimed] == [fitting]
-    assert len(store.queue_reads) == 2
+    assert [read[0] for read in store.queue_reads] == [
+        FIRST_QUEUE_PAGE_SIZE,
+        QUEUE_PAGE_SIZE,
+        QUEUE_PAGE_SIZE,
+    ]
 
 
 async def test_a_worker_with_room_for_more_than_a_page_takes_the_oldest_in_order(
     store: CountingStore,
 ) -> None:
-    await _register(store, "w1", {"slots": QUEUE_PAGE_SIZE + 10})
+    await _register(store, "w1", {"slots": FIRST_QUEUE_PAGE_SIZE + 10})
     ids = await _submit(store, *_slot_tasks(2 * QUEUE_PAGE_SIZE))
     claimed = await _scheduler(store).claim_for("w1")
-    assert [task.id for task in claimed] == ids[: QUEUE_PAGE_SIZE + 10]
-    assert [read[0] for read in store.queue_reads] == [QUEUE_PAGE_SIZE, QUEUE_PAGE_SIZE]
+    assert [task.id for task in claimed] == ids[: FIRST_QUEUE_PAGE_SIZE + 10]
+    assert [read[0] for read in store.queue_reads] == [FIRST_QUEUE_PAGE_SIZE, QUEUE_PAGE_SIZE]
 
 
 async def test_a_worker_that_fills_up_on_the_first_page_reads_no_further(
@@ -134,7 +139,7 @@ async def test_a_worker_that_fills_up_on_the_first_page_reads_no_further(
     ids = await _submit(store, *_slot_tasks(3 * QUEUE_PAGE_SIZE))
     claimed = await _scheduler(store).claim_for("w1")
     assert [task.id for task in claimed] == ids[:8]
-    assert store.queue_reads == [(QUEUE_PAGE_SIZE, 0)]
+    assert store.queue_reads == [(FIRST_QUEUE_PAGE_SIZE, 0)]
 
 
 async def test_a_full_worker_polls_without_reading_the_queue(store: CountingStore) -> None:

@@ -320,6 +320,32 @@ async def test_command_results_merge_by_name_in_first_seen_order(store: Controll
     )
 
 
+async def test_one_report_may_name_a_command_twice_and_mix_known_and_new_names(
+    store: ControllerStore,
+) -> None:
+    task_id = await _claimed_task(store)
+    hours = 5 * 3600 * 10**9  # durations are 64-bit nanoseconds
+    await store.record_command_results(
+        task_id,
+        [
+            CommandResult("a", CommandStatus.EXECUTING),
+            CommandResult("b", CommandStatus.EXECUTING),
+            CommandResult("a", CommandStatus.COMPLETED, hours),
+        ],
+    )
+    await store.record_command_results(
+        task_id,
+        [CommandResult("c", CommandStatus.SKIPPED), CommandResult("b", CommandStatus.FAILED, 3)],
+    )
+    task = await store.get_task(task_id)
+    assert task is not None
+    assert task.command_results == (
+        CommandResult("a", CommandStatus.COMPLETED, hours),
+        CommandResult("b", CommandStatus.FAILED, 3),
+        CommandResult("c", CommandStatus.SKIPPED),
+    )
+
+
 async def test_command_results_of_an_unknown_task_are_refused(store: ControllerStore) -> None:
     with pytest.raises(NoSuchTaskError):
         await store.record_command_results("4242", [CommandResult("a", CommandStatus.COMPLETED)])
