@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.twirp.client import TwirpControllerClient
+from adapters.twirp.client import TwirpControllerClient, _proxied
 from domain.errors import (
     DefiniteControllerError,
     SessionLostError,
@@ -438,6 +438,74 @@ async def test_a_refused_connection_is_transient() -> None:
         await twirp.aclose()
     assert caught.value.code == "unavailable"
     assert REGISTRATION_TOKEN not in str(caught.value)
+
+
+async def test_a_proxy_from_the_environment_carries_plain_http_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The lean transport serves direct http:// calls only; httpx routes proxied ones itself.
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        seen.append(head.split(b"\r\n", 1)[0])
+        body = json.dumps({"sessionToken": "from-the-proxy"}).encode()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    # The controller's address is never reached directly: only the proxy answers.
+    twirp = TwirpControllerClient("http://controller.invalid:8080", REGISTRATION_TOKEN, WORKER_NAME)
+    try:
+        await twirp.register(WORKER_INFO)
+    finally:
+        await twirp.aclose()
+        server.close()
+        await server.wait_closed()
+    assert twirp.session_token == "from-the-proxy"
+    assert seen == [
+        b"POST http://controller.invalid:8080/twirp/"
+        b"org.cirruslabs.ci.services.cirruscigrpc.CirrusWorkersService/Register HTTP/1.1"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "endpoint", "proxied"),
+    [
+        ("", "http://controller.example:8080", True),
+        ("*", "http://controller.example:8080", False),
+        ("controller.example", "http://controller.example:8080", False),
+        (".example", "http://controller.example:8080", False),
+        ("example", "http://controller.example:8080", False),
+        ("other.example, controller.example:8080", "http://controller.example:8080", False),
+        ("controller.example:9090", "http://controller.example:8080", True),
+        ("troller.example", "http://controller.example:8080", True),
+        ("", "https://controller.example", False),  # only an HTTPS_PROXY would cover it
+    ],
+)
+def test_a_proxy_covers_an_endpoint_unless_no_proxy_names_it(
+    monkeypatch: pytest.MonkeyPatch, no_proxy: str, endpoint: str, proxied: bool
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    assert _proxied(httpx.URL(endpoint)) is proxied
 
 
 async def test_a_server_slower_than_the_call_timeout_is_transient(

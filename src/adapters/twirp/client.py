@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final, TypeVar
 
@@ -127,9 +128,35 @@ class _Scrubber:
 _LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=6)
 
 
-def _http_client() -> httpx.AsyncClient:
-    # Plain http:// calls take the lean transport (a fraction of httpcore's CPU per call);
-    # https:// and proxied calls go through httpx's own transports.
+def _proxied(url: httpx.URL) -> bool:
+    """Whether the environment (or the system) names a proxy that may apply to ``url``.
+
+    ``NO_PROXY`` is read as httpx reads it: ``*``, or hosts that also cover their subdomains
+    (a leading dot is optional), with or without ``:port``.
+    """
+    proxies = urllib.request.getproxies()
+    if not (proxies.get(url.scheme) or proxies.get("all")):
+        return False
+    host = url.host.lower()
+    address = f"{host}:{url.port or 80}"
+    for entry in proxies.get("no", "").split(","):
+        entry = entry.strip().lower().lstrip(".")
+        if entry == "*" or entry in (host, address) or host.endswith("." + entry):
+            return False
+    return True
+
+
+def _http_client(endpoint: str) -> httpx.AsyncClient:
+    """Return the HTTP client for calls to ``endpoint``.
+
+    Direct plain ``http://`` calls take the lean transport (a fraction of httpcore's CPU per
+    call). httpx ignores proxy settings once given a transport of its own, so calls that a
+    proxy setting may cover, and ``https://`` ones, use httpx's own transports (which honour
+    ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` and ``SSL_CERT_FILE``).
+    """
+    url = httpx.URL(endpoint)
+    if url.scheme != "http" or _proxied(url):
+        return httpx.AsyncClient(limits=_LIMITS)
     fallback = httpx.AsyncHTTPTransport(limits=_LIMITS)
     return httpx.AsyncClient(transport=LeanHTTPTransport(fallback))
 
@@ -156,7 +183,7 @@ class TwirpControllerClient:
         self._session_token = ""
         self._call_timeout = call_timeout
         self._owns_http_client = http_client is None
-        self._http = http_client if http_client is not None else _http_client()
+        self._http = http_client if http_client is not None else _http_client(self._endpoint)
 
     @property
     def endpoint(self) -> str:
