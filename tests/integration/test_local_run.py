@@ -98,6 +98,20 @@ def test_the_cirrus_yml_of_the_current_directory_is_the_default(tmp_path: Path) 
     assert result.stdout.rstrip().splitlines()[-1] == "build 1: FAILED"
 
 
+def test_a_task_that_runs_out_of_its_timeout_fails_as_timed_out(tmp_path: Path) -> None:
+    (tmp_path / ".cirrus.yml").write_text(
+        "task:\n  name: slow\n  timeout_in: 2s\n  script: sleep 60\n"
+        "  always:\n    note_script: echo still noted\n"
+    )
+    result = cirrus_run(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'slow (task 1): FAILED: timed out after 2 s (command "main" was aborted)' in (
+        result.stdout
+    )
+    assert "slow:note | still noted" in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1] == "build 1: FAILED"
+
+
 def test_a_bad_cirrus_yml_is_exit_2_with_the_controllers_error_on_one_line(
     tmp_path: Path,
 ) -> None:

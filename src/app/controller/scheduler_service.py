@@ -53,21 +53,46 @@ QUEUE_PAGE_SIZE = 64
 (say, of tasks for other labels) before a task this worker fits."""
 
 
-def stopped_status(task: TaskRecord) -> tuple[TaskStatus, str]:
+def stopped_status(task: TaskRecord, now: float) -> tuple[TaskStatus, str]:
     """Return the final status (and failure message) of a task whose worker sent ``TaskStopped``.
 
-    ``FAILED`` if ``TaskFailed`` came or a command failed, ``ABORTED`` if a cancel was requested
-    or a command was aborted, else ``COMPLETED``.
+    ``FAILED`` if ``TaskFailed`` came or a command failed; ``ABORTED`` if a cancel was requested;
+    ``FAILED`` with a timeout message if a command was aborted once the task's timeout had run
+    out (the worker aborts the running command on expiry; as hosted Cirrus CI, a timed-out task
+    fails); ``ABORTED`` if a command was aborted otherwise (the worker cancelled it); else
+    ``COMPLETED``. ``now`` is when ``TaskStopped`` arrived.
     """
     if task.status.is_final:
         return task.status, task.failure_message
     failed = [r.name for r in task.command_results if r.status is CommandStatus.FAILED]
     if failed:
         return TaskStatus.FAILED, f'command "{failed[0]}" failed'
-    aborted = any(r.status is CommandStatus.ABORTED for r in task.command_results)
-    if task.cancel_requested or aborted:
+    if task.cancel_requested:
+        return TaskStatus.ABORTED, ""
+    aborted = [r.name for r in task.command_results if r.status is CommandStatus.ABORTED]
+    if aborted and timed_out(task, now):
+        return TaskStatus.FAILED, (
+            f'timed out after {task.spec.timeout_seconds} s (command "{aborted[0]}" was aborted)'
+        )
+    if aborted:
         return TaskStatus.ABORTED, ""
     return TaskStatus.COMPLETED, ""
+
+
+TIMEOUT_SLACK_SECONDS = 1.0
+"""How much sooner than its timeout a task may stop and still count as timed out: the worker
+starts its timer when ``InitialCommands`` answers, which can be a moment before the controller
+receives the ``TaskStarted`` that stamps ``started_at``."""
+
+
+def timed_out(task: TaskRecord, now: float) -> bool:
+    """Whether a started task has run (about) its whole timeout by ``now``."""
+    limit = task.spec.timeout_seconds
+    return (
+        limit > 0
+        and task.started_at is not None
+        and now - task.started_at >= limit - TIMEOUT_SLACK_SECONDS
+    )
 
 
 def _released_from(task: TaskRecord, worker_name: str) -> bool:
@@ -341,7 +366,7 @@ class SchedulerService:
         current = await self._store.get_task(task.id)
         if current is None:  # tasks are never deleted; nothing to settle if one were
             return None
-        status, message = stopped_status(current)
+        status, message = stopped_status(current, self._clock.now())
         if not current.status.is_final and message:
             await self._store.finish_task(current.id, status, message)
         stopped = await self._store.mark_stopped(current.id, status)

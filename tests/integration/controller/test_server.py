@@ -366,6 +366,52 @@ async def test_a_cancelled_running_task_is_stopped_through_its_worker_and_aborte
     assert (await controller.build(build["id"]))["status"] == "ABORTED"
 
 
+TIMED_TASK = """
+task:
+  name: slow
+  timeout_in: 30s
+  script: sleep 60
+"""
+
+
+async def test_a_task_whose_command_was_aborted_after_its_timeout_fails_as_timed_out(
+    controller: RunningController,
+) -> None:
+    worker = controller.worker("w1")
+    await worker.register()
+    build = await controller.submit(TIMED_TASK)
+    [task] = (await worker.poll())["tasksToStart"]
+    await worker.started(task)
+    # The worker's timer ran out and it aborted the running command; its timer may have
+    # started a moment before the controller heard TaskStarted.
+    controller.clock.advance(29.5)
+    await worker.report(task, "main", "ABORTED")
+    await worker.stopped(task)
+
+    stored = await controller.task(task["taskId"])
+    assert stored["status"] == "FAILED"
+    assert stored["failureMessage"] == 'timed out after 30 s (command "main" was aborted)'
+    assert (await controller.build(build["id"]))["status"] == "FAILED"
+
+
+async def test_a_command_aborted_before_the_timeout_without_a_cancel_aborts_the_task(
+    controller: RunningController,
+) -> None:
+    # The worker cancelled the task itself (its second SIGTERM): not a timeout, not a failure.
+    worker = controller.worker("w1")
+    await worker.register()
+    build = await controller.submit(TIMED_TASK)
+    [task] = (await worker.poll())["tasksToStart"]
+    await worker.started(task)
+    controller.clock.advance(28)
+    await worker.report(task, "main", "ABORTED")
+    await worker.stopped(task)
+
+    stored = await controller.task(task["taskId"])
+    assert (stored["status"], stored["failureMessage"]) == ("ABORTED", "")
+    assert (await controller.build(build["id"]))["status"] == "ABORTED"
+
+
 async def test_a_cancelled_queued_task_is_aborted_at_once(controller: RunningController) -> None:
     build = await controller.submit(ONE_TASK)
     task_id = build["tasks"][0]["id"]
