@@ -655,6 +655,23 @@ async def test_an_https_url_goes_to_the_fallback(raw: RawServer) -> None:
     assert fallback.closings == 1
 
 
+async def test_without_a_fallback_an_https_url_is_refused_and_http_still_works(
+    raw: RawServer,
+) -> None:
+    transport = LeanHTTPTransport()
+    try:
+        with pytest.raises(httpx.UnsupportedProtocol, match="https"):
+            await transport.handle_async_request(
+                httpx.Request("POST", "https://controller.invalid/twirp/x", content=b"{}")
+            )
+        response = await transport.handle_async_request(httpx.Request("GET", raw.url))
+        assert await response.aread() == b"ok"
+        await response.aclose()
+    finally:
+        await transport.aclose()
+    assert len(raw.requests) == 1
+
+
 async def test_closing_closes_the_idle_connections_and_the_fallback(raw: RawServer) -> None:
     release = asyncio.Event()
     raw.script(Reply(hold=release), Reply(hold=release))

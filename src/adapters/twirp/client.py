@@ -146,19 +146,16 @@ def _proxied(url: httpx.URL) -> bool:
     return True
 
 
-def _http_client(endpoint: str) -> httpx.AsyncClient:
-    """Return the HTTP client for calls to ``endpoint``.
+def _lean(endpoint: str) -> bool:
+    """Whether calls to ``endpoint`` may take the lean transport: direct plain ``http://``.
 
-    Direct plain ``http://`` calls take the lean transport (a fraction of httpcore's CPU per
-    call). httpx ignores proxy settings once given a transport of its own, so calls that a
-    proxy setting may cover, and ``https://`` ones, use httpx's own transports (which honour
-    ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` and ``SSL_CERT_FILE``).
+    httpx ignores proxy settings once it is given a transport of its own, so calls that a
+    proxy setting may cover, and ``https://`` ones, use httpx's own client and transports
+    (which honour ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` and
+    ``SSL_CERT_FILE``).
     """
     url = httpx.URL(endpoint)
-    if url.scheme != "http" or _proxied(url):
-        return httpx.AsyncClient(limits=_LIMITS)
-    fallback = httpx.AsyncHTTPTransport(limits=_LIMITS)
-    return httpx.AsyncClient(transport=LeanHTTPTransport(fallback))
+    return url.scheme == "http" and not _proxied(url)
 
 
 class TwirpControllerClient:
@@ -183,7 +180,16 @@ class TwirpControllerClient:
         self._session_token = ""
         self._call_timeout = call_timeout
         self._owns_http_client = http_client is None
-        self._http = http_client if http_client is not None else _http_client(self._endpoint)
+        # Direct http:// calls go straight to the lean transport (a fraction of httpx's CPU
+        # per call: no client layer of cookies, redirects and auth, none of which Twirp uses).
+        self._lean = LeanHTTPTransport() if http_client is None and _lean(self._endpoint) else None
+        self._http = (
+            http_client
+            if http_client is not None
+            else None
+            if self._lean is not None
+            else httpx.AsyncClient(limits=_LIMITS)
+        )
 
     @property
     def endpoint(self) -> str:
@@ -196,8 +202,10 @@ class TwirpControllerClient:
         return self._session_token
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_http_client:
+        """Close the HTTP client (or lean transport) if this object created it."""
+        if self._lean is not None:
+            await self._lean.aclose()
+        elif self._owns_http_client and self._http is not None:
             await self._http.aclose()
 
     # --- CirrusWorkersService ---------------------------------------------------------------
@@ -336,9 +344,7 @@ class TwirpControllerClient:
         try:
             # httpx bounds each phase; the overall deadline also bounds a server trickling bytes.
             async with asyncio.timeout(seconds):
-                response = await self._http.post(
-                    url, content=json.dumps(body).encode(), headers=all_headers, timeout=limits
-                )
+                response = await self._post(url, json.dumps(body).encode(), all_headers, limits)
         except (TimeoutError, httpx.TimeoutException):
             raise TransientControllerError(
                 "deadline_exceeded",
@@ -359,6 +365,23 @@ class TwirpControllerClient:
             ) from None
         log.debug("%s/%s answered HTTP %d", service, method, response.status_code)
         return self._answer(method, response, scrub)
+
+    async def _post(
+        self, url: str, content: bytes, headers: Mapping[str, str], limits: httpx.Timeout
+    ) -> httpx.Response:
+        """POST and read the whole answer, through the lean transport or the httpx client."""
+        if self._lean is None:
+            assert self._http is not None  # one of the two is always set
+            return await self._http.post(url, content=content, headers=headers, timeout=limits)
+        request = httpx.Request(
+            "POST", url, content=content, headers=headers, extensions={"timeout": limits.as_dict()}
+        )
+        response = await self._lean.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     def _answer(self, method: str, response: httpx.Response, scrub: _Scrubber) -> object:
         status = response.status_code

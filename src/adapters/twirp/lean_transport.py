@@ -189,11 +189,12 @@ def _timeout(extensions: dict[str, object], phase: str) -> float | None:
 
 
 class LeanHTTPTransport(httpx.AsyncBaseTransport):
-    """``http://`` requests on kept-alive asyncio connections; anything else to ``fallback``."""
+    """``http://`` requests on kept-alive asyncio connections; anything else to ``fallback``
+    (refused with ``httpx.UnsupportedProtocol`` without one)."""
 
     def __init__(
         self,
-        fallback: httpx.AsyncBaseTransport,
+        fallback: httpx.AsyncBaseTransport | None = None,
         *,
         max_connections: int = MAX_CONNECTIONS,
         max_idle_per_host: int = MAX_IDLE_PER_HOST,
@@ -209,6 +210,10 @@ class LeanHTTPTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send one request and return its whole answer."""
         if request.url.scheme != "http":
+            if self._fallback is None:
+                raise httpx.UnsupportedProtocol(
+                    f"only http:// here, not {request.url.scheme}://", request=request
+                )
             return await self._fallback.handle_async_request(request)
         if self._closed:
             raise RuntimeError("the transport is closed")
@@ -312,7 +317,8 @@ class LeanHTTPTransport(httpx.AsyncBaseTransport):
             for connection in idle:
                 connection.close()
         self._idle.clear()
-        await self._fallback.aclose()
+        if self._fallback is not None:
+            await self._fallback.aclose()
 
 
 def _request_head(request: httpx.Request) -> bytes:
