@@ -140,7 +140,8 @@ def _kill_group(pgid: int, signum: int) -> None:
 
 
 class BackgroundScript:
-    """A background script's handle; ``stop`` kills its process group and drains its output."""
+    """A background script's handle, on the host or in a VM (whatever ``supervisor`` watches);
+    ``stop`` kills its process group and drains its output."""
 
     def __init__(self, supervisor: asyncio.Task[int], stop_requested: asyncio.Event) -> None:
         self._supervisor = supervisor

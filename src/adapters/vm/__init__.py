@@ -3,7 +3,6 @@
 from adapters.vm.cli import VmCli
 from adapters.vm.instance import (
     WORKING_DIR,
-    VmBackgroundProcess,
     VmInstance,
     VmInstanceFactory,
     vm_name,
@@ -12,7 +11,6 @@ from adapters.vm.state import VmRecord, VmStateFile
 
 __all__ = [
     "WORKING_DIR",
-    "VmBackgroundProcess",
     "VmCli",
     "VmInstance",
     "VmInstanceFactory",

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import asyncssh
 
-from adapters.host.process import finish_despite_cancellation
+from adapters.host.process import BackgroundScript, finish_despite_cancellation
 from adapters.vm import tart, vetu
 from adapters.vm.cli import LongRunningCommand, Tool, VmCli, failure_message
 from adapters.vm.ssh_session import RemoteScript, connect_when_ready, run_command
@@ -250,31 +250,6 @@ class VmInstanceFactory:
             await asyncio.wait({run.exited}, timeout=pause)
 
 
-class VmBackgroundProcess:
-    """A background script in the VM; ``stop`` kills its process group there."""
-
-    def __init__(self, supervisor: asyncio.Task[int], stop_requested: asyncio.Event) -> None:
-        self._supervisor = supervisor
-        self._stop_requested = stop_requested
-
-    @property
-    def done(self) -> bool:
-        """Whether the script has ended and its output has been drained."""
-        return self._supervisor.done()
-
-    async def stop(self) -> None:
-        """SIGINT its group, SIGKILL after the grace period, wait for the output; idempotent.
-
-        Re-raises the error of the output sink if writing the script's output failed.
-        """
-        self._stop_requested.set()
-        await asyncio.wait({self._supervisor})
-        if not self._supervisor.cancelled():
-            error = self._supervisor.exception()
-            if error is not None:
-                raise error
-
-
 class _LogSink:
     """Logs a warm-up script's output at debug level, line by line (lines capped)."""
 
@@ -320,7 +295,7 @@ class VmInstance:
         self.ip = ""
         self.guest_os = ""
         self.connection: asyncssh.SSHClientConnection | None = None
-        self._background: list[VmBackgroundProcess] = []
+        self._background: list[BackgroundScript] = []
         self._closed = False
 
     @property
@@ -361,7 +336,7 @@ class VmInstance:
 
     async def start_background(
         self, script: str, env: Mapping[str, str], output: OutputSink
-    ) -> VmBackgroundProcess:
+    ) -> BackgroundScript:
         """Start ``script`` and return at once; its output streams into ``output``."""
         remote = await RemoteScript.start(
             self._open_connection(), script, env, self._working_directory
@@ -371,7 +346,7 @@ class VmInstance:
             remote.supervise(output, self._grace_seconds, stop_requested),
             name=f"background script in {self._name}",
         )
-        handle = VmBackgroundProcess(supervisor, stop_requested)
+        handle = BackgroundScript(supervisor, stop_requested)
         self._background.append(handle)
         return handle
 
