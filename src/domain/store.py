@@ -236,10 +236,6 @@ class ControllerStore(Protocol):
         """Return a task."""
         ...
 
-    async def task_assignment(self, task_id: str) -> TaskAssignment | None:
-        """Return a task's worker and client secret, without reading its spec."""
-        ...
-
     async def task_credentials(self, worker_name: str, task_id: str) -> TaskCredentials:
         """Return a worker's session hash and a task's assignment in one read."""
         ...

@@ -21,9 +21,8 @@ from adapters.storage.postgres_rows import load_task, load_tasks, load_workers
 from adapters.storage.schema_versions import Migration
 from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
 from adapters.storage.stored_records import (
-    ASSIGNMENT_COLUMNS,
-    assignment_from_row,
     credentials_from_row,
+    credentials_query,
     new_secret,
     row_key,
     worker_from_row,
@@ -35,7 +34,6 @@ from domain.store import (
     BuildRecord,
     NoSuchTaskError,
     QueueSummary,
-    TaskAssignment,
     TaskCredentials,
     TaskRecord,
     WorkerRecord,
@@ -45,7 +43,6 @@ DEFAULT_MAX_CONNECTIONS = 10
 """Connections one store opens at most (each controller process has one store)."""
 
 _QUEUED = "status = 'SCHEDULED' AND worker IS NULL"
-_ASSIGNMENT_OF_T = ", ".join(f"t.{column}" for column in ASSIGNMENT_COLUMNS.split(", "))
 
 
 class PostgresStore:
@@ -140,31 +137,13 @@ class PostgresStore:
         key = row_key(task_id)
         return None if key is None else await self._db.read_statement(lambda db: load_task(db, key))
 
-    async def task_assignment(self, task_id: str) -> TaskAssignment | None:
-        """Return a task's worker and client secret, without reading its spec."""
-        key = row_key(task_id)
-        if key is None:
-            return None
-
-        async def read(db: Connection) -> TaskAssignment | None:
-            cursor = db.cursor(row_factory=dict_row)
-            await cursor.execute(f"SELECT {ASSIGNMENT_COLUMNS} FROM tasks WHERE id = %s", (key,))
-            row = await cursor.fetchone()
-            return None if row is None else assignment_from_row(row)
-
-        return await self._db.read_statement(read)
-
     async def task_credentials(self, worker_name: str, task_id: str) -> TaskCredentials:
         """Return a worker's session hash and a task's assignment in one read."""
         key = row_key(task_id) or 0  # no row has key 0: an impossible id finds no task
 
         async def read(db: Connection) -> TaskCredentials:
             cursor = db.cursor(row_factory=dict_row)
-            await cursor.execute(
-                "SELECT (SELECT session_token_hash FROM workers WHERE name = %s) AS session, "
-                f"{_ASSIGNMENT_OF_T} FROM (SELECT 1) AS one LEFT JOIN tasks AS t ON t.id = %s",
-                (worker_name, key),
-            )
+            await cursor.execute(credentials_query("%s"), (worker_name, key))
             row = await cursor.fetchone()
             assert row is not None  # one row: the outer side of the join is a constant
             return credentials_from_row(row)

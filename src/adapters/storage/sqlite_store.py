@@ -20,9 +20,8 @@ from adapters.storage.sqlite_connection import SqliteConnection
 from adapters.storage.sqlite_migrations import SQLITE_MIGRATIONS
 from adapters.storage.sqlite_rows import load_task, load_tasks, load_workers
 from adapters.storage.stored_records import (
-    ASSIGNMENT_COLUMNS,
-    assignment_from_row,
     credentials_from_row,
+    credentials_query,
     new_secret,
     row_key,
     worker_from_row,
@@ -34,14 +33,12 @@ from domain.store import (
     BuildRecord,
     NoSuchTaskError,
     QueueSummary,
-    TaskAssignment,
     TaskCredentials,
     TaskRecord,
     WorkerRecord,
 )
 
 _QUEUED = "status = 'SCHEDULED' AND worker IS NULL"
-_ASSIGNMENT_OF_T = ", ".join(f"t.{column}" for column in ASSIGNMENT_COLUMNS.split(", "))
 
 
 class SqliteStore:
@@ -132,30 +129,12 @@ class SqliteStore:
         key = row_key(task_id)
         return None if key is None else await self._db.read(lambda db: load_task(db, key))
 
-    async def task_assignment(self, task_id: str) -> TaskAssignment | None:
-        """Return a task's worker and client secret, without reading its spec."""
-        key = row_key(task_id)
-        if key is None:
-            return None
-
-        def read(db: sqlite3.Connection) -> TaskAssignment | None:
-            row = db.execute(
-                f"SELECT {ASSIGNMENT_COLUMNS} FROM tasks WHERE id = ?", (key,)
-            ).fetchone()
-            return None if row is None else assignment_from_row(row)
-
-        return await self._db.read(read)
-
     async def task_credentials(self, worker_name: str, task_id: str) -> TaskCredentials:
         """Return a worker's session hash and a task's assignment in one read."""
         key = row_key(task_id) or 0  # no row has key 0: an impossible id finds no task
 
         def read(db: sqlite3.Connection) -> TaskCredentials:
-            row = db.execute(
-                "SELECT (SELECT session_token_hash FROM workers WHERE name = ?) AS session, "
-                f"{_ASSIGNMENT_OF_T} FROM (SELECT 1) LEFT JOIN tasks AS t ON t.id = ?",
-                (worker_name, key),
-            ).fetchone()
+            row = db.execute(credentials_query("?"), (worker_name, key)).fetchone()
             assert row is not None  # one row: the outer side of the join is a constant
             return credentials_from_row(row)
 

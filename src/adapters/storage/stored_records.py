@@ -91,12 +91,19 @@ def task_from_row(row: Row, results: Sequence[CommandResult]) -> TaskRecord:
     )
 
 
-ASSIGNMENT_COLUMNS = "id, build_id, worker, client_secret"
-"""The ``tasks`` columns a ``TaskAssignment`` is read from."""
+def credentials_query(mark: str) -> str:
+    """Return the one-row query ``credentials_from_row`` reads: the session hash of the worker
+    named by the first parameter and the assignment of the task keyed by the second (``mark``
+    is the driver's parameter placeholder). The task's spec and results are not read."""
+    return (
+        f"SELECT (SELECT session_token_hash FROM workers WHERE name = {mark}) AS session, "
+        "t.id, t.build_id, t.worker, t.client_secret "
+        f"FROM (SELECT 1) AS one LEFT JOIN tasks AS t ON t.id = {mark}"
+    )
 
 
 def assignment_from_row(row: Row) -> TaskAssignment:
-    """Return the assignment a row of ``ASSIGNMENT_COLUMNS`` holds."""
+    """Return the assignment in a row of ``credentials_query``."""
     return TaskAssignment(
         id=str(row["id"]),
         build_id=str(row["build_id"]),
@@ -106,8 +113,8 @@ def assignment_from_row(row: Row) -> TaskAssignment:
 
 
 def credentials_from_row(row: Row) -> TaskCredentials:
-    """Return the credentials in a row of ``session`` and ``ASSIGNMENT_COLUMNS`` (``id`` is
-    NULL when there is no such task)."""
+    """Return the credentials in the row of ``credentials_query`` (``id`` is NULL when there is
+    no such task)."""
     session = row["session"]
     return TaskCredentials(
         session_token_hash=None if session is None else str(session),

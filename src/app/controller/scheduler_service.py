@@ -230,8 +230,8 @@ class SchedulerService:
         queued tasks it was handed (claimed only if ``claim``).
 
         ``worker`` is the record the poll just stored; ``settle`` also fails the tasks the
-        worker left out of its polls (once per poll, see ``settle_unreported``). The worker's
-        tasks are read once for all of it.
+        worker left out of its polls (once per poll: ``MISSED_POLLS_BEFORE_LOST`` counts
+        polls). The worker's tasks are read once for all of it.
         """
         async with self._assign_lock:
             held = await self._store.tasks_of_worker(worker.name)
@@ -241,15 +241,10 @@ class SchedulerService:
             to_start = await self._claim(worker, held, set(to_stop)) if claim else []
             return to_stop, to_start
 
-    async def tasks_to_stop(self, worker_name: str, reported: Sequence[str]) -> list[str]:
-        """Return the tasks the worker must stop: cancelled ones, and ones no longer its own."""
-        return await self._to_stop(
-            worker_name, await self._store.tasks_of_worker(worker_name), reported
-        )
-
     async def _to_stop(
         self, worker_name: str, held: Sequence[TaskRecord], reported: Sequence[str]
     ) -> list[str]:
+        """Return the tasks the worker must stop: cancelled ones, and ones no longer its own."""
         # A reported task that this worker stopped itself is left alone: the worker still lists
         # it while its ``TaskStopped`` is on the way, and an early answer would only delay its
         # next poll by a whole interval.
@@ -263,15 +258,11 @@ class SchedulerService:
                 stop.append(task_id)
         return list(dict.fromkeys(stop))
 
-    async def settle_unreported(self, worker_name: str, reported: Sequence[str]) -> None:
-        """Fail the tasks a worker holds but left out of its polls (twice in a row)."""
-        held = await self._store.tasks_of_worker(worker_name)
-        await self._settle_unreported(worker_name, held, set(reported))
-
     async def _settle_unreported(
         self, worker_name: str, held: Sequence[TaskRecord], reported: set[str]
     ) -> list[TaskRecord]:
-        """Settle, and return the tasks the worker still holds afterwards."""
+        """Fail the held tasks the worker left out of its polls (``MISSED_POLLS_BEFORE_LOST``
+        in a row); return the tasks it still holds afterwards."""
         still_held = []
         for task in held:
             if task.id in reported:

@@ -18,6 +18,7 @@ from domain.store import (
     ControllerStore,
     NoSuchTaskError,
     QueueSummary,
+    TaskAssignment,
     hash_token,
     lost_worker_message,
     token_matches,
@@ -213,12 +214,12 @@ async def test_a_task_assignment_names_its_worker_and_client_secret_once_claimed
     store: ControllerStore,
 ) -> None:
     task_id = await _queued_task(store)
-    queued = await store.task_assignment(task_id)
+    queued = (await store.task_credentials("w1", task_id)).assignment
     assert queued is not None
     assert (queued.id, queued.worker, queued.client_secret) == (task_id, None, "")
     claimed = await store.claim_task(task_id, "w1")
     assert claimed is not None
-    assignment = await store.task_assignment(task_id)
+    assignment = (await store.task_credentials("w1", task_id)).assignment
     assert assignment is not None
     assert (assignment.id, assignment.build_id) == (task_id, claimed.build_id)
     assert (assignment.worker, assignment.client_secret) == ("w1", claimed.client_secret)
@@ -226,7 +227,7 @@ async def test_a_task_assignment_names_its_worker_and_client_secret_once_claimed
 
 async def test_an_unknown_or_malformed_task_has_no_assignment(store: ControllerStore) -> None:
     for missing in ("999", "abc", "", "-1", "0"):
-        assert await store.task_assignment(missing) is None
+        assert (await store.task_credentials("w1", missing)).assignment is None
 
 
 async def test_a_worker_session_hash_is_read_alone_and_absent_for_strangers(
@@ -255,7 +256,9 @@ async def test_task_credentials_read_the_session_hash_and_the_assignment_togethe
     credentials = await store.task_credentials("w1", task_id)
     assert credentials.session_token_hash is not None
     assert token_matches("session-1", credentials.session_token_hash)
-    assert credentials.assignment == await store.task_assignment(task_id)
+    assert credentials.assignment == TaskAssignment(
+        task_id, claimed.build_id, "w1", claimed.client_secret
+    )
     for missing in ("999", "abc", "", "-1", "0"):
         unknown_task = await store.task_credentials("w1", missing)
         assert unknown_task.assignment is None
