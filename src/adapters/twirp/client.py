@@ -146,7 +146,7 @@ def _proxied(url: httpx.URL) -> bool:
     return True
 
 
-def _lean(endpoint: str) -> bool:
+def _direct_http(endpoint: str) -> bool:
     """Whether calls to ``endpoint`` may take the lean transport: direct plain ``http://``.
 
     httpx ignores proxy settings once it is given a transport of its own, so calls that a
@@ -180,16 +180,16 @@ class TwirpControllerClient:
         self._session_token = ""
         self._call_timeout = call_timeout
         self._owns_http_client = http_client is None
-        # Direct http:// calls go straight to the lean transport (a fraction of httpx's CPU
-        # per call: no client layer of cookies, redirects and auth, none of which Twirp uses).
-        self._lean = LeanHTTPTransport() if http_client is None and _lean(self._endpoint) else None
-        self._http = (
-            http_client
-            if http_client is not None
-            else None
-            if self._lean is not None
-            else httpx.AsyncClient(limits=_LIMITS)
-        )
+        # Exactly one of the two is set. Direct http:// calls go straight to the lean transport
+        # (a fraction of httpx's CPU per call: no client layer of cookies, redirects and auth,
+        # none of which Twirp uses).
+        self._lean: LeanHTTPTransport | None = None
+        self._http: httpx.AsyncClient | None = http_client
+        if http_client is None:
+            if _direct_http(self._endpoint):
+                self._lean = LeanHTTPTransport()
+            else:
+                self._http = httpx.AsyncClient(limits=_LIMITS)
 
     @property
     def endpoint(self) -> str:

@@ -5,8 +5,9 @@ about 0.7 ms of CPU per call, and a trivial task makes six or seven calls: on a 
 shared with the controller, that is what bounds how many tasks per second one worker turns
 over. This transport speaks the part of HTTP/1.1 a Twirp client needs (one request at a time
 per connection; answers framed by ``Content-Length``, chunked, or by closing) directly on an
-asyncio protocol, for a fraction of that. Everything else goes to the fallback transport:
-``https://`` URLs, and the proxies httpx itself routes to its own transports.
+asyncio protocol, for a fraction of that. Other schemes (``https://``) go to the fallback
+transport if one is given. Proxies are not its business: httpx ignores proxy settings once it
+is given a transport, so the Twirp client only uses this one for endpoints no proxy covers.
 
 The read timeout bounds the whole answer (httpcore's bounds each read); there is no write
 timeout of its own, the answer's wait covers sending too.

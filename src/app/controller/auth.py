@@ -85,10 +85,7 @@ class WorkerAuthenticator:
         ``session_optional`` admits the registration token with an empty session token: how
         ``cirrus worker pause``/``resume`` speak, from a process that never registered.
         """
-        self.check_registration_token(headers.get(REGISTRATION_TOKEN_HEADER, ""))
-        name = headers.get(WORKER_NAME_HEADER, "")
-        if not name:
-            raise unauthenticated(f"missing {WORKER_NAME_HEADER} header")
+        name = self._claimed_name(headers)
         session = headers.get(SESSION_TOKEN_HEADER, "")
         if not session and session_optional:
             return name
@@ -102,10 +99,7 @@ class WorkerAuthenticator:
         if not task_id:
             await self.worker(headers)  # a worker without a valid session hears that first
             raise permission_denied(f"missing {TASK_ID_HEADER} header")
-        self.check_registration_token(headers.get(REGISTRATION_TOKEN_HEADER, ""))
-        worker_name = headers.get(WORKER_NAME_HEADER, "")
-        if not worker_name:
-            raise unauthenticated(f"missing {WORKER_NAME_HEADER} header")
+        worker_name = self._claimed_name(headers)
         secret = headers.get(CLIENT_SECRET_HEADER, "")
         # One read for both checks; the assignment alone (no spec) decides about the task.
         credentials = await self._store.task_credentials(worker_name, task_id)
@@ -118,6 +112,14 @@ class WorkerAuthenticator:
         ):
             raise permission_denied(f"task {task_id} is not assigned to worker {worker_name!r}")
         return TaskCaller(worker_name, record)
+
+    def _claimed_name(self, headers: Mapping[str, str]) -> str:
+        """Check the registration token; return the worker name the call claims (unchecked)."""
+        self.check_registration_token(headers.get(REGISTRATION_TOKEN_HEADER, ""))
+        name = headers.get(WORKER_NAME_HEADER, "")
+        if not name:
+            raise unauthenticated(f"missing {WORKER_NAME_HEADER} header")
+        return name
 
     @staticmethod
     def _check_session(name: str, headers: Mapping[str, str], session_hash: str | None) -> None:

@@ -18,6 +18,7 @@ from tests.integration.controller.conftest import (
     REGISTRATION_TOKEN,
     WORKERS,
     ControllerFactory,
+    Json,
     RunningController,
     wait_for,
 )
@@ -374,42 +375,38 @@ task:
 """
 
 
-async def test_a_task_whose_command_was_aborted_after_its_timeout_fails_as_timed_out(
-    controller: RunningController,
-) -> None:
+async def _aborted_after(controller: RunningController, seconds: float) -> tuple[Json, Json]:
+    """Run ``TIMED_TASK`` until its command is reported aborted ``seconds`` after it started
+    (nothing was cancelled); return the task and the build as the API shows them then."""
     worker = controller.worker("w1")
     await worker.register()
     build = await controller.submit(TIMED_TASK)
     [task] = (await worker.poll())["tasksToStart"]
     await worker.started(task)
-    # The worker's timer ran out and it aborted the running command; its timer may have
-    # started a moment before the controller heard TaskStarted.
-    controller.clock.advance(29.5)
+    controller.clock.advance(seconds)
     await worker.report(task, "main", "ABORTED")
     await worker.stopped(task)
+    return await controller.task(task["taskId"]), await controller.build(build["id"])
 
-    stored = await controller.task(task["taskId"])
-    assert stored["status"] == "FAILED"
-    assert stored["failureMessage"] == 'timed out after 30 s (command "main" was aborted)'
-    assert (await controller.build(build["id"]))["status"] == "FAILED"
+
+async def test_a_task_whose_command_was_aborted_after_its_timeout_fails_as_timed_out(
+    controller: RunningController,
+) -> None:
+    # The worker's timer ran out and it aborted the running command; its timer may have
+    # started a moment before the controller heard TaskStarted.
+    task, build = await _aborted_after(controller, 29.5)
+    assert task["status"] == "FAILED"
+    assert task["failureMessage"] == 'timed out after 30 s (command "main" was aborted)'
+    assert build["status"] == "FAILED"
 
 
 async def test_a_command_aborted_before_the_timeout_without_a_cancel_aborts_the_task(
     controller: RunningController,
 ) -> None:
     # The worker cancelled the task itself (its second SIGTERM): not a timeout, not a failure.
-    worker = controller.worker("w1")
-    await worker.register()
-    build = await controller.submit(TIMED_TASK)
-    [task] = (await worker.poll())["tasksToStart"]
-    await worker.started(task)
-    controller.clock.advance(28)
-    await worker.report(task, "main", "ABORTED")
-    await worker.stopped(task)
-
-    stored = await controller.task(task["taskId"])
-    assert (stored["status"], stored["failureMessage"]) == ("ABORTED", "")
-    assert (await controller.build(build["id"]))["status"] == "ABORTED"
+    task, build = await _aborted_after(controller, 28)
+    assert (task["status"], task["failureMessage"]) == ("ABORTED", "")
+    assert build["status"] == "ABORTED"
 
 
 async def test_a_cancelled_queued_task_is_aborted_at_once(controller: RunningController) -> None:
