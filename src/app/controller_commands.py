@@ -198,6 +198,11 @@ class ControllerServer(uvicorn.Server):
         """Answer held polls first, so that their connections close at once."""
         self.runtime.release_polls()
         await super().shutdown(sockets)
+        if self.force_exit and not self.lifespan.shutdown_event.is_set():
+            # uvicorn skips the app's shutdown on a forced exit, and the lifespan task, left
+            # waiting, would be cancelled with a traceback; our shutdown only stops background
+            # tasks, so it runs even now.
+            await self.lifespan.shutdown()
 
 
 def controller_server(app: Any, log_level: str = "info") -> ControllerServer:
@@ -293,6 +298,51 @@ async def _serve(
     registration_token: str | None,
     admin_token: str | None,
 ) -> int:
+    # Signals are routed from the start: a SIGTERM that arrives while the store opens, or just
+    # after "listening" is printed, stops the controller cleanly instead of killing it.
+    stop = _StopRequests()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.on_signal, signum)
+    try:
+        return await _open_and_serve(address, url, registration_token, admin_token, stop)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+class _StopRequests:
+    """SIGTERM/SIGINT seen so far: the first asks the server to stop, the second forces it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.server: ControllerServer | None = None
+
+    def on_signal(self, signum: int) -> None:
+        self.count += 1
+        log.warning("%s: shutting down", signal.Signals(signum).name)
+        self.apply()
+
+    def attach(self, server: ControllerServer) -> None:
+        """Route the signals to ``server``, including those that came before it existed."""
+        self.server = server
+        self.apply()
+
+    def apply(self) -> None:
+        if self.server is None or self.count == 0:
+            return
+        self.server.should_exit = True
+        if self.count > 1:
+            self.server.force_exit = True
+
+
+async def _open_and_serve(
+    address: ListenAddress,
+    url: str,
+    registration_token: str | None,
+    admin_token: str | None,
+    stop: _StopRequests,
+) -> int:
     sock = bind_socket(address)
     try:
         store = await open_store(url, os.environ)
@@ -311,6 +361,10 @@ async def _serve(
         admin, new_admin = await resolve_token(
             store, admin_token, ADMIN_TOKEN_KEY, GENERATED_ADMIN_TOKEN_KEY, "--admin-token"
         )
+        server = controller_server(
+            create_app(store, registration_token=registration, admin_token=admin, metrics=metrics)
+        )
+        stop.attach(server)
         if new_registration:
             click.echo(f"registration token (for workers' --token): {registration}")
         if new_admin:
@@ -318,26 +372,8 @@ async def _serve(
         port = sock.getsockname()[1]
         click.echo(f"controller listening on {ListenAddress(address.host, port).url}")
         sys.stdout.flush()
-
-        server = controller_server(
-            create_app(store, registration_token=registration, admin_token=admin, metrics=metrics)
-        )
         waiters = server.runtime.waiters
         waiters.relay_to(wake_relay(check_database_url(url), store))
-        stop_count = 0
-
-        def on_signal(signum: int) -> None:
-            nonlocal stop_count
-            stop_count += 1
-            log.warning("%s: shutting down", signal.Signals(signum).name)
-            if stop_count == 1:
-                server.should_exit = True
-            else:
-                server.force_exit = True
-
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, on_signal, signum)
         relaying = asyncio.create_task(waiters.run_relay())
         try:
             await server.serve(sockets=[sock])
@@ -345,8 +381,6 @@ async def _serve(
             relaying.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relaying
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
         return 0 if server.started else FAILURE_EXIT_CODE
     finally:
         sock.close()

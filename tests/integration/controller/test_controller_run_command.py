@@ -6,7 +6,11 @@ raw Twirp JSON client stands in for a worker, so that a task is really handed ou
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +28,7 @@ from tests.integration.test_controller_cli import (
     Process,
     clean_environment,
     start_controller,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -142,6 +147,66 @@ def test_check_creates_the_database_prints_a_summary_and_exits_0(tmp_path: Path)
     assert "registration token: generated and printed on the first start" in lines
     assert "admin token: generated and printed on the first start" in lines
     assert "token:" not in result.stdout.replace("token: generated", "")
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            if Path(os.readlink(fd)) == path:
+                return True
+    return False
+
+
+def test_a_sigterm_while_the_database_is_still_opening_stops_the_controller_cleanly(
+    tmp_path: Path,
+) -> None:
+    """Signals are routed before the store opens, not only once the server runs."""
+    database = tmp_path / "controller.db"
+    url = f"sqlite:///{database}"
+    assert _check(tmp_path, "--listen", "127.0.0.1:0", "--database", url).returncode == 0
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # the controller's migration check waits for this lock
+    try:
+        process = Process(
+            tmp_path,
+            "controller",
+            ["controller", "run", "--listen", "127.0.0.1:0", "--database", url],
+        )
+        try:
+            wait_for(
+                lambda: _has_open(process.process.pid, database) or not process.alive(),
+                30,
+                "the controller to open its database",
+            )
+            assert process.alive(), process.stderr()
+            process.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert process.alive(), "the controller should wait for the lock, then stop"
+        finally:
+            holder.execute("COMMIT")
+        try:
+            code = process.process.wait(timeout=30)
+        finally:
+            process.kill_session()
+    finally:
+        holder.close()
+    assert code == 0, process.stderr()
+    assert process.stderr().count("SIGTERM: shutting down") == 1
+    assert "Traceback" not in process.stderr()
+
+
+def test_a_second_sigterm_forces_the_exit_without_a_traceback(
+    controller: tuple[Process, str],
+) -> None:
+    process, url = controller
+    with httpx.Client(base_url=url, timeout=30) as http:
+        assert http.get("/healthz").status_code == 200
+    process.process.send_signal(signal.SIGTERM)
+    process.process.send_signal(signal.SIGTERM)
+    assert process.terminate() == 0
+    assert process.stderr().count("SIGTERM: shutting down") == 2
+    assert "Traceback" not in process.stderr()
 
 
 def test_check_leaves_tokens_for_the_first_real_start_to_print(tmp_path: Path) -> None:
