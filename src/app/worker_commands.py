@@ -67,6 +67,9 @@ async def run_worker(
         for client in container.clients():
             stack.push_async_callback(client.aclose)
         worker = container.worker()
+        # Before anything a caller could see (the probe server): a signal is never fatal.
+        remove = install_signal_handlers(asyncio.get_running_loop(), SignalLadder(worker))
+        stack.callback(remove)
         if listen is not None:
             server = HealthServer(
                 *listen,
@@ -80,8 +83,6 @@ async def run_worker(
                 where = f"{listen[0]}:{listen[1]}"
                 raise ConfigError(LISTEN_KEY, f"cannot listen on {where}: {error}") from error
             stack.push_async_callback(server.close)
-        remove = install_signal_handlers(asyncio.get_running_loop(), SignalLadder(worker))
-        stack.callback(remove)
         # Beside the worker, not before it: a slow or hung engine must not delay polling.
         leftovers = asyncio.create_task(remove_container_leftovers(container.policy()))
         stack.push_async_callback(cancel_quietly, leftovers)

@@ -341,7 +341,8 @@ class ControllerStore(Protocol):
         resources_total: Mapping[str, float],
         session_token_hash: str,
     ) -> WorkerRecord:
-        """Register (or re-register) a worker; its ``disabled`` flag survives re-registration."""
+        """Register (or re-register) a worker; an operator's pause survives re-registration, a
+        worker's own drain (``set_disabled(..., until_register=True)``) does not."""
         ...
 
     async def get_worker(self, name: str) -> WorkerRecord | None:
@@ -363,8 +364,15 @@ class ControllerStore(Protocol):
         worker (``None`` if it is not registered)."""
         ...
 
-    async def set_disabled(self, name: str, disabled: bool) -> WorkerRecord | None:
-        """Pause or resume a worker."""
+    async def set_disabled(
+        self, name: str, disabled: bool, *, until_register: bool = False
+    ) -> WorkerRecord | None:
+        """Pause or resume a worker (``None`` if it is not registered).
+
+        ``until_register`` marks a pause the worker asked for itself while draining: its next
+        registration (the restarted worker) clears it. A pause without it (an operator's
+        ``cirrus worker pause``) lasts until a resume, and a drain does not shorten it.
+        """
         ...
 
     # --- settings -------------------------------------------------------------------------

@@ -472,3 +472,52 @@ def test_generated_tokens_are_printed_once_and_kept_by_the_database(tmp_path: Pa
         assert (result.returncode, json.loads(result.stdout or "null")) == (0, []), result.stderr
     finally:
         assert second.terminate() == 0
+
+
+def test_a_worker_restarted_after_its_sigterm_drain_gets_tasks_an_operators_pause_lasts(
+    tmp_path: Path,
+) -> None:
+    controller_process, url = start_controller(tmp_path, tmp_path / "restart.db")
+    output = controller_process.stdout()
+    registration = printed_token(output, "registration token")
+    admin = printed_token(output, "admin token")
+    name = "restarted-" + uuid.uuid4().hex[:6]
+    worker_flags = ["--name", name, "--token", registration, "--rpc-endpoint", url]
+
+    def listed() -> dict[str, Any] | None:
+        result = cli(tmp_path, "workers", "list", "--controller", url, "--json", token=admin)
+        assert result.returncode == 0, result.stderr
+        return next((w for w in json.loads(result.stdout) if w["name"] == name), None)
+
+    def worker_process(label: str) -> Process:
+        return Process(tmp_path, label, ["worker", "run", *worker_flags])
+
+    try:
+        first = worker_process("worker-1")
+        wait_for(listed, START_TIMEOUT, "the worker to register")
+        assert first.terminate() == 0, first.stderr()  # drains: UpdateStatus disabled=true
+        drained = listed()
+        assert drained is not None
+        assert drained["disabled"] is True
+
+        second = worker_process("worker-2")
+        try:
+            followed = submit(Controller(controller_process, url, registration, admin), tmp_path,
+                              "task:\n  script: echo after the restart\n", "--follow")  # fmt: skip
+            assert followed.returncode == 0, followed.stdout + followed.stderr + second.stderr()
+            assert "after the restart" in followed.stdout
+            paused = cli(tmp_path, "worker", "pause", *worker_flags)
+            assert paused.returncode == 0, paused.stderr
+        finally:
+            assert second.terminate() == 0, second.stderr()
+
+        third = worker_process("worker-3")
+        try:
+            wait_for(lambda: "registered with" in third.stderr(), START_TIMEOUT, "a Register")
+            still = listed()
+            assert still is not None
+            assert still["disabled"] is True
+        finally:
+            assert third.terminate() == 0, third.stderr()
+    finally:
+        assert controller_process.terminate() == 0, controller_process.stderr()

@@ -284,6 +284,23 @@ def test_listen_serves_health_readiness_after_registration_and_prometheus_metric
     assert worker.stop() == 0
 
 
+def test_a_sigterm_as_soon_as_healthz_answers_drains_the_worker(worker: Worker) -> None:
+    """Signals are handled before the probe server answers: the first SIGTERM is never fatal."""
+    port = free_port()
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=5) as client:
+
+        def healthy() -> bool:
+            try:
+                return client.get("/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        worker.start("--listen", f"127.0.0.1:{port}", env=NO_OTLP_EXPORT)
+        wait_until(healthy, 20, "/healthz", worker)
+    assert worker.stop() == 0, worker.stderr()
+    assert "draining" in worker.stderr()
+
+
 def test_listen_on_a_public_address_needs_listen_public(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(CIRRUS), "worker", "run", "--token", "t", "--listen", f"0.0.0.0:{free_port()}"],

@@ -92,6 +92,11 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "workers.disabled_until_register: a worker's own drain lasts until it registers again",
+        ("ALTER TABLE workers ADD COLUMN disabled_until_register BOOLEAN NOT NULL DEFAULT FALSE",),
+    ),
 )
 
 

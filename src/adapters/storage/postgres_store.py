@@ -23,6 +23,7 @@ from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_st
 from adapters.storage.stored_records import (
     credentials_from_row,
     credentials_query,
+    disabled_update,
     new_secret,
     row_key,
     worker_from_row,
@@ -339,7 +340,7 @@ class PostgresStore:
         resources_total: Mapping[str, float],
         session_token_hash: str,
     ) -> WorkerRecord:
-        """Register (or re-register) a worker; its ``disabled`` flag survives re-registration."""
+        """Register (or re-register) a worker; an operator's pause survives, a drain does not."""
         now = self._clock.now()
         parameters = (
             name,
@@ -357,7 +358,9 @@ class PostgresStore:
                 "ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, "
                 "resources_total = excluded.resources_total, "
                 "session_token_hash = excluded.session_token_hash, "
-                "registered_at = excluded.registered_at, last_seen = excluded.last_seen",
+                "registered_at = excluded.registered_at, last_seen = excluded.last_seen, "
+                "disabled = workers.disabled AND NOT workers.disabled_until_register, "
+                "disabled_until_register = FALSE",
                 parameters,
             )
             return (await load_workers(db, "name = %s", (name,)))[0]
@@ -409,11 +412,14 @@ class PostgresStore:
 
         return await self._db.write_statement(touch)
 
-    async def set_disabled(self, name: str, disabled: bool) -> WorkerRecord | None:
-        """Pause or resume a worker."""
+    async def set_disabled(
+        self, name: str, disabled: bool, *, until_register: bool = False
+    ) -> WorkerRecord | None:
+        """Pause or resume a worker; ``until_register``: the worker's own drain."""
+        statement, parameters = disabled_update(disabled, until_register=until_register)
 
         async def update(db: Connection) -> WorkerRecord | None:
-            await db.execute("UPDATE workers SET disabled = %s WHERE name = %s", (disabled, name))
+            await db.execute(statement, (*parameters, name))
             workers = await load_workers(db, "name = %s", (name,))
             return workers[0] if workers else None
 

@@ -84,6 +84,11 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "workers.disabled_until_register: a worker's own drain lasts until it registers again",
+        ("ALTER TABLE workers ADD COLUMN disabled_until_register INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 
 

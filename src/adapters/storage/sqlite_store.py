@@ -22,6 +22,7 @@ from adapters.storage.sqlite_rows import load_task, load_tasks, load_workers
 from adapters.storage.stored_records import (
     credentials_from_row,
     credentials_query,
+    disabled_update,
     new_secret,
     row_key,
     worker_from_row,
@@ -318,7 +319,7 @@ class SqliteStore:
         resources_total: Mapping[str, float],
         session_token_hash: str,
     ) -> WorkerRecord:
-        """Register (or re-register) a worker; its ``disabled`` flag survives re-registration."""
+        """Register (or re-register) a worker; an operator's pause survives, a drain does not."""
         now = self._clock.now()
 
         def upsert(db: sqlite3.Connection) -> WorkerRecord:
@@ -328,7 +329,9 @@ class SqliteStore:
                 "ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, "
                 "resources_total = excluded.resources_total, "
                 "session_token_hash = excluded.session_token_hash, "
-                "registered_at = excluded.registered_at, last_seen = excluded.last_seen",
+                "registered_at = excluded.registered_at, last_seen = excluded.last_seen, "
+                "disabled = CASE WHEN workers.disabled_until_register = 1 THEN 0 "
+                "ELSE workers.disabled END, disabled_until_register = 0",
                 (
                     name,
                     dumps_str_map(labels),
@@ -384,11 +387,14 @@ class SqliteStore:
 
         return await self._db.write(touch)
 
-    async def set_disabled(self, name: str, disabled: bool) -> WorkerRecord | None:
-        """Pause or resume a worker."""
+    async def set_disabled(
+        self, name: str, disabled: bool, *, until_register: bool = False
+    ) -> WorkerRecord | None:
+        """Pause or resume a worker; ``until_register``: the worker's own drain."""
+        statement, parameters = disabled_update(disabled, until_register=until_register)
 
         def update(db: sqlite3.Connection) -> WorkerRecord | None:
-            db.execute("UPDATE workers SET disabled = ? WHERE name = ?", (int(disabled), name))
+            db.execute(statement.replace("%s", "?"), (*parameters, name))
             workers = load_workers(db, "name = ?", (name,))
             return workers[0] if workers else None
 

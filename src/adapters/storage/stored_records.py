@@ -91,6 +91,23 @@ def task_from_row(row: Row, results: Sequence[CommandResult]) -> TaskRecord:
     )
 
 
+def disabled_update(disabled: bool, *, until_register: bool) -> tuple[str, tuple[bool, ...]]:
+    """The ``UPDATE`` of ``ControllerStore.set_disabled`` (``%s`` marks, the worker's name last).
+
+    A drain (``until_register``) of a worker an operator paused leaves that pause as it is.
+    """
+    if disabled and until_register:
+        return (
+            "UPDATE workers SET disabled_until_register = CASE WHEN disabled "
+            "THEN disabled_until_register ELSE %s END, disabled = %s WHERE name = %s",
+            (True, True),
+        )
+    return (
+        "UPDATE workers SET disabled = %s, disabled_until_register = %s WHERE name = %s",
+        (disabled, False),
+    )
+
+
 def credentials_query(mark: str) -> str:
     """Return the one-row query ``credentials_from_row`` reads: the session hash of the worker
     named by the first parameter and the assignment of the task keyed by the second (``mark``

@@ -208,9 +208,16 @@ class SchedulerService:
         """Return the tasks the controller believes the worker holds."""
         return await self._store.held_task_ids(worker_name)
 
-    async def set_disabled(self, worker_name: str, disabled: bool) -> WorkerRecord | None:
-        """Pause or resume a worker; a resumed worker's held poll looks for work again."""
-        record = await self._store.set_disabled(worker_name, disabled)
+    async def set_disabled(
+        self, worker_name: str, disabled: bool, *, until_register: bool = False
+    ) -> WorkerRecord | None:
+        """Pause or resume a worker; a resumed worker's held poll looks for work again.
+
+        ``until_register``: the worker's own drain, which its next registration clears.
+        """
+        record = await self._store.set_disabled(
+            worker_name, disabled, until_register=until_register
+        )
         if record is not None and not disabled:
             self._waiters.wake(worker_name)
         self._changed()

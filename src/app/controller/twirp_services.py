@@ -40,7 +40,12 @@ from adapters.twirp.messages import (
     UploadLogsResponse,
     WorkerStatus,
 )
-from app.controller.auth import AuthError, WorkerAuthenticator, new_session_token
+from app.controller.auth import (
+    SESSION_TOKEN_HEADER,
+    AuthError,
+    WorkerAuthenticator,
+    new_session_token,
+)
 from app.controller.long_poll import PollTicket, PollWaiters
 from app.controller.scheduler_service import SchedulerService
 from domain.ports import Clock
@@ -265,7 +270,11 @@ class TwirpServices:
     ) -> object:
         assert isinstance(message, UpdateStatusRequest)
         worker = await self._auth.worker(headers, session_optional=True)
-        record = await self._scheduler.set_disabled(worker, message.disabled)
+        # A worker draining itself calls with its session; ``cirrus worker pause``/``resume``
+        # (an operator) call with the registration token alone, and that pause outlives
+        # restarts of the worker, while a drain ends when the worker registers again.
+        drain = bool(headers.get(SESSION_TOKEN_HEADER))
+        record = await self._scheduler.set_disabled(worker, message.disabled, until_register=drain)
         if record is None:
             raise TwirpError("not_found", f"worker {worker!r} is not registered")
         return WorkerStatus(disabled=record.disabled)

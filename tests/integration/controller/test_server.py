@@ -262,6 +262,34 @@ async def test_pause_and_resume_speak_with_the_registration_token_alone(
     assert refused.status_code == 401
 
 
+async def test_a_drained_worker_that_registers_again_gets_tasks_a_paused_one_does_not(
+    start_controller: ControllerFactory,
+) -> None:
+    controller = await start_controller(poll_interval=1)  # idle polls are held 1 s
+    worker = controller.worker("w1")
+    await worker.register()
+    # ``worker run`` draining on SIGTERM: UpdateStatus with its own session.
+    drained = await worker.ok(WORKERS, "UpdateStatus", {"disabled": True}, worker.headers())
+    await controller.submit(ONE_TASK)
+    idle = await worker.poll()
+    await worker.register()  # the restarted worker
+    [task] = (await worker.poll())["tasksToStart"]
+    await worker.run(task)
+
+    # ``cirrus worker pause``: the registration token alone; a restart does not undo it.
+    operator = {"registration-token": REGISTRATION_TOKEN, "session-token": "", "worker-name": "w1"}
+    await worker.ok(WORKERS, "UpdateStatus", {"disabled": True}, operator)
+    await worker.register()
+    await controller.submit(ONE_TASK)
+    still_paused = await worker.poll()
+    workers = (await controller.api("GET", "/api/v1/workers")).json()
+
+    assert drained == {"disabled": True}
+    assert idle.get("tasksToStart", []) == []
+    assert still_paused.get("tasksToStart", []) == []
+    assert workers[0]["disabled"] is True
+
+
 async def test_unknown_methods_and_non_json_bodies_get_twirp_errors(
     controller: RunningController,
 ) -> None:

@@ -479,6 +479,34 @@ async def test_a_lost_worker_gives_back_unstarted_tasks_and_fails_started_ones(
     assert again.client_secret != requeued.client_secret
 
 
+async def test_a_workers_own_drain_ends_when_it_registers_again_an_operators_pause_does_not(
+    store: ControllerStore,
+) -> None:
+    await store.upsert_worker("w1", {}, {}, hash_token("s1"))
+    drained = await store.set_disabled("w1", True, until_register=True)
+    assert drained is not None
+    assert drained.disabled
+    restarted = await store.upsert_worker("w1", {}, {}, hash_token("s2"))
+    assert not restarted.disabled
+    # An operator's pause, then the worker drains on SIGTERM: the pause outlives the restart.
+    await store.set_disabled("w1", True)
+    await store.set_disabled("w1", True, until_register=True)
+    assert (await store.upsert_worker("w1", {}, {}, hash_token("s3"))).disabled
+    # A drain turned into an operator's pause is not cleared by the next registration either.
+    await store.set_disabled("w1", False)
+    await store.set_disabled("w1", True, until_register=True)
+    await store.set_disabled("w1", True)
+    assert (await store.upsert_worker("w1", {}, {}, hash_token("s4"))).disabled
+    # A resume after a drain leaves nothing behind: a later pause is an operator's again.
+    await store.set_disabled("w1", True, until_register=True)
+    resumed = await store.set_disabled("w1", False)
+    assert resumed is not None
+    assert not resumed.disabled
+    await store.set_disabled("w1", True)
+    assert (await store.upsert_worker("w1", {}, {}, hash_token("s5"))).disabled
+    assert await store.set_disabled("nobody", True, until_register=True) is None
+
+
 async def test_workers_register_poll_pause_and_keep_their_pause_on_re_registration(
     store: ControllerStore, clock: FakeClock
 ) -> None:
