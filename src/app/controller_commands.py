@@ -198,11 +198,33 @@ class ControllerServer(uvicorn.Server):
         """Answer held polls first, so that their connections close at once."""
         self.runtime.release_polls()
         await super().shutdown(sockets)
-        if self.force_exit and not self.lifespan.shutdown_event.is_set():
+        if not self.force_exit:
+            return
+        requests = list(self.server_state.tasks)
+        if requests:
+            log.warning("forced exit: %d request(s) in progress cut short", len(requests))
+            for request in requests:
+                request.cancel()
+            await asyncio.gather(*requests, return_exceptions=True)
+        if not self.lifespan.shutdown_event.is_set():
             # uvicorn skips the app's shutdown on a forced exit, and the lifespan task, left
             # waiting, would be cancelled with a traceback; our shutdown only stops background
             # tasks, so it runs even now.
             await self.lifespan.shutdown()
+
+
+class _QuietCancellation(logging.Filter):
+    """Drop uvicorn's traceback of a request cancelled because the server stops.
+
+    A forced exit (or the end of the graceful period) cancels requests still in progress; that
+    is said once, in one line, not as one "Exception in ASGI application" traceback each.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+_QUIET_CANCELLATION = _QuietCancellation()
 
 
 def controller_server(app: Any, log_level: str = "info") -> ControllerServer:
@@ -216,6 +238,7 @@ def controller_server(app: Any, log_level: str = "info") -> ControllerServer:
         log_config=None,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
+    logging.getLogger("uvicorn.error").addFilter(_QUIET_CANCELLATION)  # added once
     return ControllerServer(config, app.state.controller)
 
 
