@@ -91,6 +91,8 @@ class Worker:
         self._task_runs: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self._wake = {id(upstream): asyncio.Event() for upstream in self.upstreams}
+        # Per upstream, the session (registration generation) told that we drain.
+        self._drain_told: dict[int, int] = {}
         if standby is not None:
             standby.on_change = self._standby_changed
 
@@ -129,6 +131,7 @@ class Worker:
             # A controller that never accepted us has no session to disable, and waiting to
             # deliver it would keep a worker with a wrong token from ever stopping.
             if upstream.registered:
+                self._drain_told[id(upstream)] = upstream.generation
                 self.outboxes[id(upstream)].send("UpdateStatus disabled=true", _disable)
         self._changed.set()
 
@@ -238,6 +241,8 @@ class Worker:
         while not self.polling_stopped:
             self.maybe_create_standby()
             await upstream.register()
+            if self.paused and self._drain_told.get(id(upstream)) != upstream.generation:
+                await self._tell_drain(upstream)
             generation = upstream.generation
             started = self.clock.monotonic()
             try:
@@ -276,6 +281,15 @@ class Worker:
                 self._wake[id(upstream)].clear()
                 continue
             await self._pause(upstream, upstream.poll_interval - elapsed)
+
+    async def _tell_drain(self, upstream: Upstream) -> None:
+        """Disable a session that began while we drain, before it polls: a controller clears
+        a drain's pause when the worker registers again, and would hand it tasks to refuse."""
+        self._drain_told[id(upstream)] = upstream.generation
+        try:
+            await upstream.call("UpdateStatus disabled=true", _disable)
+        except ControllerError as error:
+            log.error("telling %s that we drain failed: %s", upstream.endpoint, error)
 
     async def _pause(self, upstream: Upstream, seconds: float) -> None:
         wake = self._wake[id(upstream)]

@@ -10,7 +10,7 @@ from app.worker.poll_loop import Worker, WorkerSettings, refusal_message
 from app.worker.retry import BackoffPolicy, Sleep
 from app.worker.task_runner import TaskRunner
 from app.worker.upstream import Upstream
-from domain.errors import DefiniteControllerError
+from domain.errors import DefiniteControllerError, SessionLostError
 from domain.isolation import ContainerIsolation, NoneIsolation
 from domain.modifiers import ModifierPool, ResourceModifier
 from domain.policy import AllowedIsolations, ContainerPolicy, SecurityPolicy
@@ -325,6 +325,28 @@ async def test_a_draining_worker_refuses_new_tasks_finishes_running_ones_and_exi
     rig.controller.answer(PollResponse(tasks_to_stop=("t1",)))
     assert await asyncio.wait_for(run, 5) == 0
     assert ("task_stopped", "t1") in rig.controller.calls
+
+
+async def test_a_draining_worker_that_registers_again_says_it_drains_before_it_polls() -> None:
+    """The controller clears a drain's pause on registration: the new session must hear it."""
+    rig = Rig()
+    rig.controller.commands["t1"] = CommandsResponse(commands=(script("a", "block"),))
+    run = rig.start()
+    rig.controller.answer(PollResponse(tasks_to_start=(task("t1"),)))
+    await eventually(
+        lambda: "t1" in rig.instances.created and rig.instances.created["t1"].blocking.is_set()
+    )
+    rig.worker.drain()
+    await eventually(lambda: ("update_status", True) in rig.controller.calls, "UpdateStatus")
+    rig.controller.failures["poll"] = [SessionLostError("unauthenticated", "who are you")]
+    polls = len(rig.controller.polls)
+    rig.controller.answer(PollResponse())  # the held poll returns; the next one is refused
+    await eventually(lambda: len(rig.controller.polls) > polls, "a poll of the new session")
+    after = rig.controller.names()[rig.controller.names().index("update_status") + 1 :]
+    assert after[after.index("register") + 1] == "update_status"
+    assert rig.controller.calls.count(("update_status", True)) == 2
+    rig.controller.answer(PollResponse(tasks_to_stop=("t1",)))
+    assert await asyncio.wait_for(run, 5) == 0
 
 
 async def test_draining_a_worker_the_controller_never_accepted_stops_it_at_once() -> None:
