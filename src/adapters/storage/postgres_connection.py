@@ -200,15 +200,7 @@ class PostgresDatabase:
         three; run again if it lost a deadlock, never after a connection broke under it (it
         may have been applied).
         """
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                return await self._one_statement(function, read_only=False)
-            except _RETRIED as error:
-                if attempt == WRITE_ATTEMPTS:
-                    raise StoreError(f"database error: {error}") from error
-            except psycopg.Error as error:
-                raise StoreError(f"database error: {error}") from error
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return await _retried(lambda: self._one_statement(function, read_only=False))
 
     async def read(self, function: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``function`` in a read-only transaction on one snapshot."""
@@ -222,20 +214,30 @@ class PostgresDatabase:
 
     async def write(self, function: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``function`` in a read-committed transaction, again if it lost a deadlock."""
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                async with self._transaction("BEGIN ISOLATION LEVEL READ COMMITTED") as connection:
-                    return await function(connection)
-            except _RETRIED as error:
-                # The server rolled the whole transaction back, so running it again is safe.
-                if attempt == WRITE_ATTEMPTS:
-                    raise StoreError(f"database error: {error}") from error
-            except psycopg.Error as error:
-                raise StoreError(f"database error: {error}") from error
-        raise AssertionError("unreachable: the last attempt returns or raises")
+
+        async def attempt() -> T:
+            async with self._transaction("BEGIN ISOLATION LEVEL READ COMMITTED") as connection:
+                return await function(connection)
+
+        return await _retried(attempt)
 
     async def aclose(self) -> None:
         """Close every connection of the pool; idempotent."""
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+
+async def _retried(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run ``attempt`` up to ``WRITE_ATTEMPTS`` times while it loses a deadlock or a
+    serialization race (the server rolled it back, so running it again is safe); translate
+    database errors to ``StoreError``."""
+    for number in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return await attempt()
+        except _RETRIED as error:
+            if number == WRITE_ATTEMPTS:
+                raise StoreError(f"database error: {error}") from error
+        except psycopg.Error as error:
+            raise StoreError(f"database error: {error}") from error
+    raise AssertionError("unreachable: the last attempt returns or raises")

@@ -416,7 +416,7 @@ class PostgresStore:
         self, name: str, disabled: bool, *, until_register: bool = False
     ) -> WorkerRecord | None:
         """Pause or resume a worker; ``until_register``: the worker's own drain."""
-        statement, parameters = disabled_update(disabled, until_register=until_register)
+        statement, parameters = disabled_update("%s", disabled, until_register=until_register)
 
         async def update(db: Connection) -> WorkerRecord | None:
             await db.execute(statement, (*parameters, name))

@@ -391,10 +391,10 @@ class SqliteStore:
         self, name: str, disabled: bool, *, until_register: bool = False
     ) -> WorkerRecord | None:
         """Pause or resume a worker; ``until_register``: the worker's own drain."""
-        statement, parameters = disabled_update(disabled, until_register=until_register)
+        statement, parameters = disabled_update("?", disabled, until_register=until_register)
 
         def update(db: sqlite3.Connection) -> WorkerRecord | None:
-            db.execute(statement.replace("%s", "?"), (*parameters, name))
+            db.execute(statement, (*parameters, name))
             workers = load_workers(db, "name = ?", (name,))
             return workers[0] if workers else None
 

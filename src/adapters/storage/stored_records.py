@@ -91,19 +91,24 @@ def task_from_row(row: Row, results: Sequence[CommandResult]) -> TaskRecord:
     )
 
 
-def disabled_update(disabled: bool, *, until_register: bool) -> tuple[str, tuple[bool, ...]]:
-    """The ``UPDATE`` of ``ControllerStore.set_disabled`` (``%s`` marks, the worker's name last).
+def disabled_update(
+    mark: str, disabled: bool, *, until_register: bool
+) -> tuple[str, tuple[bool, ...]]:
+    """The ``UPDATE`` of ``ControllerStore.set_disabled`` and its parameters, the worker's name
+    to be added last (``mark`` is the driver's parameter placeholder).
 
     A drain (``until_register``) of a worker an operator paused leaves that pause as it is.
     """
     if disabled and until_register:
         return (
             "UPDATE workers SET disabled_until_register = CASE WHEN disabled "
-            "THEN disabled_until_register ELSE %s END, disabled = %s WHERE name = %s",
+            f"THEN disabled_until_register ELSE {mark} END, disabled = {mark} "
+            f"WHERE name = {mark}",
             (True, True),
         )
     return (
-        "UPDATE workers SET disabled = %s, disabled_until_register = %s WHERE name = %s",
+        f"UPDATE workers SET disabled = {mark}, disabled_until_register = {mark} "
+        f"WHERE name = {mark}",
         (disabled, False),
     )
 
