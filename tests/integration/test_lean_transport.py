@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters.twirp.lean_transport import IDLE_SECONDS, LeanHTTPTransport
+from tests.integration.asgi_server import serve_asgi
 
 pytestmark = pytest.mark.integration
 
@@ -98,29 +98,11 @@ async def app_server() -> AsyncIterator[tuple[EchoApp, str]]:
         Route("/echo", app.echo, methods=["GET", "POST"]),
         Route("/held", app.held, methods=["GET", "POST"]),
     ]
-    config = uvicorn.Config(
-        Starlette(routes=routes),
-        host="127.0.0.1",
-        port=0,
-        lifespan="off",
-        ws="none",
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-    )
-    uv = uvicorn.Server(config)
-    serving = asyncio.create_task(uv.serve())
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        assert not serving.done(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    port = uv.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield app, f"http://127.0.0.1:{port}"
-    finally:
-        app.release.set()
-        uv.should_exit = True
-        await serving
+    async with serve_asgi(Starlette(routes=routes)) as url:
+        try:
+            yield app, url
+        finally:
+            app.release.set()
 
 
 @asynccontextmanager

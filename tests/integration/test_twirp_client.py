@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,6 +36,7 @@ from domain.protocol import (
     frozen_float_map,
     frozen_str_map,
 )
+from tests.integration.asgi_server import serve_asgi
 from tests.integration.fake_controller import FakeController, FakeTask, script
 
 pytestmark = pytest.mark.integration
@@ -107,29 +107,11 @@ async def server() -> AsyncIterator[tuple[ScriptedController, str]]:
     """A scripted controller served by uvicorn on 127.0.0.1, port chosen by the kernel."""
     controller = ScriptedController()
     app = Starlette(routes=[Route("/{path:path}", controller.handle, methods=["POST"])])
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        lifespan="off",
-        ws="none",
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-    )
-    uv = uvicorn.Server(config)
-    serving = asyncio.create_task(uv.serve())
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        assert not serving.done(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    port = uv.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield controller, f"http://127.0.0.1:{port}"
-    finally:
-        controller.release.set()
-        uv.should_exit = True
-        await serving
+    async with serve_asgi(app) as url:
+        try:
+            yield controller, url
+        finally:
+            controller.release.set()
 
 
 @pytest.fixture

@@ -17,18 +17,17 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from adapters.storage.sqlite_store import SqliteStore
 from app.controller.server import ControllerRuntime, create_app
+from tests.integration.asgi_server import serve_asgi
 
 REGISTRATION_TOKEN = "registration-token-for-tests"
 ADMIN_TOKEN = "admin-token-for-tests"
 PACKAGE = "org.cirruslabs.ci.services.cirruscigrpc"
 WORKERS = "CirrusWorkersService"
 CI = "CirrusCIService"
-STARTUP_DEADLINE = 10.0
 
 Json = dict[str, Any]
 
@@ -230,20 +229,9 @@ async def serve_controller(
 ) -> RunningController:
     """Serve ``app`` with uvicorn on 127.0.0.1:0 until ``stack`` closes; return a client of it."""
     runtime: ControllerRuntime = app.state.controller
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-
-    async def stop() -> None:
-        runtime.release_polls()
-        server.should_exit = True
-        await serving
-
-    stack.push_async_callback(stop)
-    await wait_for(lambda: server.started or serving.done(), STARTUP_DEADLINE)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    url = await stack.enter_async_context(serve_asgi(app, lifespan="on"))
+    # Registered after the server, so it runs first: held polls are answered before it stops.
+    stack.callback(runtime.release_polls)
     http = httpx.AsyncClient(base_url=url, timeout=poll_interval + 10)
     stack.push_async_callback(http.aclose)
     return RunningController(url, runtime, clock, http, poll_interval)

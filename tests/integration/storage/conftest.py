@@ -18,7 +18,7 @@ import pytest
 
 from adapters.storage.sqlite_store import SqliteStore
 from domain.store import ControllerStore
-from tests.integration.postgres_server import stop_shared_server
+from tests.integration.postgres_server import shared_server, stop_shared_server
 from tests.integration.storage.postgres_backend import PostgresBackend
 
 
@@ -83,6 +83,16 @@ def postgres_cluster() -> Iterator[None]:
     """Stop the private PostgreSQL cluster (started by the first test that needs it) at the end."""
     yield
     stop_shared_server()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A scratch database on the session's private cluster, dropped after the test."""
+    url = shared_server().create_database()
+    try:
+        yield url
+    finally:
+        shared_server().drop_database(url)
 
 
 @pytest.fixture(params=sorted(BACKENDS))

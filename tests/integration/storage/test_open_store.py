@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,16 +25,6 @@ from tests.integration.storage.conftest import FakeClock
 pytestmark = pytest.mark.integration
 
 SECRET = "s3cret-pw"
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A scratch database on the session's private cluster."""
-    url = shared_server().create_database()
-    try:
-        yield url
-    finally:
-        shared_server().drop_database(url)
 
 
 async def _round_trip(store: ControllerStore) -> None:

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from adapters.storage.postgres_store import PostgresStore
-from tests.integration.postgres_server import shared_server
 from tests.integration.storage.conftest import FakeClock
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A scratch database on the session's private cluster."""
-    url = shared_server().create_database()
-    try:
-        yield url
-    finally:
-        shared_server().drop_database(url)
 
 
 async def _terminate_other_sessions(url: str) -> int:

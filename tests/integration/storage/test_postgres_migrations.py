@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.synchronize import Barrier as ProcessBarrier
 
@@ -17,7 +16,6 @@ from adapters.storage.postgres_store import PostgresStore
 from adapters.storage.schema_versions import Migration, latest_version
 from adapters.storage.sqlite_migrations import SQLITE_MIGRATIONS
 from domain.store import SchemaVersionError, StoreError
-from tests.integration.postgres_server import shared_server
 from tests.integration.storage.conftest import FakeClock
 
 pytestmark = pytest.mark.integration
@@ -35,13 +33,9 @@ DEADLINE_SECONDS = 60.0
 
 
 @pytest.fixture
-def url() -> Iterator[str]:
+def url(postgres_url: str) -> str:
     """A fresh empty database on the session's private cluster."""
-    created = shared_server().create_database()
-    try:
-        yield created
-    finally:
-        shared_server().drop_database(created)
+    return postgres_url
 
 
 def _query(url: str, query: str) -> list[tuple[object, ...]]:

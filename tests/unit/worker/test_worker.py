@@ -118,6 +118,16 @@ async def blocked(rig: Rig, task_id: str) -> None:
     await eventually(running, f"{task_id} running its command")
 
 
+async def run_with_blocked_t1(rig: Rig) -> asyncio.Task[int]:
+    """Start the worker and hand it ``t1``, whose one command blocks; return the worker's run
+    once that command runs."""
+    rig.controller.commands["t1"] = CommandsResponse(commands=(script("a", "block"),))
+    run = rig.start()
+    rig.controller.answer(PollResponse(tasks_to_start=(task("t1"),)))
+    await blocked(rig, "t1")
+    return run
+
+
 async def fresh_poll(controller: FakeController) -> PollRequest:
     """Answer the pending poll and return the request of the next one, built after that."""
     count = len(controller.polls)
@@ -180,9 +190,7 @@ async def test_a_running_task_is_reported_with_its_resources_until_it_stopped() 
     rig.controller.commands["t1"] = CommandsResponse(commands=(script("a", "block"),))
     run = rig.start()
     rig.controller.answer(PollResponse(tasks_to_start=(task("t1", {"cpu": 2}),)))
-    await eventually(
-        lambda: "t1" in rig.instances.created and rig.instances.created["t1"].blocking.is_set()
-    )
+    await blocked(rig, "t1")
     rig.controller.answer(PollResponse())
     await eventually(lambda: len(rig.controller.polls) >= 2, "second poll")
     second = rig.controller.polls[1]
@@ -211,9 +219,7 @@ async def test_a_cancelled_task_aborts_its_command_skips_the_rest_and_is_not_fai
     )
     run = rig.start()
     rig.controller.answer(PollResponse(tasks_to_start=(task("t1"),)))
-    await eventually(
-        lambda: "t1" in rig.instances.created and rig.instances.created["t1"].blocking.is_set()
-    )
+    await blocked(rig, "t1")
     rig.controller.answer(PollResponse(tasks_to_stop=("t1", "unknown")))
     await eventually(lambda: ("task_stopped", "t1") in rig.controller.calls, "TaskStopped")
     updates = [v for n, v in rig.controller.calls if n == "update"]
@@ -238,9 +244,7 @@ async def test_a_timed_out_task_aborts_its_command_and_runs_timeout_and_always_c
     )
     run = rig.start()
     rig.controller.answer(PollResponse(tasks_to_start=(task("t1"),)))
-    await eventually(
-        lambda: "t1" in rig.instances.created and rig.instances.created["t1"].blocking.is_set()
-    )
+    await blocked(rig, "t1")
     assert rig.timers.requested == [30.0]
     rig.clock.advance(30)
     rig.timers.fire()
@@ -295,9 +299,7 @@ async def test_a_duplicate_task_id_is_ignored() -> None:
     rig.controller.commands["t1"] = CommandsResponse(commands=(script("a", "block"),))
     run = rig.start()
     rig.controller.answer(PollResponse(tasks_to_start=(task("t1"), task("t1"))))
-    await eventually(
-        lambda: "t1" in rig.instances.created and rig.instances.created["t1"].blocking.is_set()
-    )
+    await blocked(rig, "t1")
     rig.controller.answer(PollResponse(tasks_to_start=(task("t1"),), tasks_to_stop=()))
     await eventually(lambda: len(rig.controller.polls) >= 2)
     assert rig.controller.names().count("task_started") == 1
@@ -308,12 +310,7 @@ async def test_a_duplicate_task_id_is_ignored() -> None:
 
 async def test_a_draining_worker_refuses_new_tasks_finishes_running_ones_and_exits() -> None:
     rig = Rig()
-    rig.controller.commands["t1"] = CommandsResponse(commands=(script("a", "block"),))
-    run = rig.start()
-    rig.controller.answer(PollResponse(tasks_to_start=(task("t1"),)))
-    await eventually(
-        lambda: "t1" in rig.instances.created and rig.instances.created["t1"].blocking.is_set()
-    )
+    run = await run_with_blocked_t1(rig)
     rig.worker.drain()
     await eventually(lambda: ("update_status", True) in rig.controller.calls, "UpdateStatus")
     rig.controller.answer(PollResponse(tasks_to_start=(task("t2"),)))
@@ -330,12 +327,7 @@ async def test_a_draining_worker_refuses_new_tasks_finishes_running_ones_and_exi
 async def test_a_draining_worker_that_registers_again_says_it_drains_before_it_polls() -> None:
     """The controller clears a drain's pause on registration: the new session must hear it."""
     rig = Rig()
-    rig.controller.commands["t1"] = CommandsResponse(commands=(script("a", "block"),))
-    run = rig.start()
-    rig.controller.answer(PollResponse(tasks_to_start=(task("t1"),)))
-    await eventually(
-        lambda: "t1" in rig.instances.created and rig.instances.created["t1"].blocking.is_set()
-    )
+    run = await run_with_blocked_t1(rig)
     rig.worker.drain()
     await eventually(lambda: ("update_status", True) in rig.controller.calls, "UpdateStatus")
     rig.controller.failures["poll"] = [SessionLostError("unauthenticated", "who are you")]
@@ -363,12 +355,7 @@ async def test_draining_a_worker_the_controller_never_accepted_stops_it_at_once(
 
 async def test_a_second_signal_cancels_running_tasks_and_the_worker_exits() -> None:
     rig = Rig()
-    rig.controller.commands["t1"] = CommandsResponse(commands=(script("a", "block"),))
-    run = rig.start()
-    rig.controller.answer(PollResponse(tasks_to_start=(task("t1"),)))
-    await eventually(
-        lambda: "t1" in rig.instances.created and rig.instances.created["t1"].blocking.is_set()
-    )
+    run = await run_with_blocked_t1(rig)
     rig.worker.drain()
     rig.worker.cancel_all()
     assert await asyncio.wait_for(run, 5) == 0
@@ -378,12 +365,7 @@ async def test_a_second_signal_cancels_running_tasks_and_the_worker_exits() -> N
 
 async def test_shutdown_stops_polling_and_lets_running_tasks_finish_and_be_reported() -> None:
     rig = Rig()
-    rig.controller.commands["t1"] = CommandsResponse(commands=(script("a", "block"),))
-    run = rig.start()
-    rig.controller.answer(PollResponse(tasks_to_start=(task("t1"),)))
-    await eventually(
-        lambda: "t1" in rig.instances.created and rig.instances.created["t1"].blocking.is_set()
-    )
+    run = await run_with_blocked_t1(rig)
     rig.controller.answer(PollResponse(shutdown=True))
     await eventually(lambda: rig.worker.polling_stopped, "shutdown seen")
     assert not run.done()
