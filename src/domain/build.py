@@ -73,6 +73,16 @@ class TaskSpec:
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     depends_on: tuple[str, ...] = ()
     commands: tuple[Command, ...] = ()
+    alias: str = ""
+    """``alias:`` (``CIRRUS_TASK_NAME_ALIAS``); other tasks may name it in ``depends_on``."""
+    allow_failures: bool = False
+    """``allow_failures`` was true: the task failing does not fail the build."""
+    skip_reason: str = ""
+    """Not empty when ``skip`` was true: the task is created ``SKIPPED`` with this reason."""
+    manual: bool = False
+    """``trigger_type: manual``: the task waits for a trigger before it is scheduled."""
+    auto_cancellation: bool = False
+    """``auto_cancellation``: a newer build of the same branch cancels this task."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_str_map(self.labels))

@@ -42,6 +42,12 @@ def dumps_task_spec(spec: TaskSpec) -> str:
             "timeoutSeconds": spec.timeout_seconds,
             "dependsOn": list(spec.depends_on),
             "commands": [encode_command(command) for command in spec.commands],
+            # Written only when set, so the specs of plain tasks keep their text.
+            **({"alias": spec.alias} if spec.alias else {}),
+            **({"allowFailures": True} if spec.allow_failures else {}),
+            **({"skipReason": spec.skip_reason} if spec.skip_reason else {}),
+            **({"manual": True} if spec.manual else {}),
+            **({"autoCancellation": True} if spec.auto_cancellation else {}),
         }
     )
 
@@ -70,6 +76,11 @@ def loads_task_spec(text: str) -> TaskSpec:
                 decode_command(command, f"commands[{index}]")
                 for index, command in enumerate(body.get("commands", []))
             ),
+            alias=str(body.get("alias", "")),
+            allow_failures=bool(body.get("allowFailures", False)),
+            skip_reason=str(body.get("skipReason", "")),
+            manual=bool(body.get("manual", False)),
+            auto_cancellation=bool(body.get("autoCancellation", False)),
         )
     except (KeyError, TypeError, ValueError, ProtocolDecodeError) as error:
         raise StoreError(f"stored task spec is malformed: {error}") from error
