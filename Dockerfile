@@ -22,15 +22,20 @@ RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone: this layer survives changes to the sources.
-COPY pyproject.toml ./
-RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > requirements.txt \
-    && pip install --requirement requirements.txt
+# Dependencies first, exactly the locked set (every package pinned with its hashes; --no-deps
+# keeps pip from adding any other): this layer survives changes to the sources.
+COPY requirements/runtime.txt requirements/build.txt ./requirements/
+RUN pip install --no-deps --require-hashes --requirement requirements/runtime.txt
 
-COPY README.md ./
+# The project as a wheel, built by the locked backend (hatchling) in a venv of its own that
+# stays in this stage, then installed without dependencies.
+COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install --no-deps . \
+RUN python3 -m venv /opt/build \
+    && /opt/build/bin/pip install --no-deps --require-hashes --requirement requirements/build.txt \
+    && /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
+    && pip install --no-deps /tmp/wheels/*.whl \
+    && pip check \
     && cirrus --version
 
 # --- runtime ------------------------------------------------------------------------------

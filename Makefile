@@ -3,15 +3,42 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The locked dependency sets (requirements/README.md): every package pinned with its hashes.
+LOCKS := requirements/runtime.txt requirements/build.txt requirements/dev.txt
+UV ?= $(BIN)/uv
+UV_COMPILE = $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes
+# pytest-xdist workers: one per core.
+PYTEST_WORKERS ?= auto
 
-.PHONY: run test gates lint format typecheck imports pytest system-deps bench clean
+.PHONY: run test gates lint format typecheck imports pytest system-deps bench clean lock upgrade
 
-$(STAMP): pyproject.toml
+# Exactly the locked set, nothing resolved anew: --require-hashes refuses any package that is
+# not pinned with a matching hash, and --no-deps keeps pip from adding one. The project itself
+# is installed without a build environment of its own (its backend, hatchling, is in dev.txt).
+$(STAMP): pyproject.toml requirements/dev.txt
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+		--requirement requirements/dev.txt 2>&1 | grep -v '^WARNING: Location' || true
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+		--editable . 2>&1 | grep -v '^WARNING: Location' || true
+	$(BIN)/python -m pip check
 	$(BIN)/python -c 'import domain, adapters, app, pydantic, httpx, pytest'
 	touch $(STAMP)
+
+# Refresh the locks after a change of pyproject.toml: new packages are added, the pins of the
+# others are kept. `make upgrade` moves every package to its newest allowed release. Either way,
+# run `make test` (the whole suite) before committing the new locks.
+# The venv's uv (from dev.txt); without a venv: `pip install uv` then `make lock UV=uv`.
+lock:
+	$(UV_COMPILE) $(UV_FLAGS) pyproject.toml -o requirements/runtime.txt
+	$(UV_COMPILE) $(UV_FLAGS) requirements/build.in -o requirements/build.txt
+	$(UV_COMPILE) $(UV_FLAGS) pyproject.toml requirements/build.in --extra dev \
+		--constraint requirements/runtime.txt --constraint requirements/build.txt \
+		-o requirements/dev.txt
+
+upgrade:
+	$(MAKE) lock UV_FLAGS=--upgrade
 
 run: $(STAMP)
 	$(BIN)/cirrus run examples/.cirrus.yml
@@ -43,8 +70,9 @@ system-deps:
 	sh scripts/setup-sshd.sh
 	sh scripts/build-qemu-guest.sh .cache/qemu-guest
 
+# Parallel on every core (pytest-xdist); --durations shows where the time goes.
 pytest: $(STAMP) system-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=25
 
 test: gates pytest
 

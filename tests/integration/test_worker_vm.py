@@ -74,6 +74,8 @@ class VmWorkerProcess(WorkerProcess):
         assert self.sim.vms("tart") == []
         assert self.sim.vms("vetu") == []
         assert "Traceback" not in self.output()
+        # Loading the VM code (asyncssh) must not show users a library's deprecation warning.
+        assert "Warning" not in self.stderr(), self.stderr()[-3000:]
 
 
 @pytest.fixture
