@@ -1,5 +1,8 @@
 # The project's two entry points: `make run` (the main job) and `make test` (every gate and test).
 PYTHON ?= python3
+# pipefail: a failing pip is not hidden by the filter of its output below.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -19,9 +22,9 @@ $(STAMP): pyproject.toml requirements/dev.txt
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
-		--requirement requirements/dev.txt 2>&1 | grep -v '^WARNING: Location' || true
+		--requirement requirements/dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
-		--editable . 2>&1 | grep -v '^WARNING: Location' || true
+		--editable . 2>&1 | { grep -v '^WARNING: Location' || true; }
 	$(BIN)/python -m pip check
 	$(BIN)/python -c 'import domain, adapters, app, pydantic, httpx, pytest'
 	touch $(STAMP)
