@@ -2,9 +2,10 @@
 
 asyncssh still imports cryptography's DSA classes, which cryptography 51 deprecates with a
 ``CryptographyDeprecationWarning`` (a ``UserWarning``, so Python shows it by default) each time
-``asyncssh.crypto.dsa`` and ``asyncssh.crypto.misc`` load. The worker never offers or accepts DSA keys; the warning says
-nothing to a user, so exactly that warning, raised by that module, is silenced before any module
-of this package imports asyncssh. ``pyproject.toml`` names the same filter for the tests.
+``asyncssh.crypto.dsa`` and ``asyncssh.crypto.misc`` load. The worker never offers or accepts
+DSA keys, and the warning says nothing to a user: exactly that warning, raised by those two
+modules, is silenced before any module of this package imports asyncssh. ``pyproject.toml``
+names the same filter for the tests.
 """
 
 import warnings
