@@ -110,6 +110,7 @@ class TaskInfo(ApiModel):
     labels: dict[str, str] = Field(default_factory=dict)
     resources: dict[str, float] = Field(default_factory=dict)
     isolation: Any = None
+    skip_reason: str = Field(default="", alias="skipReason")
     commands: tuple[CommandInfo, ...] = ()
 
 
@@ -118,6 +119,12 @@ class CancelInfo(ApiModel):
 
     id: str
     status: str
+
+
+class EncryptedSecret(ApiModel):
+    """``POST /api/v1/secrets/encrypt``: the ``ENCRYPTED[...]`` text."""
+
+    encrypted: str
 
 
 class WorkerEntry(ApiModel):
@@ -201,10 +208,13 @@ class ControllerApiClient:
     # --- calls ----------------------------------------------------------------------------
 
     async def submit_build(
-        self, config: str, environment: Mapping[str, str] | None = None
+        self, config: str, environment: Mapping[str, str] | None = None, starlark: str = ""
     ) -> BuildInfo:
-        """Submit a ``.cirrus.yml`` text; a config the controller refuses is a 400 refusal."""
-        body = {"config": config, "environment": dict(environment or {})}
+        """Submit a ``.cirrus.yml`` text (and a ``.cirrus.star`` text); a config the controller
+        refuses is a 400 refusal."""
+        body: dict[str, object] = {"config": config, "environment": dict(environment or {})}
+        if starlark:
+            body["starlark"] = starlark
         response = await self._send("POST", "/builds", json=body)
         return _parse(BuildInfo, response)
 
@@ -236,6 +246,11 @@ class ControllerApiClient:
         """Ask the controller to cancel a task; return its status at that moment."""
         return _parse(CancelInfo, await self._send("POST", f"/tasks/{_segment(task_id)}/cancel"))
 
+    async def trigger_task(self, task_id: str) -> CancelInfo:
+        """Trigger a ``trigger_type: manual`` task; return its status right after (the same
+        ``{"id", "status"}`` answer as a cancel)."""
+        return _parse(CancelInfo, await self._send("POST", f"/tasks/{_segment(task_id)}/trigger"))
+
     async def list_workers(self) -> tuple[WorkerEntry, ...]:
         """Return the workers the controller knows."""
         response = await self._send("GET", "/workers")
@@ -243,6 +258,12 @@ class ControllerApiClient:
             return _WORKER_LIST.validate_python(_json(response))
         except ValidationError as error:
             raise UnexpectedAnswer(_validation_text("GET /api/v1/workers", error)) from None
+
+    async def encrypt_secret(self, value: str, repository: str = "") -> EncryptedSecret:
+        """Return the controller's ``ENCRYPTED[...]`` text of ``value`` (bound to ``repository``
+        unless empty)."""
+        body = {"value": value, "repository": repository}
+        return _parse(EncryptedSecret, await self._send("POST", "/secrets/encrypt", json=body))
 
     async def healthy(self) -> bool:
         """Return whether ``GET /healthz`` answers 200 (False when unreachable)."""

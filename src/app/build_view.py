@@ -67,8 +67,9 @@ def task_status_line(task: TaskInfo) -> str:
     line = f"{task.name} (task {task.id}): {task.status}"
     if task.status == "EXECUTING" and task.worker:
         line += f" on worker {task.worker}"
-    if task.failure_message:
-        line += f": {' '.join(task.failure_message.split())}"
+    reason = task.failure_message or (task.skip_reason if task.status == "SKIPPED" else "")
+    if reason:
+        line += f": {' '.join(reason.split())}"
     return line
 
 
@@ -248,7 +249,10 @@ async def follow_build(
                 details[summary.id] = task
                 await _show_task(client, task, follow, view)
             view.update(build, details)
-            if is_final(build.status) and all(f.done for f in follows.values()):
+            # A final build may keep a manual task nobody triggered: it waits, not the view.
+            if is_final(build.status) and all(
+                f.done or f.status in WAITING_STATUSES for f in follows.values()
+            ):
                 view.line(build_line(build), STATUS_STYLES.get(build.status, ""))
                 return build
             await asyncio.sleep(poll_seconds)

@@ -51,6 +51,7 @@ class LazyGroup(click.Group):
         "build": "app.user_commands:build",
         "task": "app.user_commands:task",
         "workers": "app.user_commands:workers",
+        "secret": "app.secret_commands:secret",
         "controller": "app.controller_commands:controller",
         "run": "app.local_run:run",
     },

@@ -24,7 +24,10 @@ import click
 import uvicorn
 import yaml
 
+from adapters.config.instance_mapping import SECTION as INSTANCES_SECTION
+from adapters.config.instance_mapping import instance_mapping_from
 from adapters.logging import configure_logging, shutdown_logging
+from adapters.secrets import load_secret_cipher
 from adapters.storage.open_store import (
     SQLITE_PREFIX,
     DatabaseKind,
@@ -39,6 +42,8 @@ from app.controller.long_poll import QueueWatch, WakeRelay
 from app.controller.server import DEFAULT_POLL_INTERVAL_SECONDS, ControllerRuntime, create_app
 from app.version import version
 from app.worker.clock import SystemClock
+from domain.cirrus_config.context import InstanceResolver
+from domain.cirrus_config.instances import MappedInstances
 from domain.errors import CirrusError, ConfigError
 from domain.store import (
     ADMIN_TOKEN_KEY,
@@ -58,7 +63,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 # restart without the flag can serve the same token; a token given by flag is never stored.
 GENERATED_REGISTRATION_TOKEN_KEY = "generated-registration-token"
 GENERATED_ADMIN_TOKEN_KEY = "generated-admin-token"
-FILE_KEYS = ("listen", "database", "registration-token", "admin-token")
+FILE_KEYS = ("listen", "database", "registration-token", "admin-token", INSTANCES_SECTION)
 
 
 class ControllerSetupError(CirrusError):
@@ -259,10 +264,22 @@ def read_controller_file(path: str) -> dict[str, str]:
     for key, value in document.items():
         if key not in FILE_KEYS:
             raise ControllerSetupError(str(key), f"unknown key (known: {', '.join(FILE_KEYS)})")
+        if key == INSTANCES_SECTION:
+            continue  # a mapping, read by ``read_instance_mapping``
         if not isinstance(value, str | int) or isinstance(value, bool):
             raise ControllerSetupError(str(key), "must be a string")
         values[key] = str(value)
     return values
+
+
+def read_instance_mapping(path: str | None) -> InstanceResolver:
+    """Return the instance mapping of ``-f FILE``'s ``instances:`` (the shipped one without)."""
+    document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) if path else None
+    section = document.get(INSTANCES_SECTION) if isinstance(document, dict) else None
+    try:
+        return MappedInstances(instance_mapping_from(section))
+    except ConfigError as error:
+        raise ControllerSetupError(error.key, error.message) from None
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -295,6 +312,7 @@ async def _check(
     url: str,
     registration_token: str | None,
     admin_token: str | None,
+    _instances: InstanceResolver,  # already read and validated
 ) -> int:
     bind_socket(address).close()  # it is free now; ``run`` binds it again
     store = await open_store(url, os.environ)
@@ -320,6 +338,7 @@ async def _serve(
     url: str,
     registration_token: str | None,
     admin_token: str | None,
+    instances: InstanceResolver,
 ) -> int:
     # Signals are routed from the start: a SIGTERM that arrives while the store opens, or just
     # after "listening" is printed, stops the controller cleanly instead of killing it.
@@ -328,7 +347,7 @@ async def _serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.on_signal, signum)
     try:
-        return await _open_and_serve(address, url, registration_token, admin_token, stop)
+        return await _open_and_serve(address, url, registration_token, admin_token, stop, instances)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
@@ -365,6 +384,7 @@ async def _open_and_serve(
     registration_token: str | None,
     admin_token: str | None,
     stop: _StopRequests,
+    instances: InstanceResolver,
 ) -> int:
     sock = bind_socket(address)
     try:
@@ -384,8 +404,16 @@ async def _open_and_serve(
         admin, new_admin = await resolve_token(
             store, admin_token, ADMIN_TOKEN_KEY, GENERATED_ADMIN_TOKEN_KEY, "--admin-token"
         )
+        cipher = await load_secret_cipher(store)
         server = controller_server(
-            create_app(store, registration_token=registration, admin_token=admin, metrics=metrics)
+            create_app(
+                store,
+                registration_token=registration,
+                admin_token=admin,
+                metrics=metrics,
+                secrets=cipher,
+                instances=instances,
+            )
         )
         stop.attach(server)
         if new_registration:
@@ -460,6 +488,7 @@ def run(
     configure_logging("info", None, None, 0, console_rich=False)
     try:
         values = read_controller_file(file) if file else {}
+        instances = read_instance_mapping(file)
         address = parse_listen(
             listen or values.get("listen", DEFAULT_LISTEN), "--listen" if listen else "listen"
         )
@@ -473,6 +502,7 @@ def run(
                 url,
                 registration_token or values.get("registration-token"),
                 admin_token or values.get("admin-token"),
+                instances,
             )
         )
     except ControllerSetupError as error:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+import platform
 import secrets
 import signal
 import socket
@@ -43,11 +45,17 @@ from app.controller_commands import (
     bind_socket,
     controller_server,
 )
+from app.user_commands import read_config, read_starlark
 from app.worker.clock import SystemClock
 from app.worker.container import WorkerContainer
 from app.worker.poll_loop import Worker
 from app.worker_options import config_error_line
+from domain.cirrus_config.context import InstanceResolver, WorkerRequirement
+from domain.cirrus_config.instances import MappedInstances
+from domain.cirrus_config.nodes import Node
 from domain.errors import ConfigError
+from domain.identity import go_arch, go_os
+from domain.policy import ContainerPolicy, SecurityPolicy
 
 log = logging.getLogger("cirrus.run")
 
@@ -83,7 +91,48 @@ def local_worker_config(
     flags = WorkerFlags(
         file=worker_file, token=controller.registration_token, rpc_endpoint=controller.url
     )
-    return load_worker_config(flags, environ, socket.gethostname())
+    config = load_worker_config(flags, environ, socket.gethostname())
+    return dataclasses.replace(config, security=local_security(config.security))
+
+
+def local_security(policy: SecurityPolicy) -> SecurityPolicy:
+    """The embedded worker's policy: the file's, with ``container`` allowed for any image."""
+    # The user runs their own file here, as the original ``cirrus run`` ran ``container:`` tasks
+    # with docker or podman; a worker file written for a shared pool must not leave them waiting
+    # for a worker that will never come.
+    allowed = policy.allowed_isolations
+    if allowed is None:
+        return policy  # no ``allowed-isolations``: every isolation and image is allowed already
+    container = dataclasses.replace(allowed.container or ContainerPolicy(), allowed_images=())
+    return SecurityPolicy(dataclasses.replace(allowed, container=container))
+
+
+class LocalInstances:
+    """The shipped instance mapping, with every task placed on this machine's one worker.
+
+    A ``container:`` task asks for ``os=linux, arch=amd64``; here it runs in the local podman or
+    docker whatever the host is (a Mac, an arm64 laptop), as with the original ``cirrus run``.
+    ``os``/``arch`` become the host's, and other labels (``persistent_worker``'s) are dropped.
+    """
+
+    def __init__(self, inner: InstanceResolver, host: Mapping[str, str]) -> None:
+        self._inner = inner
+        self._host = dict(host)
+
+    def kinds(self) -> frozenset[str]:
+        """Return the instance keys of the shipped mapping."""
+        return self._inner.kinds()
+
+    def resolve(self, kind: str, node: Node, environment: Mapping[str, str]) -> WorkerRequirement:
+        """Return the shipped requirement with the labels of this host."""
+        requirement = self._inner.resolve(kind, node, environment)
+        labels = {key: self._host[key] for key in requirement.labels if key in self._host}
+        return dataclasses.replace(requirement, labels=labels)
+
+
+def host_labels() -> dict[str, str]:
+    """The ``os`` and ``arch`` labels the embedded worker reports."""
+    return {"os": go_os(sys.platform), "arch": go_arch(platform.machine())}
 
 
 @contextlib.asynccontextmanager
@@ -98,6 +147,7 @@ async def embedded_controller(database_dir: Path) -> AsyncIterator[EmbeddedContr
             registration_token=registration,
             admin_token=admin,
             poll_interval_seconds=LOCAL_POLL_INTERVAL_SECONDS,
+            instances=LocalInstances(MappedInstances(), host_labels()),
         )
         server = controller_server(app, log_level="warning")
         serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -144,9 +194,14 @@ async def embedded_worker(config: WorkerConfig, instances_dir: Path) -> AsyncIte
 
 
 async def run_locally(
-    config_text: str, worker_file: str | None, view: BuildView, environ: Mapping[str, str]
+    config_text: str,
+    worker_file: str | None,
+    view: BuildView,
+    environ: Mapping[str, str],
+    starlark: str = "",
 ) -> int:
-    """Run one build with an embedded controller and worker; return the exit code."""
+    """Run one build (a ``.cirrus.yml`` and a ``.cirrus.star`` text) with an embedded
+    controller and worker; return the exit code."""
     with tempfile.TemporaryDirectory(prefix="cirrus-run-") as temporary:
         base = Path(temporary)
         (base / "instances").mkdir()
@@ -160,7 +215,7 @@ async def run_locally(
                 ControllerApiClient(controller.url, controller.admin_token) as client,
             ):
                 try:
-                    submitted = await client.submit_build(config_text, {})
+                    submitted = await client.submit_build(config_text, {}, starlark)
                 except ControllerRefused as error:
                     raise LocalRunError(f"cirrus: {error.message}", USAGE_EXIT_CODE) from None
                 for line in submitted_lines(submitted):
@@ -204,20 +259,20 @@ def _cancel_on_signal(worker: Worker) -> Iterator[None]:
     "--file",
     "worker_file",
     metavar="WORKER_FILE",
-    help="Worker configuration (default: the none isolation, no resources).",
+    help=(
+        "Worker configuration (default: no labels or resources); container: tasks run in the "
+        "local podman or docker whatever its security section says."
+    ),
 )
 def run(file: str, worker_file: str | None) -> None:
     """Run a .cirrus.yml here with an embedded controller and worker; exit 0 iff it completes."""
-    try:
-        config_text = Path(file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        click.echo(f"cirrus: cannot read {file}: {reason}", err=True)
-        sys.exit(USAGE_EXIT_CODE)
+    starlark = read_starlark(file)
+    # As the original, a .cirrus.star alone is a whole configuration.
+    config_text = "" if starlark and not Path(file).exists() else read_config(file)
     configure_logging("warning", None, None, 0, console_rich=False)
     view = BuildView(Console(highlight=False))
     try:
-        code = asyncio.run(run_locally(config_text, worker_file, view, os.environ))
+        code = asyncio.run(run_locally(config_text, worker_file, view, os.environ, starlark))
     except LocalRunError as error:
         click.echo(" ".join(str(error).split()), err=True)
         code = error.exit_code

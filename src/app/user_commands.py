@@ -1,4 +1,4 @@
-"""The user commands: ``cirrus build submit|status``, ``cirrus task logs|cancel`` and
+"""The user commands: ``cirrus build submit|status``, ``cirrus task logs|cancel|trigger`` and
 ``cirrus workers list``, all speaking the controller's HTTP API (PROTOCOL.md).
 
 Exit codes (CLI.md): 0 success; 1 the build failed, or the controller refused the command or
@@ -116,6 +116,15 @@ def read_config(path: str) -> str:
         fail(f"cannot read {path}: {getattr(error, 'strerror', None) or error}", USAGE_EXIT_CODE)
 
 
+def read_starlark(config_path: str) -> str:
+    """Return the text of the ``.cirrus.star`` next to ``config_path``, or "" when there is none
+    (exit 2 when it exists but cannot be read)."""
+    path = Path(config_path).parent / ".cirrus.star"
+    if not path.is_file():
+        return ""
+    return read_config(str(path))
+
+
 def build_exit_code(build: BuildInfo) -> int:
     """0 iff the build completed."""
     return 0 if build.status == "COMPLETED" else FAILURE_EXIT_CODE
@@ -138,11 +147,13 @@ def submit(
     file: str, controller: str, token: str | None, as_json: bool, follow: bool, env: tuple[str, ...]
 ) -> None:
     """Submit a .cirrus.yml (default: the one in the current directory)."""
-    config = read_config(file)
+    starlark = read_starlark(file)
+    # As the original, a .cirrus.star alone is a whole configuration.
+    config = "" if starlark and not Path(file).exists() else read_config(file)
     environment = parse_environment(env)
 
     async def work(client: ControllerApiClient) -> int:
-        submitted = await client.submit_build(config, environment)
+        submitted = await client.submit_build(config, environment, starlark)
         if as_json and not follow:
             click.echo(dumps(submitted.document()))
             return 0
@@ -178,7 +189,7 @@ def status(build_id: str, controller: str, token: str | None, as_json: bool) -> 
 
 @click.group()
 def task() -> None:
-    """Read a task's logs or cancel it."""
+    """Read a task's logs, cancel it or trigger a manual one."""
 
 
 async def _print_logs(
@@ -267,6 +278,18 @@ def logs(
 def cancel(task_id: str, controller: str, token: str | None, as_json: bool) -> None:
     """Cancel a task (a running one stops once its worker confirms)."""
     answer = call_controller(controller, token, lambda client: client.cancel_task(task_id))
+    if as_json:
+        click.echo(dumps(answer.document()))
+    else:
+        click.echo(f"task {answer.id}: {answer.status}")
+
+
+@task.command(cls=OneLineUsageCommand)
+@click.argument("task_id", metavar="ID")
+@api_options
+def trigger(task_id: str, controller: str, token: str | None, as_json: bool) -> None:
+    """Start a `trigger_type: manual` task (it still waits for its dependencies)."""
+    answer = call_controller(controller, token, lambda client: client.trigger_task(task_id))
     if as_json:
         click.echo(dumps(answer.document()))
     else:

@@ -83,6 +83,9 @@ class TaskSpec:
     """``trigger_type: manual``: the task waits for a trigger before it is scheduled."""
     auto_cancellation: bool = False
     """``auto_cancellation``: a newer build of the same branch cancels this task."""
+    notices: tuple[str, ...] = ()
+    """What the controller changed while reading the task, for its user (a variable left
+    unset because its value was encrypted by hosted Cirrus CI)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_str_map(self.labels))
@@ -90,6 +93,7 @@ class TaskSpec:
         object.__setattr__(self, "environment", frozen_str_map(self.environment))
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
         object.__setattr__(self, "commands", tuple(self.commands))
+        object.__setattr__(self, "notices", tuple(self.notices))
 
     __hash__ = None  # type: ignore[assignment]  # the read-only maps are not hashable
 
@@ -118,15 +122,23 @@ class BuildSpec:
         """Return, per task (same order), the positions of the tasks it waits for.
 
         As in Cirrus, names need not be unique: depending on a name means waiting for every
-        task of that name.
+        task of that name, and on an ``alias`` for every task that has it.
         """
-        positions: dict[str, list[int]] = {}
-        for index, task in enumerate(self.tasks):
-            positions.setdefault(task.name, []).append(index)
+        positions = self.positions_by_reference()
         return tuple(
             tuple(sorted({i for name in task.depends_on for i in positions.get(name, ())}))
             for task in self.tasks
         )
+
+    def positions_by_reference(self) -> dict[str, list[int]]:
+        """Return the positions of the tasks each name or alias refers to, in order."""
+        # A task answers to its name and to its alias (Cirrus resolved ``depends_on`` so).
+        positions: dict[str, list[int]] = {}
+        for index, task in enumerate(self.tasks):
+            for reference in dict.fromkeys((task.name, task.alias)):
+                if reference:
+                    positions.setdefault(reference, []).append(index)
+        return positions
 
     def environment_for(self, task: TaskSpec) -> dict[str, str]:
         """Return a task's environment: the submitted one, overridden by the task's own."""
@@ -138,6 +150,7 @@ def validate_build(build: BuildSpec, *, unique_names: bool = False) -> BuildSpec
 
     Task names may repeat unless ``unique_names``: hosted Cirrus allows it (several unnamed
     ``task:`` entries are all ``main``), and a dependency on a repeated name waits for them all.
+    ``depends_on`` may name a task's ``alias`` as well as its name.
     """
     if not build.tasks:
         raise BuildConfigError(TOP_LEVEL, "task", "no tasks defined")
@@ -147,20 +160,54 @@ def validate_build(build: BuildSpec, *, unique_names: bool = False) -> BuildSpec
         if unique_names and task.name in names:
             raise BuildConfigError(task.name, "name", f'duplicate task name "{task.name}"')
         names.add(task.name)
+    positions = build.positions_by_reference()
     for task in build.tasks:
         for dependency in task.depends_on:
-            if dependency not in names:
+            if dependency not in positions:
                 raise BuildConfigError(
                     task.name, "depends_on", f'"depends_on" names unknown task "{dependency}"'
                 )
+    # The cycle check works on names: a dependency on an alias is one on each task that has it.
     graph: dict[str, list[str]] = {}
     for task in build.tasks:
-        graph.setdefault(task.name, []).extend(task.depends_on)
+        graph.setdefault(task.name, []).extend(
+            build.tasks[i].name for dependency in task.depends_on for i in positions[dependency]
+        )
     cycle = find_dependency_cycle(graph)
     if cycle:
         path = " -> ".join(cycle)
         raise BuildConfigError(cycle[0], "depends_on", f'"depends_on" forms a cycle: {path}')
     return build
+
+
+def initial_status(task: TaskSpec) -> TaskStatus:
+    """Return the status a task is created with.
+
+    ``SKIPPED`` when its ``skip`` condition held (final at once), ``CREATED`` while it waits
+    for its dependencies or for a manual trigger, else ``SCHEDULED``.
+    """
+    if task.skip_reason:
+        return TaskStatus.SKIPPED
+    if task.depends_on or task.manual:
+        return TaskStatus.CREATED
+    return TaskStatus.SCHEDULED
+
+
+def counted_status(status: TaskStatus, task: TaskSpec) -> TaskStatus:
+    """Return what a task's status counts as for its dependants and for its build's outcome.
+
+    As on Cirrus CI, ``skip`` "marks a task as successful", so a task skipped by its condition
+    counts as ``COMPLETED``: its dependants run. An ``allow_failures`` task that ``FAILED`` does
+    not affect the build and lets its dependants run too (hosted Cirrus treated such an
+    optional task as a successful dependency). Anything else counts as itself; in particular
+    a task ``SKIPPED`` because a dependency failed, or an ``ABORTED`` (cancelled) task, still
+    holds back its dependants, whether or not it allowed failures.
+    """
+    if status is TaskStatus.SKIPPED and task.skip_reason:
+        return TaskStatus.COMPLETED
+    if status is TaskStatus.FAILED and task.allow_failures:
+        return TaskStatus.COMPLETED
+    return status
 
 
 def _validate_task(task: TaskSpec) -> None:

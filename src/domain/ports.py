@@ -118,9 +118,12 @@ class Instance(Protocol):
     """A created isolation instance (host dir, container, VM) that runs a task's commands.
 
     ``run_script`` and ``start_background`` run shell scripts with ``/bin/sh`` semantics in the
-    instance's working directory. Cancelling ``run_script`` (asyncio cancellation) interrupts the
-    script: SIGINT to its process group (or the remote equivalent), SIGKILL after the grace
-    period, and the cancellation is re-raised once the process is gone.
+    instance's working directory, unless ``env`` says otherwise as the Cirrus agent read it:
+    ``CIRRUS_SHELL`` (a shell command line, or ``direct``) and ``CIRRUS_WORKING_DIR`` (created
+    when missing); see ``domain.script_launch``. Cancelling ``run_script`` (asyncio
+    cancellation) interrupts the script: SIGINT to its process group (or the remote
+    equivalent), SIGKILL after the grace period, and the cancellation is re-raised once the
+    process is gone.
     """
 
     @property
@@ -130,6 +133,18 @@ class Instance(Protocol):
 
     def base_environment(self) -> Mapping[str, str]:
         """The isolation's base environment for commands (before the task's own)."""
+        ...
+
+    async def probe_environment(self) -> Mapping[str, str]:
+        """The environment a script starts with in the instance, before ``env`` is added."""
+        ...
+
+    async def create_env_file(self) -> str:
+        """Create an empty file for a command's ``$CIRRUS_ENV``; return its path in the instance."""
+        ...
+
+    async def take_env_file(self, path: str) -> str:
+        """Return what was written to a ``create_env_file`` file, and remove it."""
         ...
 
     async def run_script(self, script: str, env: Mapping[str, str], output: OutputSink) -> int:

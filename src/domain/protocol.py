@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import TypeAlias
 
 from domain.isolation import Isolation, NoneIsolation
+from domain.policy import SecurityPolicy
 
 
 def frozen_float_map(value: Mapping[str, float] | None = None) -> Mapping[str, float]:
@@ -28,10 +29,13 @@ def frozen_str_map(value: Mapping[str, str] | None = None) -> Mapping[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
-    """Proto ``WorkerInfo``: labels (reserved + configured) and declared resources."""
+    """Proto ``WorkerInfo``: labels (reserved + configured) and declared resources, plus this
+    project's ``security_policy`` (what the worker will run; the default allows everything, as
+    from a worker that reports none)."""
 
     labels: Mapping[str, str] = field(default_factory=frozen_str_map)
     resources_total: Mapping[str, float] = field(default_factory=frozen_float_map)
+    security_policy: SecurityPolicy = field(default_factory=SecurityPolicy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,27 @@ behind a steady stream of smaller tasks on a resource-aware worker; ``pending_re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from domain.build import FINAL_STATUSES, TaskStatus
+from domain.errors import PolicyViolation
+from domain.isolation import (
+    ContainerIsolation,
+    Isolation,
+    NoneIsolation,
+    TartIsolation,
+    VetuIsolation,
+)
+from domain.policy import (
+    ContainerPolicy,
+    SecurityPolicy,
+    TartPolicy,
+    VetuPolicy,
+    check_isolation,
+    images_allowed,
+    isolation_policy,
+)
 from domain.protocol import frozen_float_map, frozen_str_map
 
 
@@ -33,7 +50,8 @@ class WorkerView:
     ``resources_in_use`` is the sum of the resources of the tasks the controller handed to the
     worker and has not yet seen stopped (not the possibly older figure of the worker's last
     poll), and ``running_task_ids`` lists those tasks. Running tasks that use no resources at
-    all are resource-less ones, which occupy a resource-aware worker alone.
+    all are resource-less ones, which occupy a resource-aware worker alone. ``policy`` is the
+    security policy the worker reported when it registered (the default allows everything).
     """
 
     name: str
@@ -43,6 +61,7 @@ class WorkerView:
     running_task_ids: tuple[str, ...] = ()
     paused: bool = False
     online: bool = True
+    policy: SecurityPolicy = field(default_factory=SecurityPolicy)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_str_map(self.labels))
@@ -61,6 +80,7 @@ class QueuedTask:
     labels: Mapping[str, str] = field(default_factory=frozen_str_map)
     resources: Mapping[str, float] = field(default_factory=frozen_float_map)
     sequence: int = 0
+    isolation: Isolation = field(default_factory=NoneIsolation)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_str_map(self.labels))
@@ -77,6 +97,30 @@ def uses_resources(resources: Mapping[str, float]) -> bool:
 def labels_match(worker_labels: Mapping[str, str], task_labels: Mapping[str, str]) -> bool:
     """Return whether the worker has every ``key=value`` label the task asks for."""
     return all(worker_labels.get(key) == value for key, value in task_labels.items())
+
+
+def policy_admits(policy: SecurityPolicy, isolation: Isolation) -> bool:
+    """Return whether a worker with ``policy`` would run a task in ``isolation`` (never hand a
+    worker a task it must refuse)."""
+    try:
+        check_isolation(policy, isolation)
+    except PolicyViolation:
+        return False
+    return True
+
+
+def _refused_part(policies: Sequence[SecurityPolicy], isolation: Isolation) -> str:
+    # Names what the workers' policies lack, the coarsest part first.
+    sections = [isolation_policy(policy, isolation.kind) for policy in policies]
+    if all(section is None for section in sections):
+        return f"{isolation.kind} isolation"
+    if isinstance(isolation, ContainerIsolation | TartIsolation | VetuIsolation) and not any(
+        isinstance(section, ContainerPolicy | TartPolicy | VetuPolicy)
+        and images_allowed(section.allowed_images, isolation.image)
+        for section in sections
+    ):
+        return f"{isolation.kind} image {isolation.image!r}"
+    return f"the volumes of this {isolation.kind} isolation"
 
 
 def free_resources(total: Mapping[str, float], in_use: Mapping[str, float]) -> dict[str, float]:
@@ -119,6 +163,8 @@ def assign(
             break
         if not labels_match(worker.labels, task.labels):
             continue
+        if not policy_admits(worker.policy, task.isolation):
+            continue
         if uses_resources(task.resources):
             if not fits(task.resources, free_resources(worker.resources_total, in_use)):
                 continue
@@ -142,12 +188,17 @@ def _format_map(values: Mapping[str, str] | Mapping[str, float]) -> str:
 
 def pending_reason(task: QueuedTask, workers: Sequence[WorkerView]) -> str:
     """Return why ``task`` has no worker yet, in words for a user."""
-    matching = [w for w in workers if labels_match(w.labels, task.labels)]
-    if not matching:
+    labelled = [w for w in workers if labels_match(w.labels, task.labels)]
+    if not labelled:
         # Empty labels match every worker, so here either the task has labels or none exist.
         if not task.labels:
             return "no worker is registered"
         return f"no worker with labels {_format_map(task.labels)}"
+    matching = [w for w in labelled if policy_admits(w.policy, task.isolation)]
+    if not matching:
+        refused = _refused_part([w.policy for w in labelled], task.isolation)
+        among = f" (of the workers with labels {_format_map(task.labels)})" if task.labels else ""
+        return f"no worker's security policy allows {refused}{among}"
     online = [w for w in matching if w.online]
     if not online:
         return "all matching workers are offline"
@@ -183,14 +234,18 @@ _DEPENDENCY_FAILURES = FINAL_STATUSES - {TaskStatus.COMPLETED}
 
 
 def advance_dependencies(
-    statuses: Mapping[str, TaskStatus], depends_on: Mapping[str, Iterable[str]]
+    statuses: Mapping[str, TaskStatus],
+    depends_on: Mapping[str, Iterable[str]],
+    held: Collection[str] = frozenset(),
 ) -> dict[str, TaskStatus]:
     """Return the new status of every ``CREATED`` task whose dependencies have settled.
 
     A task becomes ``SCHEDULED`` once all its dependencies ``COMPLETED`` (at once if it has
     none), and ``SKIPPED`` as soon as one of them failed, was aborted or skipped. Skips cascade
     within one call. Tasks are keyed alike in both maps (by id or by name); a dependency missing
-    from ``statuses`` keeps its dependants waiting.
+    from ``statuses`` keeps its dependants waiting. ``held`` tasks (waiting for a manual
+    trigger) are never ``SCHEDULED``, but are skipped like the others. Callers pass what each
+    status counts as (``domain.build.counted_status``).
     """
     current = dict(statuses)
     changes: dict[str, TaskStatus] = {}
@@ -206,7 +261,7 @@ def advance_dependencies(
                 s in FINAL_STATUSES and s is not TaskStatus.COMPLETED for s in dependency_statuses
             ):
                 new = TaskStatus.SKIPPED
-            elif all(s is TaskStatus.COMPLETED for s in dependency_statuses):
+            elif task not in held and all(s is TaskStatus.COMPLETED for s in dependency_statuses):
                 new = TaskStatus.SCHEDULED
             if new is not None:
                 current[task] = new
@@ -220,6 +275,8 @@ def build_status(task_statuses: Iterable[TaskStatus]) -> TaskStatus:
 
     The outcome is ``COMPLETED`` if every task completed, else ``FAILED``, or ``ABORTED`` when a
     task was aborted and none failed. A build without tasks has nothing left to do: ``COMPLETED``.
+    Callers pass what each status counts as (``domain.build.counted_status``) and leave out
+    the tasks still waiting for a manual trigger (``BuildRecord.status``).
     """
     statuses = list(task_statuses)
     if not all(status in FINAL_STATUSES for status in statuses):

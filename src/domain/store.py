@@ -10,6 +10,10 @@ Lifecycle of a task's row::
        └──(a dependency failed)──> SKIPPED     (worker set)    (started_at set   (stopped_at set)
                                                                  by mark_started)
 
+A task whose ``skip`` condition held is created ``SKIPPED`` (``spec.skip_reason`` says why).
+A ``trigger_type: manual`` task is created ``CREATED`` with ``awaiting_trigger`` set, and stays
+so until ``trigger_task`` clears it; then it follows its dependencies as any other.
+
 ``SCHEDULED`` means queued without a worker; a claimed task is ``EXECUTING`` with ``worker`` set
 even before its worker reports ``TaskStarted`` (``started_at`` says whether it did). A task holds
 its worker's capacity from the claim until ``stopped_at`` is set, also when a ``TaskFailed``
@@ -24,8 +28,9 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from domain.build import BuildSpec, TaskSpec, TaskStatus
+from domain.build import BuildSpec, TaskSpec, TaskStatus, counted_status
 from domain.errors import CirrusError
+from domain.policy import SecurityPolicy
 from domain.protocol import CommandResult, frozen_float_map, frozen_str_map
 from domain.scheduling import QueuedTask, build_status
 
@@ -94,6 +99,8 @@ class TaskRecord:
     command_results: tuple[CommandResult, ...] = ()
     started_at: float | None = None
     stopped_at: float | None = None
+    awaiting_trigger: bool = False
+    """A manual task not triggered yet (set at creation from ``spec.manual``)."""
 
     __hash__ = None  # type: ignore[assignment]  # the spec's read-only maps are not hashable
 
@@ -104,7 +111,13 @@ class TaskRecord:
             labels=self.spec.labels,
             resources=self.spec.resources,
             sequence=self.sequence,
+            isolation=self.spec.isolation,
         )
+
+    @property
+    def waiting_for_trigger(self) -> bool:
+        """Return whether the task is a manual one that nobody triggered and that may still run."""
+        return self.awaiting_trigger and self.status is TaskStatus.CREATED
 
     @property
     def occupies_worker(self) -> bool:
@@ -151,8 +164,17 @@ class BuildRecord:
 
     @property
     def status(self) -> TaskStatus:
-        """Return the build's status derived from its tasks (PROTOCOL.md)."""
-        return build_status(task.status for task in self.tasks)
+        """Return the build's status derived from its tasks (PROTOCOL.md).
+
+        As on Cirrus CI, a manual task nobody triggered does not hold the build open: the build
+        is final once its other tasks are, and it reopens (``EXECUTING``) if the task is
+        triggered later. Skipped-by-condition and allowed failures count as completed.
+        """
+        return build_status(
+            counted_status(task.status, task.spec)
+            for task in self.tasks
+            if not task.waiting_for_trigger
+        )
 
     @property
     def spec(self) -> BuildSpec:
@@ -175,6 +197,8 @@ class WorkerRecord:
     resources_in_use: Mapping[str, float] = field(default_factory=frozen_float_map)
     running_task_ids: tuple[str, ...] = ()
     disabled: bool = False
+    security_policy: SecurityPolicy = field(default_factory=SecurityPolicy)
+    """The policy the worker reported when it registered (the default allows everything)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_str_map(self.labels))
@@ -207,7 +231,8 @@ class ControllerStore(Protocol):
     # --- builds ---------------------------------------------------------------------------
 
     async def create_build(self, spec: BuildSpec) -> BuildRecord:
-        """Store a build and its tasks: ``CREATED`` with ``depends_on``, else ``SCHEDULED``."""
+        """Store a build and its tasks, each with ``domain.build.initial_status`` (manual ones
+        ``awaiting_trigger``)."""
         ...
 
     async def get_build(self, build_id: str) -> BuildRecord | None:
@@ -270,6 +295,10 @@ class ControllerStore(Protocol):
         failure_message: str = "",
     ) -> bool:
         """Set ``new`` if the status is one of ``expected``; return whether it changed."""
+        ...
+
+    async def trigger_task(self, task_id: str) -> TaskRecord | None:
+        """Clear a task's ``awaiting_trigger`` (if set); return the task as it is now."""
         ...
 
     async def claim_task(self, task_id: str, worker_name: str) -> TaskRecord | None:
@@ -340,9 +369,11 @@ class ControllerStore(Protocol):
         labels: Mapping[str, str],
         resources_total: Mapping[str, float],
         session_token_hash: str,
+        security_policy: SecurityPolicy | None = None,
     ) -> WorkerRecord:
         """Register (or re-register) a worker; an operator's pause survives re-registration, a
-        worker's own drain (``set_disabled(..., until_register=True)``) does not."""
+        worker's own drain (``set_disabled(..., until_register=True)``) does not. The worker's
+        ``security_policy`` replaces the stored one (None: it reported none, all is allowed)."""
         ...
 
     async def get_worker(self, name: str) -> WorkerRecord | None:

@@ -307,6 +307,9 @@ def test_build_status_json_is_the_documented_build(env: tuple[Controller, str, P
     assert {task["status"] for task in final["tasks"]} == {"COMPLETED"}
 
 
+NO_SOURCE = "no source to clone: the task has no CIRRUS_REPO_CLONE_URL\n"
+
+
 def test_task_logs_print_one_commands_log_or_every_command_as_json(
     env: tuple[Controller, str, Path],
 ) -> None:
@@ -325,13 +328,22 @@ def test_task_logs_print_one_commands_log_or_every_command_as_json(
     assert as_json.returncode == 0, as_json.stderr
     document = json.loads(as_json.stdout)
     logs = {c["name"]: (c["status"], c["log"]) for c in document["commands"]}
-    assert logs == {"main": ("FAILED", "about to fail\n"), "bye": ("COMPLETED", "bye\n")}
+    # The automatic clone comes first; this build has no repository to clone.
+    assert logs == {
+        "clone": ("COMPLETED", NO_SOURCE),
+        "main": ("FAILED", "about to fail\n"),
+        "bye": ("COMPLETED", "bye\n"),
+    }
 
     followed_logs = cli(
         tmp_path, "task", "logs", task_id, *common, "--follow", token=controller.admin_token
     )
     assert followed_logs.returncode == 0, followed_logs.stderr
-    assert followed_logs.stdout.splitlines() == ["main | about to fail", "bye | bye"]
+    assert followed_logs.stdout.splitlines() == [
+        f"clone | {NO_SOURCE.strip()}",
+        "main | about to fail",
+        "bye | bye",
+    ]
 
 
 def test_task_cancel_aborts_a_waiting_and_a_running_task(
@@ -401,11 +413,11 @@ def test_a_config_the_controller_refuses_is_exit_1_with_its_error_on_one_line(
     env: tuple[Controller, str, Path],
 ) -> None:
     controller, _, tmp_path = env
-    result = submit(controller, tmp_path, "task:\n  scrip: echo typo\n")
+    result = submit(controller, tmp_path, "task:\n  b_script: x\n  b_background_script: y\n")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
-    assert 'unknown key "scrip"' in result.stderr
+    assert 'duplicate command name "b"' in result.stderr
     assert "Traceback" not in result.stderr
 
 

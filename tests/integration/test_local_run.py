@@ -115,12 +115,12 @@ def test_a_task_that_runs_out_of_its_timeout_fails_as_timed_out(tmp_path: Path) 
 def test_a_bad_cirrus_yml_is_exit_2_with_the_controllers_error_on_one_line(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "bad.yml").write_text("lint_task:\n  scripts: echo typo\n")
+    (tmp_path / "bad.yml").write_text("lint_task:\n  timeout_in: soon\n  script: x\n")
     result = cirrus_run(tmp_path, "bad.yml")
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
-    assert 'unknown key "scripts"' in result.stderr
+    assert '"timeout_in" must be' in result.stderr
 
 
 def test_a_missing_cirrus_yml_is_exit_2(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ through a scripted controller."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Sequence
 from typing import Any
@@ -71,6 +72,11 @@ def test_a_task_line_names_its_worker_while_executing_and_its_failure_when_final
     failed = task("1", "lint", "FAILED", failureMessage='command "main"\nfailed')
     assert task_status_line(running) == "lint (task 1): EXECUTING on worker mac-1"
     assert task_status_line(failed) == 'lint (task 1): FAILED: command "main" failed'
+
+
+def test_a_task_skipped_by_its_condition_shows_the_reason() -> None:
+    skipped = task("2", "lint", "SKIPPED", skipReason="skip: true")
+    assert task_status_line(skipped) == "lint (task 2): SKIPPED: skip: true"
 
 
 def test_command_and_log_lines_carry_task_and_command_names() -> None:
@@ -219,4 +225,29 @@ async def test_following_a_build_streams_statuses_and_logs_until_it_is_final() -
         "pack:main FAILED",
         "pack (task 2): FAILED: boom",
         "build 7: FAILED",
+    ]
+
+
+async def test_following_stops_at_a_final_build_whose_manual_task_still_waits() -> None:
+    waiting = task("2", "deploy", "CREATED", pendingReason="waiting for a manual trigger")
+    states = [
+        (
+            build("EXECUTING", ("1", "test", "EXECUTING"), ("2", "deploy", "CREATED")),
+            {"1": task("1", "test", "EXECUTING", worker="w"), "2": waiting},
+        ),
+        (
+            build("COMPLETED", ("1", "test", "COMPLETED"), ("2", "deploy", "CREATED")),
+            {"1": task("1", "test", "COMPLETED"), "2": waiting},
+        ),
+    ]
+    view, out = plain_view()
+
+    async with asyncio.timeout(5):  # following forever would repeat the last state
+        final = await follow_build(ScriptedController(states, []), "7", view, poll_seconds=0)
+
+    assert final.status == "COMPLETED"
+    assert out.getvalue().splitlines() == [
+        "test (task 1): EXECUTING on worker w",
+        "test (task 1): COMPLETED",
+        "build 7: COMPLETED",
     ]

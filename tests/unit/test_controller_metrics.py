@@ -40,6 +40,8 @@ from app.controller.metrics import (
 )
 from app.controller.scheduler_service import SchedulerService
 from domain.build import BuildSpec, TaskSpec, TaskStatus
+from domain.isolation import ContainerIsolation
+from domain.policy import AllowedIsolations, NonePolicy, SecurityPolicy
 from domain.scheduling import QueuedTask, WorkerView, pending_reason
 from domain.store import TaskRecord
 
@@ -180,6 +182,10 @@ def test_every_sentence_of_pending_reason_has_its_own_category() -> None:
                 running_task_ids=("9",),
             ),
         ): categories.NOT_ENOUGH_RESOURCES,
+        _reason(
+            QueuedTask("5", isolation=ContainerIsolation(image="alpine")),
+            WorkerView("w", policy=SecurityPolicy(AllowedIsolations(none=NonePolicy()))),
+        ): categories.NO_WORKER_POLICY,
     }
 
     assert all(category == expected for category, expected in found.items()), found

@@ -21,13 +21,16 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from adapters.container.engine import ContainerEngine
+from adapters.container.engine import ContainerEngine, first_error_line
 from adapters.container.session import ExecSession, wrapper_script
 from adapters.host.file_removal import remove_files, remove_tree
+from adapters.host.instance import read_untrusted_text
 from adapters.host.process import BackgroundScript, finish_despite_cancellation
+from domain.agent_environment import PRINT_ENVIRONMENT, parse_env_output
 from domain.errors import InstanceError
 from domain.isolation import ContainerIsolation, ContainerVolume
 from domain.ports import OutputSink
+from domain.script_launch import script_launch
 
 WORKING_DIR = "/tmp/cirrus-ci/working-dir"
 SCRIPTS_DIR = "/tmp/cirrus-ci/scripts"
@@ -195,6 +198,7 @@ class ContainerInstance:
         self._script_numbers = itertools.count(1)
         self._background: list[BackgroundScript] = []
         self._closed = False
+        self._probed: dict[str, str] | None = None
 
     @property
     def container(self) -> str:
@@ -214,6 +218,45 @@ class ContainerInstance:
     def base_environment(self) -> Mapping[str, str]:
         """The container's own environment (image and engine defaults, ``extra_env``)."""
         return dict(self._environment)
+
+    async def probe_environment(self) -> Mapping[str, str]:
+        """What ``env`` prints in an ``exec`` like a script's (``HOME`` included); asked once."""
+        if self._probed is None:
+            self._ensure_open()
+            args = ["exec", "--workdir", WORKING_DIR, self._container, SHELL, "-c"]
+            result = await self._engine.run([*args, PRINT_ENVIRONMENT], check=False)
+            if result.returncode != 0:
+                raise InstanceError(
+                    f"cannot read the environment of container {self._container}: "
+                    f"{first_error_line(result.stderr) or f'status {result.returncode}'}"
+                )
+            self._probed = parse_env_output(result.stdout)
+        return dict(self._probed)
+
+    async def create_env_file(self) -> str:
+        """An empty, world-writable ``$CIRRUS_ENV`` file in the mounted scripts directory."""
+        self._ensure_open()
+        name = f"cirrus-env-{next(self._script_numbers)}"
+        try:
+            await asyncio.to_thread(_write_private, self._scripts / name, "", 0o666)
+        except OSError as exc:
+            raise InstanceError(f"cannot create the CIRRUS_ENV file: {exc}") from exc
+        return posixpath.join(SCRIPTS_DIR, name)
+
+    async def take_env_file(self, path: str) -> str:
+        """The text written to a ``create_env_file`` file; the file is removed.
+
+        The host reads it without following a link the task may have put in its place.
+        """
+        if posixpath.dirname(path) != SCRIPTS_DIR:
+            raise InstanceError(f"{path} is not a CIRRUS_ENV file of this container")
+        host_path = self._scripts / posixpath.basename(path)
+        try:
+            return await asyncio.to_thread(read_untrusted_text, host_path)
+        except OSError as exc:
+            raise InstanceError(f"cannot read the CIRRUS_ENV file {path}: {exc}") from exc
+        finally:
+            await asyncio.shield(asyncio.to_thread(remove_files, [host_path]))
 
     async def run_script(self, script: str, env: Mapping[str, str], output: OutputSink) -> int:
         """Run ``script`` to its end; return its exit status (128 + N for death by signal N)."""
@@ -296,10 +339,11 @@ class ContainerInstance:
         names.append(f"run-{number}.status")
         files = [self._scripts / name for name in names]
         inside = [posixpath.join(SCRIPTS_DIR, name) for name in names]
-        text = script if script.endswith("\n") else script + "\n"
-        wrapper = wrapper_script(inside[0], inside[2], inside[3], env)
+        launch = script_launch(script, env, WORKING_DIR)
+        wrapper = wrapper_script(launch, inside[0], inside[2], inside[3], env)
         try:
-            await asyncio.to_thread(_write_private, files[0], text)
+            if launch.needs_file:
+                await asyncio.to_thread(_write_private, files[0], launch.text)
             await asyncio.to_thread(_write_private, files[1], wrapper)
         except OSError as exc:
             await asyncio.to_thread(remove_files, files)
@@ -320,11 +364,11 @@ class ContainerInstance:
         return session, files
 
 
-def _write_private(path: Path, text: str) -> None:
+def _write_private(path: Path, text: str, mode: int = 0o644) -> None:
     """Write a script file that the container's user can read whoever it is.
 
     The scripts directory is reachable only through its 0700 parent on the host, so no other
     host user can read a wrapper (and the secrets in its environment).
     """
     path.write_text(text)
-    path.chmod(0o644)
+    path.chmod(mode)

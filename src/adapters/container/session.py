@@ -32,6 +32,7 @@ from adapters.host.process import (
 )
 from domain.errors import InstanceError
 from domain.ports import OutputSink
+from domain.script_launch import ScriptLaunch
 
 SHELL = "/bin/sh"
 # How long a cancellation waits for the wrapper to record its pid before giving up on it.
@@ -59,24 +60,32 @@ done
 
 
 def wrapper_script(
-    script_path: str, pid_path: str, status_path: str, env: Mapping[str, str]
+    launch: ScriptLaunch,
+    script_path: str,
+    pid_path: str,
+    status_path: str,
+    env: Mapping[str, str],
 ) -> str:
-    """The wrapper that runs ``script_path`` (container paths) with ``env`` added.
+    """The wrapper that starts ``launch`` (its file at ``script_path``) with ``env`` added.
 
     ``env`` goes through ``env NAME=VALUE ...`` rather than ``export`` so that names that are not
-    shell identifiers still arrive; names ``env`` would take for options are dropped.
+    shell identifiers still arrive; names ``env`` would take for options are dropped. The
+    launch's working directory is made first when missing.
     """
     assignments = " ".join(
         shlex.quote(f"{name}={value}")
         for name, value in env.items()
         if name and "=" not in name and not name.startswith("-")
     )
+    argv = [*launch.argv, script_path] if launch.needs_file else list(launch.argv)
+    directory = shlex.quote(launch.working_directory)
     return (
         # The engine keeps a container process's stdout and stderr apart and does not keep their
         # relative order: one stream inside keeps the script's output in the order written.
         "exec 2>&1\n"
         f"echo $$ >{shlex.quote(pid_path)}\n"
-        f"env {assignments} {SHELL} -e {shlex.quote(script_path)}\n"
+        f"mkdir -p {directory} && cd {directory} && "
+        f"env {assignments} {shlex.join(argv)}\n"
         "status=$?\n"
         f"echo $status >{shlex.quote(status_path)}\n"
         # Whatever the script left running in its group dies with the wrapper itself; the

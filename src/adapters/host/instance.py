@@ -2,7 +2,9 @@
 
 Scripts are written to a private scripts directory (not the working directory, which belongs to
 the task) and run as ``/bin/sh -e <file>``: ``/bin/sh`` semantics, stopping at the first failing
-line, without the argument-length limit of ``sh -c``.
+line, without the argument-length limit of ``sh -c``. ``CIRRUS_SHELL`` and ``CIRRUS_WORKING_DIR``
+in a script's environment change that as ``domain.script_launch`` says; ``$CIRRUS_ENV`` files
+live in the scripts directory too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import itertools
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,8 +23,10 @@ from adapters.host.file_removal import remove_files, remove_tree
 from adapters.host.process import BackgroundScript, ScriptProcess, supervise
 from domain.errors import InstanceError
 from domain.ports import OutputSink
+from domain.script_launch import script_launch
 
-SHELL = "/bin/sh"
+# The biggest ``$CIRRUS_ENV`` file read back; a bigger one is refused rather than loaded.
+ENV_FILE_LIMIT = 16 * 1024 * 1024
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -78,25 +83,49 @@ class HostInstance:
         """A copy of the worker's own environment."""
         return dict(os.environ)
 
-    async def run_script(self, script: str, env: Mapping[str, str], output: OutputSink) -> int:
-        """Run ``script`` to its end; return its exit status (128 + N for death by signal N)."""
-        path = await self._write_script(script)
+    async def probe_environment(self) -> Mapping[str, str]:
+        """The worker's own environment: scripts start with it."""
+        return dict(os.environ)
+
+    async def create_env_file(self) -> str:
+        """An empty ``$CIRRUS_ENV`` file in the scripts directory."""
+        self._ensure_open()
+        path = Path(self._scripts_directory, f"cirrus-env-{next(self._script_numbers)}")
         try:
-            process = await ScriptProcess.start([SHELL, "-e", path], env, self._working_directory)
-            return await supervise(process, output, self._grace_seconds)
+            await asyncio.to_thread(_write_file, path, b"")
+        except OSError as exc:
+            raise InstanceError(f"cannot create the CIRRUS_ENV file {path}: {exc}") from exc
+        return str(path)
+
+    async def take_env_file(self, path: str) -> str:
+        """The text written to ``path`` (empty if it is gone); the file is removed."""
+        try:
+            return await asyncio.to_thread(read_untrusted_text, Path(path))
+        except OSError as exc:
+            raise InstanceError(f"cannot read the CIRRUS_ENV file {path}: {exc}") from exc
         finally:
             await asyncio.shield(asyncio.to_thread(remove_files, [path]))
+
+    async def run_script(self, script: str, env: Mapping[str, str], output: OutputSink) -> int:
+        """Run ``script`` to its end; return its exit status (128 + N for death by signal N)."""
+        argv, path, cwd = await self._prepare(script, env)
+        try:
+            process = await ScriptProcess.start(argv, env, cwd)
+            return await supervise(process, output, self._grace_seconds)
+        finally:
+            if path is not None:
+                await asyncio.shield(asyncio.to_thread(remove_files, [path]))
 
     async def start_background(
         self, script: str, env: Mapping[str, str], output: OutputSink
     ) -> BackgroundScript:
         """Start ``script`` and return at once; its output streams into ``output``."""
-        path = await self._write_script(script)
-        process = await ScriptProcess.start([SHELL, "-e", path], env, self._working_directory)
+        argv, _, cwd = await self._prepare(script, env)
+        process = await ScriptProcess.start(argv, env, cwd)
         stop_requested = asyncio.Event()
         supervisor = asyncio.create_task(
             supervise(process, output, self._grace_seconds, stop_requested),
-            name=f"background script {path}",
+            name=f"background script {argv[0]}",
         )
         handle = BackgroundScript(supervisor, stop_requested)
         self._background.append(handle)
@@ -131,16 +160,51 @@ class HostInstance:
         if self._closed:
             raise InstanceError("the host instance is closed")
 
-    async def _write_script(self, script: str) -> str:
-        """Store ``script`` as a new file in the scripts directory; return its path."""
+    async def _prepare(
+        self, script: str, env: Mapping[str, str]
+    ) -> tuple[list[str], str | None, str]:
+        """The argv that runs ``script``, its file (if any) and the directory it starts in.
+
+        The working directory is made when missing; a failure to start ``argv`` is the
+        script's failure (``InstanceError`` naming the program).
+        """
+        self._ensure_open()
+        launch = script_launch(script, env, self._working_directory)
+        try:
+            await asyncio.to_thread(os.makedirs, launch.working_directory, exist_ok=True)
+        except OSError as exc:
+            raise InstanceError(
+                f"cannot create the working directory {launch.working_directory}: {exc}"
+            ) from exc
+        if not launch.needs_file:
+            return list(launch.argv), None, launch.working_directory
+        path = await self._write_script(launch.text)
+        return [*launch.argv, path], path, launch.working_directory
+
+    async def _write_script(self, text: str) -> str:
+        """Store ``text`` as a new file in the scripts directory; return its path."""
         self._ensure_open()
         path = Path(self._scripts_directory, f"script-{next(self._script_numbers)}.sh")
-        text = script if script.endswith("\n") else script + "\n"
         try:
             await asyncio.to_thread(_write_file, path, text.encode("utf-8"))
         except OSError as exc:
             raise InstanceError(f"cannot write the script file {path}: {exc}") from exc
         return str(path)
+
+
+def read_untrusted_text(path: Path) -> str:
+    """Read a file the task may have replaced: no symlink, no FIFO, bounded size."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return ""
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise OSError("not a regular file")
+        data = file.read(ENV_FILE_LIMIT + 1)
+    if len(data) > ENV_FILE_LIMIT:
+        raise OSError(f"bigger than {ENV_FILE_LIMIT} bytes")
+    return data.decode("utf-8", "replace")
 
 
 def _write_file(path: Path, contents: bytes) -> None:

@@ -97,6 +97,16 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         "workers.disabled_until_register: a worker's own drain lasts until it registers again",
         ("ALTER TABLE workers ADD COLUMN disabled_until_register BOOLEAN NOT NULL DEFAULT FALSE",),
     ),
+    Migration(
+        3,
+        "tasks.awaiting_trigger: a trigger_type: manual task waits until it is triggered",
+        ("ALTER TABLE tasks ADD COLUMN awaiting_trigger BOOLEAN NOT NULL DEFAULT FALSE",),
+    ),
+    Migration(
+        4,
+        "workers.security_policy: the policy a worker reported (proto3 JSON; {} allows all)",
+        ("ALTER TABLE workers ADD COLUMN security_policy TEXT NOT NULL DEFAULT '{}'",),
+    ),
 )
 
 

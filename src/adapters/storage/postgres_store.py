@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 
 from adapters.storage import postgres_logs, postgres_tasks
 from adapters.storage.log_chunks import check_log_range
+from adapters.storage.policy_json import dumps_policy
 from adapters.storage.postgres_connection import Connection, PostgresDatabase
 from adapters.storage.postgres_migrations import POSTGRES_MIGRATIONS
 from adapters.storage.postgres_rows import load_task, load_tasks, load_workers
@@ -29,6 +30,7 @@ from adapters.storage.stored_records import (
     worker_from_row,
 )
 from domain.build import BuildSpec, TaskStatus
+from domain.policy import SecurityPolicy
 from domain.ports import Clock
 from domain.protocol import CommandResult
 from domain.store import (
@@ -77,7 +79,7 @@ class PostgresStore:
     # --- builds ---------------------------------------------------------------------------
 
     async def create_build(self, spec: BuildSpec) -> BuildRecord:
-        """Store a build and its tasks: ``CREATED`` with ``depends_on``, else ``SCHEDULED``."""
+        """Store a build and its tasks, each with ``domain.build.initial_status``."""
         now = self._clock.now()
 
         async def create(db: Connection) -> BuildRecord:
@@ -207,6 +209,13 @@ class PostgresStore:
         return await self._db.write_statement(
             lambda db: postgres_tasks.set_status(db, key, expected, new, failure_message, now)
         )
+
+    async def trigger_task(self, task_id: str) -> TaskRecord | None:
+        """Clear a task's ``awaiting_trigger`` (if set); return the task as it is now."""
+        key, now = row_key(task_id), self._clock.now()
+        if key is None:
+            return None
+        return await self._db.write(lambda db: postgres_tasks.trigger(db, key, now))
 
     async def claim_task(self, task_id: str, worker_name: str) -> TaskRecord | None:
         """Hand a ``SCHEDULED`` unclaimed task to a worker (fresh secrets); ``None`` if taken."""
@@ -339,6 +348,7 @@ class PostgresStore:
         labels: Mapping[str, str],
         resources_total: Mapping[str, float],
         session_token_hash: str,
+        security_policy: SecurityPolicy | None = None,
     ) -> WorkerRecord:
         """Register (or re-register) a worker; an operator's pause survives, a drain does not."""
         now = self._clock.now()
@@ -349,14 +359,16 @@ class PostgresStore:
             session_token_hash,
             now,
             now,
+            dumps_policy(security_policy),
         )
 
         async def upsert(db: Connection) -> WorkerRecord:
             await db.execute(
                 "INSERT INTO workers (name, labels, resources_total, session_token_hash, "
-                "registered_at, last_seen) VALUES (%s, %s, %s, %s, %s, %s) "
+                "registered_at, last_seen, security_policy) VALUES (%s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, "
                 "resources_total = excluded.resources_total, "
+                "security_policy = excluded.security_policy, "
                 "session_token_hash = excluded.session_token_hash, "
                 "registered_at = excluded.registered_at, last_seen = excluded.last_seen, "
                 "disabled = workers.disabled AND NOT workers.disabled_until_register, "

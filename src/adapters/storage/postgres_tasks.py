@@ -15,7 +15,7 @@ from adapters.storage.postgres_connection import Connection
 from adapters.storage.postgres_rows import load_task, load_tasks, update_task
 from adapters.storage.spec_json import dumps_str_map, dumps_task_spec, loads_str_map
 from adapters.storage.stored_records import FINAL_SQL
-from domain.build import BuildSpec, TaskStatus
+from domain.build import BuildSpec, TaskStatus, initial_status
 from domain.protocol import CommandResult
 from domain.store import BuildRecord, NoSuchTaskError, TaskRecord, lost_worker_message
 
@@ -34,15 +34,16 @@ async def insert_build(connection: Connection, spec: BuildSpec, now: float) -> i
     if spec.tasks:
         # In position order, so that ids (the FIFO sequence) follow the configuration.
         await cursor.executemany(
-            "INSERT INTO tasks (build_id, position, name, status, spec, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            "INSERT INTO tasks (build_id, position, name, status, spec, awaiting_trigger, "
+            "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     build_key,
                     position,
                     task.name,
-                    (TaskStatus.CREATED if task.depends_on else TaskStatus.SCHEDULED).value,
+                    initial_status(task).value,
                     dumps_task_spec(task),
+                    task.manual,
                     now,
                     now,
                 )
@@ -204,6 +205,16 @@ async def mark_stopped(
         "WHERE id = %s AND worker IS NOT NULL AND stopped_at IS NULL",
         (now, now, status.value, key),
     )
+
+
+async def trigger(connection: Connection, key: int, now: float) -> TaskRecord | None:
+    """Clear a task's ``awaiting_trigger``; return the task (``None`` if there is none)."""
+    await connection.execute(
+        "UPDATE tasks SET awaiting_trigger = FALSE, updated_at = %s "
+        "WHERE id = %s AND awaiting_trigger",
+        (now, key),
+    )
+    return await load_task(connection, key)
 
 
 async def request_cancel(connection: Connection, key: int, now: float) -> TaskRecord | None:

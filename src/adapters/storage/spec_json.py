@@ -48,6 +48,7 @@ def dumps_task_spec(spec: TaskSpec) -> str:
             **({"skipReason": spec.skip_reason} if spec.skip_reason else {}),
             **({"manual": True} if spec.manual else {}),
             **({"autoCancellation": True} if spec.auto_cancellation else {}),
+            **({"notices": list(spec.notices)} if spec.notices else {}),
         }
     )
 
@@ -81,6 +82,7 @@ def loads_task_spec(text: str) -> TaskSpec:
             skip_reason=str(body.get("skipReason", "")),
             manual=bool(body.get("manual", False)),
             auto_cancellation=bool(body.get("autoCancellation", False)),
+            notices=tuple(str(notice) for notice in body.get("notices", [])),
         )
     except (KeyError, TypeError, ValueError, ProtocolDecodeError) as error:
         raise StoreError(f"stored task spec is malformed: {error}") from error

@@ -89,6 +89,16 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         "workers.disabled_until_register: a worker's own drain lasts until it registers again",
         ("ALTER TABLE workers ADD COLUMN disabled_until_register INTEGER NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        3,
+        "tasks.awaiting_trigger: a trigger_type: manual task waits until it is triggered",
+        ("ALTER TABLE tasks ADD COLUMN awaiting_trigger INTEGER NOT NULL DEFAULT 0",),
+    ),
+    Migration(
+        4,
+        "workers.security_policy: the policy a worker reported (proto3 JSON; {} allows all)",
+        ("ALTER TABLE workers ADD COLUMN security_policy TEXT NOT NULL DEFAULT '{}'",),
+    ),
 )
 
 

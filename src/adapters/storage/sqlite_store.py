@@ -14,6 +14,7 @@ from pathlib import Path
 
 from adapters.storage import sqlite_logs, sqlite_tasks
 from adapters.storage.log_chunks import check_log_range
+from adapters.storage.policy_json import dumps_policy
 from adapters.storage.schema_versions import Migration
 from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
 from adapters.storage.sqlite_connection import SqliteConnection
@@ -28,6 +29,7 @@ from adapters.storage.stored_records import (
     worker_from_row,
 )
 from domain.build import BuildSpec, TaskStatus
+from domain.policy import SecurityPolicy
 from domain.ports import Clock
 from domain.protocol import CommandResult
 from domain.store import (
@@ -72,7 +74,7 @@ class SqliteStore:
     # --- builds ---------------------------------------------------------------------------
 
     async def create_build(self, spec: BuildSpec) -> BuildRecord:
-        """Store a build and its tasks: ``CREATED`` with ``depends_on``, else ``SCHEDULED``."""
+        """Store a build and its tasks, each with ``domain.build.initial_status``."""
         now = self._clock.now()
 
         def create(db: sqlite3.Connection) -> BuildRecord:
@@ -197,6 +199,13 @@ class SqliteStore:
             lambda db: sqlite_tasks.set_status(db, key, expected, new, failure_message, now)
         )
 
+    async def trigger_task(self, task_id: str) -> TaskRecord | None:
+        """Clear a task's ``awaiting_trigger`` (if set); return the task as it is now."""
+        key, now = row_key(task_id), self._clock.now()
+        if key is None:
+            return None
+        return await self._db.write(lambda db: sqlite_tasks.trigger(db, key, now))
+
     async def claim_task(self, task_id: str, worker_name: str) -> TaskRecord | None:
         """Hand a ``SCHEDULED`` unclaimed task to a worker (fresh secrets); ``None`` if taken."""
         key, now = row_key(task_id), self._clock.now()
@@ -318,6 +327,7 @@ class SqliteStore:
         labels: Mapping[str, str],
         resources_total: Mapping[str, float],
         session_token_hash: str,
+        security_policy: SecurityPolicy | None = None,
     ) -> WorkerRecord:
         """Register (or re-register) a worker; an operator's pause survives, a drain does not."""
         now = self._clock.now()
@@ -325,9 +335,10 @@ class SqliteStore:
         def upsert(db: sqlite3.Connection) -> WorkerRecord:
             db.execute(
                 "INSERT INTO workers (name, labels, resources_total, session_token_hash, "
-                "registered_at, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
+                "registered_at, last_seen, security_policy) VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, "
                 "resources_total = excluded.resources_total, "
+                "security_policy = excluded.security_policy, "
                 "session_token_hash = excluded.session_token_hash, "
                 "registered_at = excluded.registered_at, last_seen = excluded.last_seen, "
                 "disabled = CASE WHEN workers.disabled_until_register = 1 THEN 0 "
@@ -339,6 +350,7 @@ class SqliteStore:
                     session_token_hash,
                     now,
                     now,
+                    dumps_policy(security_policy),
                 ),
             )
             return load_workers(db, "name = ?", (name,))[0]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from adapters.storage.spec_json import dumps_str_map, dumps_task_spec, loads_str_map
 from adapters.storage.sqlite_rows import load_task, load_tasks
 from adapters.storage.stored_records import FINAL_SQL
-from domain.build import BuildSpec, TaskStatus
+from domain.build import BuildSpec, TaskStatus, initial_status
 from domain.protocol import CommandResult
 from domain.store import BuildRecord, NoSuchTaskError, TaskRecord, lost_worker_message
 
@@ -29,11 +29,19 @@ def insert_build(connection: sqlite3.Connection, spec: BuildSpec, now: float) ->
     build_key = cursor.lastrowid
     assert build_key is not None  # an INSERT into a rowid table always sets it
     for position, task in enumerate(spec.tasks):
-        status = TaskStatus.CREATED if task.depends_on else TaskStatus.SCHEDULED
         connection.execute(
-            "INSERT INTO tasks (build_id, position, name, status, spec, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (build_key, position, task.name, status.value, dumps_task_spec(task), now, now),
+            "INSERT INTO tasks (build_id, position, name, status, spec, awaiting_trigger, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                build_key,
+                position,
+                task.name,
+                initial_status(task).value,
+                dumps_task_spec(task),
+                int(task.manual),
+                now,
+                now,
+            ),
         )
     return build_key
 
@@ -76,6 +84,15 @@ def set_status(
         (new.value, now, failure_message, failure_message, key, *(s.value for s in expected)),
     )
     return cursor.rowcount == 1
+
+
+def trigger(connection: sqlite3.Connection, key: int, now: float) -> TaskRecord | None:
+    """Clear a task's ``awaiting_trigger``; return the task (``None`` if there is none)."""
+    connection.execute(
+        "UPDATE tasks SET awaiting_trigger = 0, updated_at = ? WHERE id = ? AND awaiting_trigger",
+        (now, key),
+    )
+    return load_task(connection, key)
 
 
 def claim(

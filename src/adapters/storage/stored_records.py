@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from adapters.storage.policy_json import loads_policy
 from adapters.storage.spec_json import (
     loads_float_map,
     loads_str_list,
@@ -88,6 +89,7 @@ def task_from_row(row: Row, results: Sequence[CommandResult]) -> TaskRecord:
         command_results=tuple(results),
         started_at=row["started_at"],
         stopped_at=row["stopped_at"],
+        awaiting_trigger=bool(row["awaiting_trigger"]),
     )
 
 
@@ -156,4 +158,5 @@ def worker_from_row(row: Row) -> WorkerRecord:
         resources_in_use=loads_float_map(row["resources_in_use"]),
         running_task_ids=loads_str_list(row["running_task_ids"]),
         disabled=bool(row["disabled"]),
+        security_policy=loads_policy(row["security_policy"]),
     )

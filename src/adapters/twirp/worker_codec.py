@@ -34,6 +34,8 @@ from adapters.twirp.messages import (
     WorkerStatus,
     canonical_int64,
 )
+from adapters.twirp.policy_codec import decode_security_policy, encode_security_policy
+from domain.policy import SecurityPolicy
 from domain.protocol import (
     AgentAwareTask,
     PollRequest,
@@ -82,6 +84,7 @@ def encode_worker_info(info: WorkerInfo) -> JsonObject:
         JsonWriter()
         .string_map("labels", info.labels)
         .double_map("resources_total", info.resources_total)
+        .message("security_policy", encode_security_policy(info.security_policy))
         .build()
     )
 
@@ -89,9 +92,15 @@ def encode_worker_info(info: WorkerInfo) -> JsonObject:
 def decode_worker_info(body: object, path: str = "") -> WorkerInfo:
     """Read a ``WorkerInfo``."""
     reader = as_reader(body, path)
+    policy = reader.raw("security_policy")
     return WorkerInfo(
         labels=frozen_str_map(reader.string_map("labels")),
         resources_total=frozen_float_map(reader.double_map("resources_total")),
+        security_policy=(
+            SecurityPolicy()
+            if policy is None
+            else decode_security_policy(policy, reader.field_path("security_policy"))
+        ),
     )
 
 

@@ -25,8 +25,15 @@ import asyncssh
 from adapters.host.process import BackgroundScript, finish_despite_cancellation
 from adapters.vm import tart, vetu
 from adapters.vm.cli import LongRunningCommand, Tool, VmCli, failure_message
-from adapters.vm.ssh_session import RemoteScript, connect_when_ready, run_command
+from adapters.vm.ssh_session import (
+    RemoteScript,
+    capture_command,
+    connect_when_ready,
+    login_shell_command,
+    run_command,
+)
 from adapters.vm.state import VmRecord, VmStateFile
+from domain.agent_environment import PRINT_ENVIRONMENT, parse_env_output
 from domain.errors import InstanceError
 from domain.isolation import Isolation, TartIsolation, VetuIsolation, instance_attributes
 from domain.policy import SecurityPolicy, tart_softnet
@@ -287,6 +294,7 @@ class VmInstance:
         self.cli_env = cli_env
         self._working_directory = working_directory
         self._grace_seconds = grace_seconds
+        self._probed: dict[str, str] | None = None
         # Filled in by the factory while booting; close() undoes whatever got done.
         self.shares: list[tart.SharedDirectory] = []
         self.recorded = False
@@ -321,6 +329,40 @@ class VmInstance:
     def base_environment(self) -> Mapping[str, str]:
         """``CIRRUS_VM_ID``; the rest of the guest's environment comes from its login shell."""
         return {"CIRRUS_VM_ID": self._name}
+
+    async def probe_environment(self) -> Mapping[str, str]:
+        """What ``env`` prints in the guest's login shell, as scripts start; asked once."""
+        if self._probed is None:
+            command = login_shell_command(PRINT_ENVIRONMENT)
+            status, output, line = await capture_command(
+                self._open_connection(), command, timeout_seconds=HOOK_SECONDS
+            )
+            if status != 0:
+                raise InstanceError(
+                    f"cannot read the environment of VM {self._name}: {line or status}"
+                )
+            self._probed = {**parse_env_output(output), **self.base_environment()}
+        return dict(self._probed)
+
+    async def create_env_file(self) -> str:
+        """An empty, private ``$CIRRUS_ENV`` file in the guest's temporary directory."""
+        command = 'umask 077; mktemp "${TMPDIR:-/tmp}/cirrus-env-XXXXXXXX"'
+        status, output, line = await capture_command(
+            self._open_connection(), command, timeout_seconds=HOOK_SECONDS
+        )
+        path = output.strip()
+        if status != 0 or not path:
+            raise InstanceError(f"cannot create a CIRRUS_ENV file in VM {self._name}: {line}")
+        return path
+
+    async def take_env_file(self, path: str) -> str:
+        """The text written to a ``create_env_file`` file in the guest; the file is removed."""
+        quoted = shlex.quote(path)
+        command = f"cat {quoted} 2>/dev/null; rm -f {quoted}"
+        _, output, _ = await capture_command(
+            self._open_connection(), command, timeout_seconds=HOOK_SECONDS
+        )
+        return output
 
     def _open_connection(self) -> asyncssh.SSHClientConnection:
         if self._closed or self.connection is None:

@@ -6,8 +6,9 @@ neither the script nor its environment (secrets) appears on a command line. The 
 
 * reports its pid on the channel's stderr (sshd makes every exec'd command a session and
   process-group leader, and the exec chain keeps that pid),
-* exports the task environment, enters the working directory and runs the script with
-  ``/bin/sh -e`` and stdin at EOF, its stderr merged into stdout (one ordered stream),
+* exports the task environment, enters the working directory (``CIRRUS_WORKING_DIR``, made when
+  missing) and runs the script with ``/bin/sh -e`` (or ``CIRRUS_SHELL``'s command, or no shell
+  for ``direct``) and stdin at EOF, its stderr merged into stdout (one ordered stream),
 * reports the script's exit status on stderr, then kills what the script left in its group.
 
 Cancelling kills the script's process group from a second channel (SIGINT, then SIGKILL after
@@ -30,6 +31,7 @@ import asyncssh
 from adapters.host.process import finish_despite_cancellation
 from domain.errors import InstanceError
 from domain.ports import OutputSink
+from domain.script_launch import ScriptLaunch, script_launch
 
 CHUNK_SIZE = 64 * 1024
 READ_POLL_SECONDS = 0.2
@@ -72,24 +74,28 @@ def login_shell_command(inner: str) -> str:
     return f'exec "${{SHELL:-/bin/sh}}" -l -c {shlex.quote(inner)}'
 
 
-def wrapper_script(script: str, env: Mapping[str, str], working_directory: str) -> str:
-    """The wrapper (run as ``/bin/sh run.sh <its dir>``) that runs ``script`` with ``env``."""
-    text = script if script.endswith("\n") else script + "\n"
-    delimiter = f"CIRRUS_SCRIPT_END_{secrets.token_hex(8)}"
-    while delimiter in text:
+def wrapper_script(launch: ScriptLaunch, env: Mapping[str, str]) -> str:
+    """The wrapper (run as ``/bin/sh run.sh <its dir>``) that starts ``launch`` with ``env``."""
+    argv = shlex.join(launch.argv)
+    script = ""
+    if launch.needs_file:
+        argv += ' "$d/script.sh"'
         delimiter = f"CIRRUS_SCRIPT_END_{secrets.token_hex(8)}"
+        while delimiter in launch.text:
+            delimiter = f"CIRRUS_SCRIPT_END_{secrets.token_hex(8)}"
+        script = f"cat >\"$d/script.sh\" <<'{delimiter}'\n{launch.text}{delimiter}\n"
     exports = "".join(
         f"export {name}={shlex.quote(value)}\n" for name, value in env.items() if _NAME.match(name)
     )
-    wd = shlex.quote(working_directory)
+    wd = shlex.quote(launch.working_directory)
     return (
         'd="$1"\n'
         "exec 3>&2 2>&1\n"
         "echo cirrus-pid $$ >&3\n"
-        f"cat >\"$d/script.sh\" <<'{delimiter}'\n{text}{delimiter}\n"
+        f"{script}"
         f"{exports}"
         f"mkdir -p {wd} && cd {wd} || {{ echo cirrus-status 1 >&3; exit 1; }}\n"
-        '/bin/sh -e "$d/script.sh" 3>&-\n'
+        f"{argv} 3>&-\n"
         "status=$?\n"
         'rm -rf "$d"\n'
         "echo cirrus-status $status >&3\n"
@@ -170,6 +176,17 @@ async def run_command(
     timeout_seconds: float = 60.0,
 ) -> tuple[int, str]:
     """Run a short helper command; return its exit status and first error line (bounded)."""
+    status, _, line = await capture_command(connection, command, stdin, timeout_seconds)
+    return status, line
+
+
+async def capture_command(
+    connection: asyncssh.SSHClientConnection,
+    command: str,
+    stdin: bytes = b"",
+    timeout_seconds: float = 60.0,
+) -> tuple[int, str, str]:
+    """Run a short helper command; return its exit status, output and first error line."""
     try:
         async with asyncio.timeout(timeout_seconds):
             result = await connection.run(command, input=stdin, encoding=None, check=False)
@@ -178,9 +195,10 @@ async def run_command(
     except (OSError, asyncssh.Error) as exc:
         raise InstanceError(f"a command over SSH failed: {_describe(exc)}") from exc
     status = result.exit_status if result.exit_status is not None else 255
+    stdout = result.stdout if isinstance(result.stdout, bytes) else b""
     stderr = result.stderr if isinstance(result.stderr, bytes) else b""
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
-    return status, next((line for line in lines if line), "")
+    return status, stdout.decode("utf-8", "replace"), next((line for line in lines if line), "")
 
 
 class RemoteScript:
@@ -207,8 +225,12 @@ class RemoteScript:
         env: Mapping[str, str],
         working_directory: str,
     ) -> RemoteScript:
-        """Open the channel and send the wrapper; ``InstanceError`` if the channel cannot open."""
-        wrapper = wrapper_script(script, env, working_directory)
+        """Open the channel and send the wrapper; ``InstanceError`` if the channel cannot open.
+
+        ``env``'s ``CIRRUS_SHELL`` and ``CIRRUS_WORKING_DIR`` pick the shell and the directory
+        (``working_directory`` when unset), as ``domain.script_launch`` says.
+        """
+        wrapper = wrapper_script(script_launch(script, env, working_directory), env)
         try:
             process = await connection.create_process(
                 login_shell_command(_BOOTSTRAP), encoding=None

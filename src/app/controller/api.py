@@ -16,15 +16,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from adapters.cirrus_yaml import parse_build
+from adapters.cirrus_config.parse_build import parse_build
+from adapters.secrets import SecretCipher
 from adapters.twirp.codec import encode_isolation
 from app.controller.auth import admin_authorized
 from app.controller.openapi import OPENAPI_DOCUMENT
 from app.controller.scheduler_service import SchedulerService
+from app.controller.secrets_api import encrypt_secret
 from domain.build import BuildConfigError, TaskStatus
+from domain.cirrus_config.context import InstanceResolver
 from domain.store import BuildRecord, ControllerStore, StoreError, TaskRecord, WorkerRecord
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+MANUAL_TRIGGER_REASON = "waiting for a manual trigger"
+"""``pendingReason`` of a ``trigger_type: manual`` task nobody triggered yet."""
 
 
 class BuildSubmission(pydantic.BaseModel):
@@ -32,6 +38,7 @@ class BuildSubmission(pydantic.BaseModel):
 
     config: str
     environment: dict[str, str] = pydantic.Field(default_factory=dict)
+    starlark: str = ""  # the text of the .cirrus.star next to the .cirrus.yml, if any
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -82,6 +89,11 @@ def task_json(task: TaskRecord) -> dict[str, Any]:
         "isolation": encode_isolation(task.spec.isolation),
         "timeoutInSeconds": task.spec.timeout_seconds,
         "dependsOn": list(task.spec.depends_on),
+        "alias": task.spec.alias,
+        "allowFailures": task.spec.allow_failures,
+        "triggerType": "MANUAL" if task.spec.manual else "AUTOMATIC",
+        "skipReason": task.spec.skip_reason,
+        "notices": list(task.spec.notices),
         "commands": commands,
     }
 
@@ -104,11 +116,22 @@ class ControllerApi:
     """Endpoints of the HTTP API; ``routes()`` mounts them."""
 
     def __init__(
-        self, store: ControllerStore, scheduler: SchedulerService, *, admin_token: str
+        self,
+        store: ControllerStore,
+        scheduler: SchedulerService,
+        *,
+        admin_token: str,
+        secrets: SecretCipher,
+        instances: InstanceResolver | None = None,
     ) -> None:
         self._store = store
         self._scheduler = scheduler
         self._admin_token = admin_token
+        # The controller's cipher: encrypts for the API, and is the ``SecretReader`` that a
+        # submission's ``BuildContext`` decrypts ``ENCRYPTED[...]`` values with.
+        self.secrets = secrets
+        # The instance mapping of the controller's config file (None: the shipped one).
+        self.instances = instances
 
     def routes(self) -> list[Route]:
         """Return the API's routes."""
@@ -123,7 +146,9 @@ class ControllerApi:
                 "/api/v1/tasks/{task_id}/logs/{command}", guarded(self.task_log), methods=["GET"]
             ),
             Route("/api/v1/tasks/{task_id}/cancel", guarded(self.cancel_task), methods=["POST"]),
+            Route("/api/v1/tasks/{task_id}/trigger", guarded(self.trigger_task), methods=["POST"]),
             Route("/api/v1/workers", guarded(self.list_workers), methods=["GET"]),
+            Route("/api/v1/secrets/encrypt", guarded(self.encrypt_secret), methods=["POST"]),
         ]
 
     def _guarded(self, endpoint: Endpoint) -> Endpoint:
@@ -156,7 +181,13 @@ class ControllerApi:
         except ValueError as error:
             return error_response(400, f"the request body is not JSON: {error}")
         try:
-            spec = parse_build(submission.config, submission.environment)
+            spec = parse_build(
+                submission.config,
+                submission.environment,
+                starlark=submission.starlark,
+                secrets=self.secrets,
+                instances=self.instances,
+            )
         except BuildConfigError as error:
             return error_response(400, str(error))
         build = await self._store.create_build(spec)
@@ -180,6 +211,8 @@ class ControllerApi:
         body = task_json(task)
         if task.status is TaskStatus.SCHEDULED and task.worker is None:
             body["pendingReason"] = await self._scheduler.pending_reason(task)
+        elif task.waiting_for_trigger:
+            body["pendingReason"] = MANUAL_TRIGGER_REASON
         elif task.status is TaskStatus.CREATED:
             waiting = ", ".join(task.spec.depends_on)
             body["pendingReason"] = f"waiting for {waiting} to complete"
@@ -204,6 +237,21 @@ class ControllerApi:
         if task is None:
             return error_response(404, "no such task")
         return JSONResponse({"id": task.id, "status": task.status.value})
+
+    async def encrypt_secret(self, request: Request) -> Response:
+        """``POST /api/v1/secrets/encrypt``: ``{"value", "repository"}`` → ``{"encrypted"}``."""
+        return await encrypt_secret(request, self.secrets)
+
+    async def trigger_task(self, request: Request) -> Response:
+        """``POST /api/v1/tasks/{id}/trigger``: start a manual task (it still waits for its
+        dependencies); the status right after. Triggering twice is harmless."""
+        task = await self._store.get_task(request.path_params["task_id"])
+        if task is None:
+            return error_response(404, "no such task")
+        if not task.spec.manual:
+            return error_response(409, f"task {task.id} is not a manual task (trigger_type)")
+        triggered = await self._scheduler.trigger(task.id) or task
+        return JSONResponse({"id": triggered.id, "status": triggered.status.value})
 
     async def list_workers(self, _request: Request) -> Response:
         """``GET /api/v1/workers``."""

@@ -34,6 +34,7 @@ WORKERS_BUSY = "workers_busy"
 NO_WORKER_WITH_RESOURCES = "no_worker_with_resources"
 NOT_ENOUGH_RESOURCES = "not_enough_resources"
 WAITING_FOR_POLL = "waiting_for_poll"
+NO_WORKER_POLICY = "no_worker_policy"
 OTHER = "other"
 
 # Longest prefix first, so that "paused or offline" is not read as "paused".
@@ -47,6 +48,7 @@ _REASON_PREFIXES: tuple[tuple[str, str], ...] = (
     ("no matching worker has", NO_WORKER_WITH_RESOURCES),
     ("not enough free", NOT_ENOUGH_RESOURCES),
     ("waiting for a matching worker to poll", WAITING_FOR_POLL),
+    ("no worker's security policy allows", NO_WORKER_POLICY),
 )
 
 WAIT_CATEGORIES: tuple[str, ...] = (*dict.fromkeys(c for _, c in _REASON_PREFIXES), OTHER)

@@ -119,11 +119,43 @@ OPENAPI_DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/tasks/{id}/trigger": {
+            "post": {
+                "summary": "Trigger a `trigger_type: manual` task",
+                "description": "The task then waits for its dependencies as any other; "
+                "triggering it again changes nothing. Until triggered it stays CREATED (its "
+                "pendingReason says so) and does not hold its build open.",
+                "parameters": [_id_parameter("id")],
+                "responses": {
+                    "200": _json(_ref("TaskStatus"), "the status right after the trigger"),
+                    "401": _UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                    "409": _json(_ref("Error"), "the task is not a manual one"),
+                },
+            }
+        },
         "/api/v1/workers": {
             "get": {
                 "summary": "Registered workers as of their last poll",
                 "responses": {
                     "200": _json({"type": "array", "items": _ref("Worker")}, "every worker"),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/api/v1/secrets/encrypt": {
+            "post": {
+                "summary": "Encrypt a value into an ENCRYPTED[...] text for .cirrus.yml",
+                "description": "Only this controller (its key) can decrypt the answer. With "
+                "`repository`, only builds of that repository (CIRRUS_REPO_FULL_NAME, compared "
+                "case-insensitively) can use it; without, every build can.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("SecretEncryption")}},
+                },
+                "responses": {
+                    "200": _json(_ref("EncryptedSecret"), "the ENCRYPTED[...] text"),
+                    "400": _ERROR,
                     "401": _UNAUTHORIZED,
                 },
             }
@@ -148,6 +180,32 @@ OPENAPI_DOCUMENT: dict[str, Any] = {
                 "properties": {
                     "config": {"type": "string", "description": "the .cirrus.yml text"},
                     "environment": _STRING_MAP,
+                },
+            },
+            "SecretEncryption": {
+                "type": "object",
+                "required": ["value"],
+                "additionalProperties": False,
+                "properties": {
+                    "value": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "the plain value (at most 64 KiB of UTF-8)",
+                    },
+                    "repository": {
+                        "type": ["string", "null"],
+                        "description": "OWNER/NAME the value is bound to; absent or empty: any",
+                    },
+                },
+            },
+            "EncryptedSecret": {
+                "type": "object",
+                "required": ["encrypted"],
+                "properties": {
+                    "encrypted": {
+                        "type": "string",
+                        "pattern": "^ENCRYPTED\\[v1:[A-Za-z0-9_-]+\\]$",
+                    }
                 },
             },
             "TaskSummary": {
@@ -212,6 +270,16 @@ OPENAPI_DOCUMENT: dict[str, Any] = {
                     },
                     "timeoutInSeconds": {"type": "integer"},
                     "dependsOn": {"type": "array", "items": {"type": "string"}},
+                    "alias": {"type": "string", "description": "empty without `alias`"},
+                    "allowFailures": {
+                        "type": "boolean",
+                        "description": "a failure of this task does not fail the build",
+                    },
+                    "triggerType": {"type": "string", "enum": ["AUTOMATIC", "MANUAL"]},
+                    "skipReason": {
+                        "type": "string",
+                        "description": "why the task was created SKIPPED (`skip`); else empty",
+                    },
                     "commands": {"type": "array", "items": _ref("Command")},
                     "pendingReason": {
                         "type": "string",

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from app.controller.long_poll import PollWaiters
 from app.controller.metrics import ControllerMetrics, MetricsRefresher, NullControllerMetrics
-from domain.build import TaskStatus
+from domain.build import BuildSpec, TaskStatus, counted_status
 from domain.ports import Clock
 from domain.protocol import CommandResult, CommandStatus
 from domain.scheduling import (
@@ -104,9 +104,7 @@ def _released_from(task: TaskRecord, worker_name: str) -> bool:
 
 def queued_view(task: TaskRecord) -> QueuedTask:
     """Return what the scheduler needs of a queued task."""
-    return QueuedTask(
-        id=task.id, labels=task.spec.labels, resources=task.spec.resources, sequence=task.sequence
-    )
+    return task.as_queued()
 
 
 def can_take_more(worker: WorkerView) -> bool:
@@ -193,6 +191,7 @@ class SchedulerService:
             running_task_ids=tuple(task.id for task in held),
             paused=worker.disabled,
             online=self.is_online(worker),
+            policy=worker.security_policy,
         )
 
     async def worker_views(self) -> list[WorkerView]:
@@ -394,21 +393,30 @@ class SchedulerService:
         if not await self._store.count_build_tasks(build_id, {TaskStatus.CREATED}):
             return
         tasks = await self._store.list_build_tasks(build_id)
-        ids_by_name: dict[str, list[str]] = {}
-        for task in tasks:
-            ids_by_name.setdefault(task.name, []).append(task.id)
-        statuses = {task.id: task.status for task in tasks}
+        # Positions resolve names and aliases alike; a skip by condition and an allowed failure
+        # count as completed for the dependants (``counted_status``).
+        positions = BuildSpec(tasks=tuple(task.spec for task in tasks)).dependency_indices()
+        statuses = {task.id: counted_status(task.status, task.spec) for task in tasks}
         depends_on = {
-            task.id: [i for name in task.spec.depends_on for i in ids_by_name.get(name, [])]
-            for task in tasks
+            task.id: [tasks[i].id for i in indices]
+            for task, indices in zip(tasks, positions, strict=True)
         }
+        held = {task.id for task in tasks if task.awaiting_trigger}
         queued = False
-        for task_id, status in advance_dependencies(statuses, depends_on).items():
+        for task_id, status in advance_dependencies(statuses, depends_on, held).items():
             changed = await self._store.set_status(task_id, {TaskStatus.CREATED}, status)
             queued = queued or (changed and status is TaskStatus.SCHEDULED)
         if queued:
             self._waiters.wake_all()
             self._changed()
+
+    async def trigger(self, task_id: str) -> TaskRecord | None:
+        """Trigger a manual task: it then waits for its dependencies as any other task does."""
+        record = await self._store.trigger_task(task_id)
+        if record is None:
+            return None
+        await self.advance_build(record.build_id)
+        return await self._store.get_task(task_id) or record
 
     async def build_submitted(self) -> None:
         """Wake every held poll: the new build's first tasks are queued."""

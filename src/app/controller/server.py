@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters.secrets import SecretCipher
 from app.controller.api import ControllerApi
 from app.controller.auth import WorkerAuthenticator
 from app.controller.long_poll import PollWaiters
@@ -28,6 +29,7 @@ from app.controller.metrics import DEFAULT_REFRESH_SECONDS, ControllerMetrics
 from app.controller.scheduler_service import SchedulerService
 from app.controller.twirp_services import TwirpServices
 from app.worker.clock import SystemClock
+from domain.cirrus_config.context import InstanceResolver
 from domain.ports import Clock
 from domain.store import ControllerStore
 
@@ -69,6 +71,8 @@ def create_app(
     clock: Clock | None = None,
     metrics: ControllerMetrics | None = None,
     metrics_refresh_seconds: float = DEFAULT_REFRESH_SECONDS,
+    secrets: SecretCipher | None = None,
+    instances: InstanceResolver | None = None,
 ) -> Starlette:
     """Return the controller app: ``/twirp/...``, ``/api/v1/...``, ``/openapi.json``, ``/healthz``.
 
@@ -79,6 +83,9 @@ def create_app(
     lost. ``clock`` defaults to the system clock. ``metrics`` (default: none) receives the
     scheduling counters and gauges, refreshed after scheduling passes and every
     ``metrics_refresh_seconds``; ``GET /metrics`` is served if its Prometheus text is enabled.
+    ``secrets`` encrypts and decrypts ``ENCRYPTED[...]`` values (``cirrus controller run`` passes
+    the database's key); without it a key is made for this app's life only. ``instances``
+    resolves the instance types of submitted configurations (default: the shipped mapping).
     """
     if not 1 <= poll_interval_seconds <= 3600:
         raise ValueError(f"poll_interval_seconds must be 1..3600, got {poll_interval_seconds}")
@@ -97,10 +104,19 @@ def create_app(
         store, the_clock, waiters, offline_after_seconds=offline_after, metrics=metrics
     )
     auth = WorkerAuthenticator(store, registration_token)
+    cipher = secrets if secrets is not None else SecretCipher.generate()
     twirp = TwirpServices(
-        store, scheduler, waiters, auth, the_clock, poll_interval_seconds=poll_interval_seconds
+        store,
+        scheduler,
+        waiters,
+        auth,
+        the_clock,
+        poll_interval_seconds=poll_interval_seconds,
+        secrets=cipher,
     )
-    api = ControllerApi(store, scheduler, admin_token=admin_token)
+    api = ControllerApi(
+        store, scheduler, admin_token=admin_token, secrets=cipher, instances=instances
+    )
     sweep_every = max(0.5, min(poll_interval_seconds, offline_after / 3))
     runtime = ControllerRuntime(scheduler, waiters, sweep_every_seconds=sweep_every)
 

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive
 
+from adapters.secrets import reveal_secrets
 from adapters.twirp.codec import (
     CI_SERVICE,
     WORKERS_SERVICE,
@@ -48,6 +49,7 @@ from app.controller.auth import (
 )
 from app.controller.long_poll import PollTicket, PollWaiters
 from app.controller.scheduler_service import SchedulerService
+from domain.cirrus_config.context import NoSecrets, SecretError, SecretReader
 from domain.ports import Clock
 from domain.protocol import (
     AgentAwareTask,
@@ -70,6 +72,7 @@ TWIRP_STATUS: Final[Mapping[str, int]] = MappingProxyType(
         "not_found": 404,
         "already_exists": 409,
         "resource_exhausted": 429,
+        "failed_precondition": 412,
         "internal": 500,
         "unavailable": 503,
         "deadline_exceeded": 504,
@@ -92,7 +95,8 @@ def twirp_error_response(code: str, message: str) -> JSONResponse:
 
 
 def task_environment(task: TaskRecord, build_environment: Mapping[str, str]) -> dict[str, str]:
-    """Return a task's environment: CI flags, the build's and the task's, then its identity."""
+    """Return a task's environment: CI flags, the build's and the task's, then its identity
+    (``CIRRUS_TASK_NAME_ALIAS`` only for a task with an ``alias``, as in Cirrus)."""
     return {
         "CI": "true",
         "CIRRUS_CI": "true",
@@ -101,6 +105,7 @@ def task_environment(task: TaskRecord, build_environment: Mapping[str, str]) -> 
         "CIRRUS_BUILD_ID": task.build_id,
         "CIRRUS_TASK_ID": task.id,
         "CIRRUS_TASK_NAME": task.name,
+        **({"CIRRUS_TASK_NAME_ALIAS": task.spec.alias} if task.spec.alias else {}),
     }
 
 
@@ -139,8 +144,10 @@ class TwirpServices:
         clock: Clock,
         *,
         poll_interval_seconds: int,
+        secrets: SecretReader | None = None,
     ) -> None:
         self._store = store
+        self._secrets: SecretReader = secrets if secrets is not None else NoSecrets()
         self._scheduler = scheduler
         self._waiters = waiters
         self._auth = auth
@@ -207,7 +214,9 @@ class TwirpServices:
         if not name:
             raise TwirpError("invalid_argument", 'workerInfo.labels must hold the "name" label')
         token = new_session_token()
-        await self._store.upsert_worker(name, info.labels, info.resources_total, hash_token(token))
+        await self._store.upsert_worker(
+            name, info.labels, info.resources_total, hash_token(token), info.security_policy
+        )
         log.info("worker %s registered", name)
         return RegisterResponse(session_token=token)
 
@@ -300,11 +309,20 @@ class TwirpServices:
         if task is None:
             raise TwirpError("not_found", f"task {assignment.id} does not exist")
         build_environment = await self._store.build_environment(task.build_id) or {}
+        # The build's repository, not the task's environment: a task must not pick the
+        # repository whose secrets it gets.
+        repository = build_environment.get("CIRRUS_REPO_FULL_NAME", "")
+        try:
+            revealed = reveal_secrets(
+                task_environment(task, build_environment), self._secrets, repository
+            )
+        except SecretError as error:
+            raise TwirpError("failed_precondition", f"task {task.id}: {error}") from None
         return CommandsResponse(
-            environment=task_environment(task, build_environment),
+            environment=revealed.environment,
             commands=task.spec.commands,
             timeout_in_seconds=task.spec.timeout_seconds,
-            secrets_to_mask=(),
+            secrets_to_mask=revealed.secrets_to_mask,
         )
 
     async def _report_command_updates(

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
+import posixpath
 from collections.abc import Mapping
 
 from adapters.telemetry.noop import NullTaskTrace
 from app.worker.log_stream import CommandLog
 from app.worker.retry import Sleep
 from app.worker.running_task import RunningTask
+from app.worker.task_env import TaskEnvironment
+from domain.clone import NO_SOURCE_MESSAGE, clone_script, has_source
 from domain.commands import (
     ExecutionState,
     after_cancel,
@@ -29,6 +31,7 @@ from domain.commands import (
 from domain.ports import BackgroundProcess, Clock, ControllerClient, Instance
 from domain.protocol import (
     BackgroundScriptInstruction,
+    CloneInstruction,
     Command,
     CommandResult,
     CommandsResponse,
@@ -37,21 +40,33 @@ from domain.protocol import (
     FileInstruction,
     ScriptInstruction,
 )
+from domain.script_launch import DIRECT, SHELL_VARIABLE, WORKING_DIR_VARIABLE
 from domain.telemetry import TaskTrace
 
 log = logging.getLogger("cirrus.worker")
 
-_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+ENV_FILE_VARIABLE = "CIRRUS_ENV"
 
 
-def expand(text: str, env: Mapping[str, str]) -> str:
-    """Replace ``$NAME`` and ``${NAME}`` by their values (unknown names stay as written)."""
+def task_variables(
+    instance: Instance,
+    task_id: str,
+    response: CommandsResponse,
+    trace_context: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Return the task's own variables: CI variables, trace context, the response's (last wins).
 
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        return env.get(name, match.group(0))
-
-    return _VARIABLE.sub(value, text)
+    The task's own variables come last, so a ``TRACEPARENT`` set by the build still wins.
+    """
+    env = {
+        "CI": "true",
+        "CIRRUS_CI": "true",
+        "CIRRUS_TASK_ID": task_id,
+        "CIRRUS_WORKING_DIR": instance.working_directory,
+    }
+    env.update(trace_context or {})
+    env.update(response.environment)
+    return env
 
 
 def task_environment(
@@ -60,22 +75,11 @@ def task_environment(
     response: CommandsResponse,
     trace_context: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Return the environment of every command: base, CI variables, trace context, task's own.
-
-    The task's own variables come last, so a ``TRACEPARENT`` set by the build still wins.
-    """
-    env = dict(instance.base_environment())
-    env.update(
-        {
-            "CI": "true",
-            "CIRRUS_CI": "true",
-            "CIRRUS_TASK_ID": task_id,
-            "CIRRUS_WORKING_DIR": instance.working_directory,
-        }
-    )
-    env.update(trace_context or {})
-    env.update(response.environment)
-    return env
+    """Return the environment of every command before expansion: base, then the task's own."""
+    return {
+        **instance.base_environment(),
+        **task_variables(instance, task_id, response, trace_context),
+    }
 
 
 def instruction_name(command: Command) -> str:
@@ -106,7 +110,11 @@ class CommandRunner:
         self._timer_sleep = timer_sleep
         self._log_sleep = log_sleep
         self._log_flush_interval = log_flush_interval
-        self._env = task_environment(instance, running.task_id, response, self._trace.environment())
+        self._env = TaskEnvironment(
+            instance,
+            task_variables(instance, running.task_id, response, self._trace.environment()),
+            response.secrets_to_mask,
+        )
         self._background: list[tuple[BackgroundProcess, CommandLog]] = []
         self._state = ExecutionState()
         self._deadline: float | None = None
@@ -116,6 +124,7 @@ class CommandRunner:
         if self._response.timeout_in_seconds > 0:
             self._deadline = self._clock.monotonic() + self._response.timeout_in_seconds
         results: list[CommandResult] = []
+        await self._env.prepare()
         for command in self._response.commands:
             if self._running.cancel_requested.is_set() and not self._state.cancelled:
                 self._state = after_cancel(self._state)
@@ -165,7 +174,7 @@ class CommandRunner:
             self._running.outbox,
             self._running.ref,
             command.name,
-            self._response.secrets_to_mask,
+            self._env.masks,
             flush_interval=self._log_flush_interval,
             sleep=self._log_sleep,
         )
@@ -226,16 +235,13 @@ class CommandRunner:
         try:
             match instruction:
                 case ScriptInstruction(scripts=scripts):
-                    code = await self._instance.run_script("\n".join(scripts), self._env, output)
-                    return status_of_exit_code(code), False
+                    return await self._script(scripts, output), False
                 case BackgroundScriptInstruction(scripts=scripts):
-                    process = await self._instance.start_background(
-                        "\n".join(scripts), self._env, output
-                    )
-                    self._background.append((process, output))
-                    return CommandStatus.COMPLETED, True
+                    return await self._background_script(scripts, output), True
                 case FileInstruction():
                     return await self._write_file(instruction, output), False
+                case CloneInstruction():
+                    return await self._clone(output), False
                 case ExitInstruction():
                     return CommandStatus.COMPLETED, False
                 case _:
@@ -251,15 +257,61 @@ class CommandRunner:
             await output.line(f"Command {command.name!r} failed: {error}")
             return CommandStatus.FAILED, False
 
+    async def _script_text(self, scripts: tuple[str, ...], env: Mapping[str, str]) -> str:
+        """The text handed to the instance: the lines, or the expanded first line (``direct``)."""
+        if env.get(SHELL_VARIABLE) == DIRECT:
+            # The agent ran only the first line without a shell, its references expanded.
+            extra = {ENV_FILE_VARIABLE: env[ENV_FILE_VARIABLE]}
+            return await self._env.expand_for_command(scripts[0] if scripts else "", extra)
+        return "\n".join(scripts)
+
+    async def _script(self, scripts: tuple[str, ...], output: CommandLog) -> CommandStatus:
+        env_file = await self._instance.create_env_file()
+        env = await self._env.for_command({ENV_FILE_VARIABLE: env_file})
+        code = await self._instance.run_script(await self._script_text(scripts, env), env, output)
+        await self._take_env_file(env_file, output)
+        return status_of_exit_code(code)
+
+    async def _background_script(
+        self, scripts: tuple[str, ...], output: CommandLog
+    ) -> CommandStatus:
+        env_file = await self._instance.create_env_file()
+        env = await self._env.for_command({ENV_FILE_VARIABLE: env_file})
+        text = await self._script_text(scripts, env)
+        process = await self._instance.start_background(text, env, output)
+        self._background.append((process, output))
+        # Read right after the start, as the agent did: a background script's later lines
+        # cannot change the environment of the commands that run meanwhile.
+        await self._take_env_file(env_file, output)
+        return CommandStatus.COMPLETED
+
+    async def _take_env_file(self, path: str, output: CommandLog) -> None:
+        error = await self._env.merge_env_file(await self._instance.take_env_file(path))
+        if error is not None:
+            await output.line(error)
+
+    async def _clone(self, output: CommandLog) -> CommandStatus:
+        env = await self._env.for_command()
+        if not has_source(env):
+            await output.line(NO_SOURCE_MESSAGE)
+            return CommandStatus.COMPLETED
+        # The clone script is the worker's own /bin/sh text, whatever shell the task picked.
+        env.pop(SHELL_VARIABLE, None)
+        return status_of_exit_code(await self._instance.run_script(clone_script(), env, output))
+
     async def _write_file(self, instruction: FileInstruction, output: CommandLog) -> CommandStatus:
+        env = await self._env.for_command()
         if instruction.from_contents is not None:
             contents = instruction.from_contents
         else:
             variable = instruction.from_environment_variable or ""
-            if variable not in self._env:
+            if variable not in env:
                 await output.line(f"Environment variable {variable!r} is not set.")
                 return CommandStatus.FAILED
-            contents = self._env[variable]
-        path = expand(instruction.destination_path, self._env)
+            contents = env[variable]
+        path = await self._env.expand_for_command(instruction.destination_path)
+        if env[WORKING_DIR_VARIABLE] != self._instance.working_directory:
+            # Relative to the task's working directory, which CIRRUS_WORKING_DIR has moved.
+            path = posixpath.join(env[WORKING_DIR_VARIABLE], path)
         await self._instance.write_file(path, contents.encode("utf-8"))
         return CommandStatus.COMPLETED

@@ -46,6 +46,8 @@ def build_worker_info(config: WorkerConfig) -> WorkerInfo:
     return WorkerInfo(
         labels=frozen_str_map(worker_labels(reserved, config.labels)),
         resources_total=frozen_float_map(config.resources),
+        # Reported so that the controller never offers a task this worker must refuse.
+        security_policy=config.security_policy(),
     )
 
 

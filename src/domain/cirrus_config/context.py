@@ -51,12 +51,18 @@ class SecretError(CirrusError):
     """An ``ENCRYPTED[...]`` value cannot be decrypted by this controller (or for this repo)."""
 
 
+class ForeignSecretError(SecretError):
+    """An ``ENCRYPTED[...]`` value made by another system (hosted Cirrus CI): no controller of
+    this project can decrypt it, and it does not claim to be one of ours."""
+
+
 class SecretReader(Protocol):
     """Decrypts ``ENCRYPTED[...]`` values; implemented by the controller's secret cipher."""
 
     def decrypt(self, value: str, repository: str) -> str:
         """Return the plain text of ``value`` (the whole ``ENCRYPTED[...]`` text), or raise
-        ``SecretError`` when it is not a value this controller encrypted for ``repository``."""
+        ``SecretError`` when it is not a value this controller encrypted for ``repository``
+        (``ForeignSecretError`` when it is not in this project's format at all)."""
         ...
 
 

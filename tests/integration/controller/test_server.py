@@ -84,24 +84,29 @@ async def test_a_task_runs_to_completed_and_its_log_can_be_read(
 
     await worker.started(task)
     commands = await worker.initial_commands(task)
+    await worker.report(task, "clone", "COMPLETED")
     logged = await worker.append_logs(task, "main", b"hi\n")
     await worker.report(task, "main", "EXECUTING")
     running = await controller.task(task["taskId"])
-    await worker.finished(task, {"main": "COMPLETED"})
+    await worker.finished(task, {"clone": "COMPLETED", "main": "COMPLETED"})
     await worker.stopped(task)
 
     assert commands["environment"]["GREETING"] == "hello"
     assert commands["environment"]["FROM_SUBMIT"] == "yes"
     assert commands["environment"]["CIRRUS_TASK_ID"] == task["taskId"]
-    assert commands["commands"][0]["name"] == "main"
-    assert commands["commands"][0]["scriptInstruction"]["scripts"] == ["echo hi"]
+    # Every task starts with the automatic clone, as on Cirrus.
+    assert [c["name"] for c in commands["commands"]] == ["clone", "main"]
+    assert commands["commands"][1]["scriptInstruction"]["scripts"] == ["echo hi"]
     assert int(commands["timeoutInSeconds"]) == 3600
     assert int(logged["bytesLogged"]) == 3
     assert running["status"] == "EXECUTING"
-    assert running["commands"] == [{"name": "main", "status": "EXECUTING", "durationInNanos": 0}]
+    assert running["commands"] == [
+        {"name": "clone", "status": "COMPLETED", "durationInNanos": 0},
+        {"name": "main", "status": "EXECUTING", "durationInNanos": 0},
+    ]
     done = await controller.task(task["taskId"])
     assert done["status"] == "COMPLETED"
-    assert done["commands"][0]["status"] == "COMPLETED"
+    assert [c["status"] for c in done["commands"]] == ["COMPLETED", "COMPLETED"]
     assert (await controller.build(build["id"]))["status"] == "COMPLETED"
     log = await controller.api("GET", f"/api/v1/tasks/{task['taskId']}/logs/main")
     assert log.status_code == 200
@@ -135,7 +140,7 @@ async def test_a_failing_command_fails_the_task_and_the_build(
 
     details = await controller.task(task["taskId"])
     assert details["status"] == "FAILED"
-    assert "main" in details["failureMessage"]
+    assert "clone" in details["failureMessage"]  # the first command that failed
     assert (await controller.build(build["id"]))["status"] == "FAILED"
 
 
@@ -551,9 +556,9 @@ async def test_workers_are_listed_with_what_they_reported(
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ("task:\n  scriptt: x\n", 'unknown key "scriptt"'),
+        ("task:\n  b_script: x\n  b_background_script: y\n", 'duplicate command name "b"'),
         ("task:\n  script: x\n  timeout_in: [1]\n", "timeout_in"),
-        ("a_task:\n  script: x\n  depends_on: [zz]\n", 'unknown task "zz"'),
+        ("a_task:\n  script: x\n  depends_on: [zz]\n", 'no task "zz"'),
         (
             "a_task:\n  script: x\n  depends_on: [b]\nb_task:\n  script: x\n  depends_on: [a]\n",
             "cycle",
@@ -564,7 +569,7 @@ async def test_workers_are_listed_with_what_they_reported(
             "memory",
         ),
     ],
-    ids=["unknown-key", "wrong-type", "unknown-dependency", "cycle", "bad-memory-unit"],
+    ids=["duplicate-command", "wrong-type", "unknown-dependency", "cycle", "bad-memory-unit"],
 )
 async def test_a_bad_config_is_refused_with_what_and_where(
     controller: RunningController, config: str, expected: str
@@ -758,7 +763,10 @@ async def test_the_real_worker_runs_a_build_against_the_controller(
     assert [t["status"] for t in current["tasks"]] == ["COMPLETED", "FAILED"]
     assert current["status"] == "FAILED"
     assert log.content == b"hello from main\n"
-    assert after["commands"][0]["status"] == "FAILED"
+    assert [(c["name"], c["status"]) for c in after["commands"]] == [
+        ("clone", "COMPLETED"),
+        ("main", "FAILED"),
+    ]
 
 
 async def test_a_task_its_worker_just_stopped_is_not_stopped_again(

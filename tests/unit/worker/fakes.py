@@ -192,7 +192,8 @@ class FakeBackground:
 
 class FakeInstance:
     """Runs scripts by their text: ``fail`` exits 1, ``block`` waits until cancelled,
-    ``print:TEXT`` writes TEXT; anything else exits 0."""
+    ``print:TEXT`` writes TEXT, ``cirrus-env:TEXT`` appends TEXT to ``$CIRRUS_ENV``; anything
+    else exits 0. Its probed environment adds ``HOME=/home/<task id>`` to the base."""
 
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
@@ -202,6 +203,8 @@ class FakeInstance:
         self.closed = False
         self.interrupted: list[str] = []
         self.blocking = asyncio.Event()
+        self.env_files: dict[str, str] = {}
+        self.probes = 0
 
     @property
     def working_directory(self) -> str:
@@ -210,8 +213,22 @@ class FakeInstance:
     def base_environment(self) -> Mapping[str, str]:
         return {"PATH": "/bin", "CI": "false"}
 
+    async def probe_environment(self) -> Mapping[str, str]:
+        self.probes += 1
+        return {**self.base_environment(), "HOME": f"/home/{self.task_id}"}
+
+    async def create_env_file(self) -> str:
+        path = f"/tmp/env-{len(self.env_files)}"
+        self.env_files[path] = ""
+        return path
+
+    async def take_env_file(self, path: str) -> str:
+        return self.env_files.pop(path)
+
     async def run_script(self, script: str, env: Mapping[str, str], output: OutputSink) -> int:
         self.scripts.append((script, dict(env)))
+        if script.startswith("cirrus-env:"):
+            self.env_files[env["CIRRUS_ENV"]] += script.removeprefix("cirrus-env:")
         if script == "fail":
             return 1
         if script == "block":

@@ -1,0 +1,47 @@
+"""``POST /api/v1/secrets/encrypt``: turn a plain value into an ``ENCRYPTED[...]`` text.
+
+Body ``{"value": "...", "repository": "owner/name"}`` (``repository`` optional: without it the
+value is usable by every repository and by builds without one); answer
+``200 {"encrypted": "ENCRYPTED[v1:...]"}``. The admin token guards it like every ``/api/v1``
+call (``ControllerApi`` mounts it); the plain value is never logged nor stored.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pydantic
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from adapters.secrets import SecretCipher, SecretValueError
+
+
+class SecretEncryption(pydantic.BaseModel):
+    """Body of ``POST /api/v1/secrets/encrypt``."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    value: str
+    repository: str | None = None
+
+
+def _error(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
+
+
+async def encrypt_secret(request: Request, cipher: SecretCipher) -> Response:
+    """Answer one ``POST /api/v1/secrets/encrypt``."""
+    try:
+        body = SecretEncryption.model_validate(json.loads(await request.body()))
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        return _error(f"invalid request body: {where}: {first['msg']}")
+    except ValueError as error:
+        return _error(f"the request body is not JSON: {error}")
+    try:
+        encrypted = cipher.encrypt(body.value, body.repository or "")
+    except SecretValueError as error:
+        return _error(str(error))
+    return JSONResponse({"encrypted": encrypted})
