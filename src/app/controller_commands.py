@@ -63,7 +63,16 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 # restart without the flag can serve the same token; a token given by flag is never stored.
 GENERATED_REGISTRATION_TOKEN_KEY = "generated-registration-token"
 GENERATED_ADMIN_TOKEN_KEY = "generated-admin-token"
-FILE_KEYS = ("listen", "database", "registration-token", "admin-token", INSTANCES_SECTION)
+STARLARK_HTTP = "starlark-http"
+"""Controller file key: may a ``.cirrus.star`` use the ``http`` module (default false)."""
+FILE_KEYS = (
+    "listen",
+    "database",
+    "registration-token",
+    "admin-token",
+    INSTANCES_SECTION,
+    STARLARK_HTTP,
+)
 
 
 class ControllerSetupError(CirrusError):
@@ -266,6 +275,11 @@ def read_controller_file(path: str) -> dict[str, str]:
             raise ControllerSetupError(str(key), f"unknown key (known: {', '.join(FILE_KEYS)})")
         if key == INSTANCES_SECTION:
             continue  # a mapping, read by ``read_instance_mapping``
+        if key == STARLARK_HTTP:
+            if not isinstance(value, bool):
+                raise ControllerSetupError(str(key), "must be true or false")
+            values[key] = "true" if value else "false"
+            continue
         if not isinstance(value, str | int) or isinstance(value, bool):
             raise ControllerSetupError(str(key), "must be a string")
         values[key] = str(value)
@@ -313,6 +327,7 @@ async def _check(
     registration_token: str | None,
     admin_token: str | None,
     _instances: InstanceResolver,  # already read and validated
+    _starlark_http: bool,
 ) -> int:
     bind_socket(address).close()  # it is free now; ``run`` binds it again
     store = await open_store(url, os.environ)
@@ -339,6 +354,7 @@ async def _serve(
     registration_token: str | None,
     admin_token: str | None,
     instances: InstanceResolver,
+    starlark_http: bool,
 ) -> int:
     # Signals are routed from the start: a SIGTERM that arrives while the store opens, or just
     # after "listening" is printed, stops the controller cleanly instead of killing it.
@@ -347,7 +363,9 @@ async def _serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.on_signal, signum)
     try:
-        return await _open_and_serve(address, url, registration_token, admin_token, stop, instances)
+        return await _open_and_serve(
+            address, url, registration_token, admin_token, stop, instances, starlark_http
+        )
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
@@ -385,6 +403,7 @@ async def _open_and_serve(
     admin_token: str | None,
     stop: _StopRequests,
     instances: InstanceResolver,
+    starlark_http: bool,
 ) -> int:
     sock = bind_socket(address)
     try:
@@ -413,6 +432,7 @@ async def _open_and_serve(
                 metrics=metrics,
                 secrets=cipher,
                 instances=instances,
+                starlark_http=starlark_http,
             )
         )
         stop.attach(server)
@@ -503,6 +523,7 @@ def run(
                 registration_token or values.get("registration-token"),
                 admin_token or values.get("admin-token"),
                 instances,
+                values.get(STARLARK_HTTP) == "true",
             )
         )
     except ControllerSetupError as error:

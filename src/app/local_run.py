@@ -31,6 +31,7 @@ import click
 from dependency_injector import providers
 from rich.console import Console
 
+from adapters.cirrus_config.starlark import LocalSourceFiles
 from adapters.config import WorkerConfig, WorkerFlags, load_worker_config
 from adapters.controller_api import ControllerApiClient, ControllerApiError, ControllerRefused
 from adapters.host.instance import HostInstanceFactory
@@ -136,8 +137,14 @@ def host_labels() -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def embedded_controller(database_dir: Path) -> AsyncIterator[EmbeddedController]:
-    """Serve a controller on a free port of 127.0.0.1 until the block ends."""
+async def embedded_controller(
+    database_dir: Path, project_dir: Path | None = None
+) -> AsyncIterator[EmbeddedController]:
+    """Serve a controller on a free port of 127.0.0.1 until the block ends.
+
+    A ``.cirrus.star`` it reads may use ``http`` (the user runs their own file on their own
+    machine, as with the original ``cirrus run``) and its ``fs`` module reads ``project_dir``.
+    """
     store = await SqliteStore.open(database_dir / "controller.db", SystemClock())
     sock = bind_socket(ListenAddress("127.0.0.1", 0))
     try:
@@ -148,6 +155,8 @@ async def embedded_controller(database_dir: Path) -> AsyncIterator[EmbeddedContr
             admin_token=admin,
             poll_interval_seconds=LOCAL_POLL_INTERVAL_SECONDS,
             instances=LocalInstances(MappedInstances(), host_labels()),
+            starlark_http=True,
+            starlark_files=None if project_dir is None else LocalSourceFiles(project_dir),
         )
         server = controller_server(app, log_level="warning")
         serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -199,13 +208,15 @@ async def run_locally(
     view: BuildView,
     environ: Mapping[str, str],
     starlark: str = "",
+    project_dir: Path | None = None,
 ) -> int:
     """Run one build (a ``.cirrus.yml`` and a ``.cirrus.star`` text) with an embedded
-    controller and worker; return the exit code."""
+    controller and worker; return the exit code. ``project_dir`` is what the ``.cirrus.star``'s
+    ``fs`` module reads."""
     with tempfile.TemporaryDirectory(prefix="cirrus-run-") as temporary:
         base = Path(temporary)
         (base / "instances").mkdir()
-        async with embedded_controller(base) as controller:
+        async with embedded_controller(base, project_dir) as controller:
             try:
                 worker_config = local_worker_config(worker_file, controller, environ)
             except ConfigError as error:
@@ -272,7 +283,10 @@ def run(file: str, worker_file: str | None) -> None:
     configure_logging("warning", None, None, 0, console_rich=False)
     view = BuildView(Console(highlight=False))
     try:
-        code = asyncio.run(run_locally(config_text, worker_file, view, os.environ, starlark))
+        project = Path(file).resolve().parent
+        code = asyncio.run(
+            run_locally(config_text, worker_file, view, os.environ, starlark, project)
+        )
     except LocalRunError as error:
         click.echo(" ".join(str(error).split()), err=True)
         code = error.exit_code

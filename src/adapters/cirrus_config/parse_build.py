@@ -50,6 +50,7 @@ def parse_build(
             load_yaml=_yaml_or_empty,
             environment=build_environment,
             allow_http=allow_http,
+            changed_files=tuple(changed_files or ()),
         )
         if files is not None:
             context = replace(context, files=files)

@@ -6,6 +6,7 @@ JSON in and out under ``/api/v1``, guarded by ``Authorization: Bearer <admin tok
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from adapters.cirrus_config.parse_build import parse_build
+from adapters.cirrus_config.starlark import SourceFiles
 from adapters.secrets import SecretCipher
 from adapters.twirp.codec import encode_isolation
 from app.controller.auth import admin_authorized
@@ -123,6 +125,8 @@ class ControllerApi:
         admin_token: str,
         secrets: SecretCipher,
         instances: InstanceResolver | None = None,
+        starlark_http: bool = False,
+        starlark_files: SourceFiles | None = None,
     ) -> None:
         self._store = store
         self._scheduler = scheduler
@@ -132,6 +136,10 @@ class ControllerApi:
         self.secrets = secrets
         # The instance mapping of the controller's config file (None: the shipped one).
         self.instances = instances
+        # Whether a .cirrus.star may use the ``http`` module (the controller file's
+        # ``starlark-http``), and where its ``fs`` module reads (None: nowhere).
+        self._starlark_http = starlark_http
+        self._starlark_files = starlark_files
 
     def routes(self) -> list[Route]:
         """Return the API's routes."""
@@ -181,12 +189,17 @@ class ControllerApi:
         except ValueError as error:
             return error_response(400, f"the request body is not JSON: {error}")
         try:
-            spec = parse_build(
+            # In a thread: a .cirrus.star may compute (or call ``http``) for a while, and the
+            # controller keeps answering its workers meanwhile.
+            spec = await asyncio.to_thread(
+                parse_build,
                 submission.config,
                 submission.environment,
                 starlark=submission.starlark,
                 secrets=self.secrets,
                 instances=self.instances,
+                allow_http=self._starlark_http,
+                files=self._starlark_files,
             )
         except BuildConfigError as error:
             return error_response(400, str(error))

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters.cirrus_config.starlark import SourceFiles
 from adapters.secrets import SecretCipher
 from app.controller.api import ControllerApi
 from app.controller.auth import WorkerAuthenticator
@@ -73,6 +74,8 @@ def create_app(
     metrics_refresh_seconds: float = DEFAULT_REFRESH_SECONDS,
     secrets: SecretCipher | None = None,
     instances: InstanceResolver | None = None,
+    starlark_http: bool = False,
+    starlark_files: SourceFiles | None = None,
 ) -> Starlette:
     """Return the controller app: ``/twirp/...``, ``/api/v1/...``, ``/openapi.json``, ``/healthz``.
 
@@ -86,6 +89,8 @@ def create_app(
     ``secrets`` encrypts and decrypts ``ENCRYPTED[...]`` values (``cirrus controller run`` passes
     the database's key); without it a key is made for this app's life only. ``instances``
     resolves the instance types of submitted configurations (default: the shipped mapping).
+    ``starlark_http`` lets a ``.cirrus.star`` use the ``http`` module; ``starlark_files`` is
+    what its ``fs`` module reads (default: nothing).
     """
     if not 1 <= poll_interval_seconds <= 3600:
         raise ValueError(f"poll_interval_seconds must be 1..3600, got {poll_interval_seconds}")
@@ -115,7 +120,13 @@ def create_app(
         secrets=cipher,
     )
     api = ControllerApi(
-        store, scheduler, admin_token=admin_token, secrets=cipher, instances=instances
+        store,
+        scheduler,
+        admin_token=admin_token,
+        secrets=cipher,
+        instances=instances,
+        starlark_http=starlark_http,
+        starlark_files=starlark_files,
     )
     sweep_every = max(0.5, min(poll_interval_seconds, offline_after / 3))
     runtime = ControllerRuntime(scheduler, waiters, sweep_every_seconds=sweep_every)
