@@ -18,6 +18,7 @@ from rich.console import Console
 
 from adapters.controller_api import (
     BuildInfo,
+    CancelInfo,
     ControllerApiClient,
     ControllerApiError,
     TaskInfo,
@@ -272,16 +273,21 @@ def logs(
     )
 
 
+def _print_task_status(answer: CancelInfo, as_json: bool) -> None:
+    """Print the ``{id, status}`` answer to a cancel or a trigger."""
+    if as_json:
+        click.echo(dumps(answer.document()))
+    else:
+        click.echo(f"task {answer.id}: {answer.status}")
+
+
 @task.command(cls=OneLineUsageCommand)
 @click.argument("task_id", metavar="ID")
 @api_options
 def cancel(task_id: str, controller: str, token: str | None, as_json: bool) -> None:
     """Cancel a task (a running one stops once its worker confirms)."""
     answer = call_controller(controller, token, lambda client: client.cancel_task(task_id))
-    if as_json:
-        click.echo(dumps(answer.document()))
-    else:
-        click.echo(f"task {answer.id}: {answer.status}")
+    _print_task_status(answer, as_json)
 
 
 @task.command(cls=OneLineUsageCommand)
@@ -290,10 +296,7 @@ def cancel(task_id: str, controller: str, token: str | None, as_json: bool) -> N
 def trigger(task_id: str, controller: str, token: str | None, as_json: bool) -> None:
     """Start a `trigger_type: manual` task (it still waits for its dependencies)."""
     answer = call_controller(controller, token, lambda client: client.trigger_task(task_id))
-    if as_json:
-        click.echo(dumps(answer.document()))
-    else:
-        click.echo(f"task {answer.id}: {answer.status}")
+    _print_task_status(answer, as_json)
 
 
 # --- workers --------------------------------------------------------------------------------

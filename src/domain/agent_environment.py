@@ -58,8 +58,9 @@ def _reference(text: str) -> tuple[str, int]:
     return text[:width], width
 
 
-def expand_text(text: str, lookup: Lookup) -> str:
-    """Replace every reference in ``text`` by ``lookup(name)``, else its default, else nothing."""
+def expand_text(text: str, lookup: Lookup, *, keep_unknown: bool = False) -> str:
+    """Replace every reference in ``text`` by ``lookup(name)``, else its default (or, with
+    ``keep_unknown``, the reference as written): once, as Go's ``os.Expand`` reads ``text``."""
     text = _WINDOWS_REFERENCE.sub(r"${\1}", text)
     if "$" not in text:
         return text
@@ -73,7 +74,9 @@ def expand_text(text: str, lookup: Lookup) -> str:
             if name:
                 variable, _, default = name.partition(":")
                 value = lookup(variable)
-                parts.append(default if value is None else value)
+                if value is None:
+                    value = text[index : index + 1 + width] if keep_unknown else default
+                parts.append(value)
             elif width == 0:
                 parts.append("$")
             index += width + 1

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.child_environment import child_environment
+
 pytestmark = pytest.mark.integration
 
 CIRRUS = Path(sys.executable).with_name("cirrus")
@@ -57,7 +59,7 @@ later_task:
 
 def clean_environment(tmp_path: Path) -> dict[str, str]:
     """The environment of a child: no CIRRUS_* variables, temporary files under ``tmp_path``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIRRUS_")}
+    env = child_environment()
     (tmp_path / "tmp").mkdir(exist_ok=True)
     env["TMPDIR"] = str(tmp_path / "tmp")
     env["XDG_DATA_HOME"] = str(tmp_path / "data")

@@ -188,11 +188,17 @@ def session_members(session: int) -> list[psutil.Process]:
     return members
 
 
-def stop(process: Process, what: str) -> list[str]:
-    """SIGTERM a process, wait for it; return complaints (bad exit, leftovers in its session)."""
+def stop_together(processes: dict[str, Process]) -> list[str]:
+    """SIGTERM every process at once, then wait for each; return the complaints of all."""
+    for process in processes.values():
+        if process.alive():
+            process.process.send_signal(signal.SIGTERM)
+    return [complaint for what, process in processes.items() for complaint in reap(process, what)]
+
+
+def reap(process: Process, what: str) -> list[str]:
+    """Wait for a signalled process; return complaints (bad exit, leftovers in its session)."""
     complaints = []
-    if process.alive():
-        process.process.send_signal(signal.SIGTERM)
     try:
         code = process.process.wait(timeout=60)
         if code != 0:
@@ -264,12 +270,12 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
             )
         yield stack
     finally:
-        complaints: list[str] = []
-        for name, worker in workers.items():
-            complaints += stop(worker, f"worker {name}")
+        # Workers first (each drains and tells its controller), then the controllers.
+        complaints = stop_together({f"worker {name}": worker for name, worker in workers.items()})
         controllers = stack.controllers if stack is not None else [p for p, _ in started]
-        for index, controller in enumerate(controllers):
-            complaints += stop(controller, f"controller {index}")
+        complaints += stop_together(
+            {f"controller {index}": controller for index, controller in enumerate(controllers)}
+        )
         assert not complaints, "\n".join(complaints)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.integration.child_environment import child_environment
+
 pytestmark = pytest.mark.integration
 
 CIRRUS = Path(sys.executable).with_name("cirrus")
@@ -47,7 +49,7 @@ def session_processes(session_id: int) -> list[psutil.Process]:
 
 def cirrus_run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``cirrus run ARGS`` in ``cwd``; assert that it leaves no process behind."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIRRUS_")}
+    env = child_environment()
     process = subprocess.Popen(
         [str(CIRRUS), "run", *args],
         stdin=subprocess.DEVNULL,

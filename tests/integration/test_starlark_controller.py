@@ -7,20 +7,13 @@ The HTTP server the Starlark code calls is a real one on 127.0.0.1.
 from __future__ import annotations
 
 import json
-import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_controller_cli import (
-    CIRRUS,
-    clean_environment,
-    printed_token,
-    start_controller,
-)
+from tests.integration.http_stub import StubHandler, serve_http
+from tests.integration.test_controller_cli import cli, printed_token, start_controller
 from tests.integration.test_local_run import cirrus_run
 
 pytestmark = pytest.mark.integration
@@ -34,45 +27,17 @@ def main(ctx):
 """
 
 
-class NameServer(BaseHTTPRequestHandler):
+class NameServer(StubHandler):
     """Answers every GET with the text ``from-http``."""
 
     def do_GET(self) -> None:  # the name http.server dispatches to
-        data = b"from-http"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:  # its signature
-        """Keep test output quiet."""
+        self.reply(200, "text/plain", b"from-http")
 
 
 @pytest.fixture
 def name_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NameServer)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def submit(tmp_path: Path, url: str, admin: str) -> subprocess.CompletedProcess[str]:
-    """``cirrus build submit`` of the ``.cirrus.yml`` (and ``.cirrus.star``) in ``tmp_path``."""
-    return subprocess.run(
-        [str(CIRRUS), "build", "submit", str(tmp_path / ".cirrus.yml"), "--json"],
-        capture_output=True,
-        text=True,
-        env={**clean_environment(tmp_path), "CIRRUS_TOKEN": admin, "CIRRUS_CONTROLLER": url},
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    with serve_http(NameServer) as url:
+        yield url
 
 
 @pytest.mark.parametrize("allowed", [True, False])
@@ -86,7 +51,8 @@ def test_starlark_http_needs_the_controller_files_permission(
     controller, url = start_controller(tmp_path, tmp_path / "c.db", "-f", str(controller_file))
     try:
         admin = printed_token(controller.stdout(), "admin token")
-        result = submit(tmp_path, url, admin)
+        submit = ("build", "submit", str(tmp_path / ".cirrus.yml"), "--controller", url, "--json")
+        result = cli(tmp_path, *submit, token=admin)
     finally:
         assert controller.terminate() == 0
     if allowed:
@@ -101,15 +67,7 @@ def test_starlark_http_needs_the_controller_files_permission(
 def test_a_controller_file_with_a_non_boolean_starlark_http_is_exit_2(tmp_path: Path) -> None:
     controller_file = tmp_path / "controller.yml"
     controller_file.write_text("starlark-http: sometimes\n")
-    result = subprocess.run(
-        [str(CIRRUS), "controller", "run", "-f", str(controller_file), "--check"],
-        capture_output=True,
-        text=True,
-        env=clean_environment(tmp_path),
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    result = cli(tmp_path, "controller", "run", "-f", str(controller_file), "--check")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["cirrus: starlark-http: must be true or false"]
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
 
 from adapters.cirrus_config.starlark import StarlarkContext, evaluate_starlark
 from domain.cirrus_config.nodes import CirrusConfigError, Node, Pairs, Scalar
+from tests.integration.http_stub import StubHandler, serve_http
 
 
-class Recorder(BaseHTTPRequestHandler):
+class Recorder(StubHandler):
     """Answers every request with JSON describing it, and records it."""
 
     seen: ClassVar[list[dict[str, str]]] = []
@@ -29,31 +28,16 @@ class Recorder(BaseHTTPRequestHandler):
             "body": self.rfile.read(length).decode(),
         }
         Recorder.seen.append(request)
-        data = json.dumps(request).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply(201, "application/json", json.dumps(request).encode())
 
     do_GET = do_POST = _answer  # the names http.server dispatches to
-
-    def log_message(self, format: str, *args: object) -> None:  # its signature
-        """Keep test output quiet."""
 
 
 @pytest.fixture
 def server_url() -> Iterator[str]:
     Recorder.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_http(Recorder) as url:
+        yield url
 
 
 def no_yaml(text: str) -> Node:

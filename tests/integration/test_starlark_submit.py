@@ -4,9 +4,7 @@ server on 127.0.0.1 receives the submission)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,12 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import cli
+from tests.integration.http_stub import StubHandler, serve_http
 
 STAR = 'def main(ctx):\n    return [{"name": "from-star", "script": "true"}]\n'
 YAML = "task:\n  name: from-yaml\n  script: true\n"
 
 
-class Submissions(BaseHTTPRequestHandler):
+class Submissions(StubHandler):
     """Records each ``POST /api/v1/builds`` body and answers with a new build."""
 
     bodies: ClassVar[list[dict[str, object]]] = []
@@ -30,28 +29,14 @@ class Submissions(BaseHTTPRequestHandler):
         assert self.path == "/api/v1/builds"
         Submissions.bodies.append(body)
         data = json.dumps({"id": "b1", "status": "EXECUTING", "tasks": []}).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:  # its signature
-        """Keep test output quiet."""
+        self.reply(201, "application/json", data)
 
 
 @pytest.fixture
 def controller_url() -> Iterator[str]:
     Submissions.bodies = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Submissions)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_http(Submissions) as url:
+        yield url
 
 
 def submit(controller_url: str, path: Path) -> None:

@@ -22,6 +22,7 @@ import psutil
 import pytest
 import yaml
 
+from tests.integration.child_environment import child_environment
 from tests.integration.fake_controller import (
     Call,
     FakeController,
@@ -57,7 +58,7 @@ RSS_GROWTH_LIMIT = 10_000_000  # "a few MB": measured about 5 MB with 128 KiB lo
 
 def cli_env() -> dict[str, str]:
     """The test's environment without any ``CIRRUS_*`` variable (they would override the file)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CIRRUS_")}
+    return child_environment()
 
 
 def run_worker_command(

@@ -8,10 +8,12 @@ worker's task label and is removed at teardown whatever the outcome.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,18 +166,38 @@ def test_a_worker_start_removes_containers_whose_worker_died_and_keeps_others(
 
 
 def test_a_worker_that_may_not_run_containers_leaves_every_container_alone(
-    worker: WorkerProcess, fake_controller: FakeController
+    worker: WorkerProcess,
+    fake_controller: FakeController,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Workers of other tests running at the same time may remove the orphan themselves (they
+    # may run containers): so the proof is that this worker never called the engine at all.
+    # Every call of ``podman`` goes through a wrapper that logs its parent process.
+    wrappers = tmp_path / "bin"
+    wrappers.mkdir()
+    calls = tmp_path / "podman-calls"
+    real = shutil.which("podman")
+    assert real is not None
+    wrapper = wrappers / "podman"
+    wrapper.write_text(f'#!/bin/sh\necho "$PPID $*" >> {calls}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrappers}{os.pathsep}{os.environ['PATH']}")
     marker = "leftover-" + uuid.uuid4().hex[:8]
     orphan = f"cirrus-test-{marker}-orphan"
     try:
         start_sleeper(orphan, {TASK_LABEL: marker, PID_LABEL: str(dead_pid())})
+        assert calls.read_text().strip(), "the wrapper did not log the test's own call"
         config = worker.config(security={"allowed-isolations": {"none": {}}})
         worker.start(config)
         # Three polls: long after a start-up clean-up would have listed the containers.
         fake_controller.wait_for(
             lambda: len(fake_controller.successful_calls("Poll")) >= 3, 30, "three polls"
         )
-        assert container_exists(orphan)
+        by_worker = [
+            line for line in calls.read_text().splitlines() if line.split()[0] == str(worker.pid)
+        ]
+        assert by_worker == []
+        assert worker.running()
     finally:
         remove_labelled(f"{TASK_LABEL}={marker}")

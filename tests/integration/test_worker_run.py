@@ -25,6 +25,7 @@ import psutil
 import pytest
 import yaml
 
+from tests.integration.child_environment import child_environment
 from tests.integration.fake_controller import Call, FakeController, FakeTask, script
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,7 @@ class WorkerProcess:
         config_path.write_text(yaml.safe_dump(config if config is not None else self.config()))
         work_tmp = self.tmp_path / "tmp"
         work_tmp.mkdir(exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CIRRUS_")}
+        env = child_environment()
         env["TMPDIR"] = str(work_tmp)
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.process = subprocess.Popen(

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.child_environment import child_environment
 from tests.integration.fake_controller import FakeController, FakeTask, script
 from tests.integration.test_worker_run import CIRRUS, WorkerProcess, task_stopped
 
@@ -57,7 +58,7 @@ class TerminalWorker:
         config_path.write_text(yaml.safe_dump(config))
         work_tmp = self.tmp_path / "tmp"
         work_tmp.mkdir(exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CIRRUS_")}
+        env = child_environment()
         env.update(TMPDIR=str(work_tmp), TERM="xterm-256color", COLUMNS="200", LINES="50")
         env.pop("NO_COLOR", None)
         self.master, slave = pty.openpty()

@@ -37,6 +37,11 @@ def test_a_command_text_is_expanded_once_like_gos_os_expand(text: str, expected:
     assert expand_text(text, known({"A": "1"})) == expected
 
 
+def test_an_unknown_reference_can_be_kept_as_written_default_and_all() -> None:
+    text = "$A ${NOPE:d} $NOPE %NOPE% $$"
+    assert expand_text(text, known({"A": "1"}), keep_unknown=True) == "1 ${NOPE:d} $NOPE ${NOPE} $$"
+
+
 def test_a_command_text_names_the_task_variables_before_the_base_environment() -> None:
     variables = {"HOME": "/task-home", "TOOL": "$NOT_AGAIN"}
     base = {"HOME": "/root", "PATH": "/usr/bin", "NOT_AGAIN": "x"}

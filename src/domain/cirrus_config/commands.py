@@ -236,9 +236,8 @@ def _cache(
     name: str, node: Node, at: Position, scope: Scope, behaviour: ExecutionBehaviour
 ) -> Command:
     fields = _fields(node)
-    if "name" in fields:
-        name = text(fields["name"][0], fields["name"][1], scope) or name
-    folder = text(*fields["folder"], scope) if "folder" in fields else ""
+    name = _text_field(fields, "name", scope) or name
+    folder = _text_field(fields, "folder", scope)
     folders = strings(*fields["folders"], scope) if "folders" in fields else []
     if not folder and not folders:
         raise scope.fail(
@@ -252,7 +251,7 @@ def _cache(
     fingerprint_scripts = (
         script_lines(*fields["fingerprint_script"], scope) if "fingerprint_script" in fields else ()
     )
-    fingerprint_key = text(*fields["fingerprint_key"], scope) if "fingerprint_key" in fields else ""
+    fingerprint_key = _text_field(fields, "fingerprint_key", scope)
     if fingerprint_scripts and fingerprint_key:
         raise scope.fail(
             "please either use fingerprint_script: or fingerprint_key, since otherwise there's "
@@ -285,8 +284,7 @@ def _artifacts(
     name: str, node: Node, at: Position, scope: Scope, behaviour: ExecutionBehaviour
 ) -> Command:
     fields = _fields(node)
-    if "name" in fields:
-        name = text(*fields["name"], scope) or name
+    name = _text_field(fields, "name", scope) or name
     paths: list[str] = []
     for key, value, field_at in _ordered(node):
         if key == "paths":
@@ -295,8 +293,8 @@ def _artifacts(
             paths = [text(value, field_at, scope)]
     instruction = ArtifactsInstruction(
         paths=tuple(paths),
-        type=text(*fields["type"], scope) if "type" in fields else "",
-        format=text(*fields["format"], scope) if "format" in fields else "",
+        type=_text_field(fields, "type", scope),
+        format=_text_field(fields, "format", scope),
     )
     return Command(name, instruction, behaviour)
 
@@ -305,8 +303,7 @@ def _file(
     name: str, node: Node, at: Position, scope: Scope, behaviour: ExecutionBehaviour
 ) -> Command:
     fields = _fields(node)
-    if "name" in fields:
-        name = text(*fields["name"], scope) or name
+    name = _text_field(fields, "name", scope) or name
     if "path" not in fields:
         raise scope.fail('required field "path" was not set', _at(node, at), "path")
     variable: str | None = None
@@ -367,6 +364,11 @@ def _fields(node: Node) -> dict[str, tuple[Node, Position]]:
     """Return the fields of an instruction's map (last value of a repeated key), {} otherwise:
     the original reads a non-map instruction as one without fields."""
     return {key: (value, at) for key, value, at in _ordered(node)}
+
+
+def _text_field(fields: Mapping[str, tuple[Node, Position]], key: str, scope: Scope) -> str:
+    """The text of an optional field ("" when it is absent)."""
+    return text(*fields[key], scope) if key in fields else ""
 
 
 def _ordered(node: Node) -> list[Field]:

@@ -17,22 +17,19 @@ text still changes, so a value that refers to another variable is expanded too:
   ``CIRRUS_BRANCH`` is never read as ``$CIRRUS`` + ``_BRANCH``.
 
 ``expand_environment`` is the agent's rule (``internal/agent/environment``): the rule for the
-values of a task's ``env`` before its commands run, shell-like (``os.Expand``), see there.
+values of a task's ``env`` before its commands run, shell-like (``os.Expand``), see there. It
+reads each value with ``agent_environment.expand_text``, the one reader that also expands a
+command's text at run time (once there, in rounds here).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+
+from domain.agent_environment import expand_text
 
 # The original stops there; a value that keeps growing (``A: $A$A``) must not loop forever.
 _MAX_ROUNDS = 10
-
-# Windows ``%NAME%`` references, which the agent reads as ``${NAME}``.
-_PERCENT_REFERENCE = re.compile(r"%(\w+)%")
-
-# What may follow ``$`` as a one-character shell name (``$$``, ``$1``, ``$?`` ...).
-_SPECIAL_NAMES = frozenset("*#$@!?-0123456789")
 
 
 def expand(text: str, environment: Mapping[str, str]) -> str:
@@ -91,7 +88,7 @@ def expand_environment(
     for _ in range(_MAX_ROUNDS):
         changed = False
         for key, value in result.items():
-            expanded = _expand_like_shell(value, lookup, keep_unknown)
+            expanded = expand_text(value, lookup, keep_unknown=keep_unknown)
             if any(mark + key in expanded for mark in ("$", "${", "%")):
                 continue
             if expanded != value:
@@ -100,57 +97,3 @@ def expand_environment(
         if not changed:
             break
     return result
-
-
-def _expand_like_shell(text: str, lookup: Callable[[str], str | None], keep_unknown: bool) -> str:
-    """Expand ``text`` as Go's ``os.Expand`` does, after reading ``%NAME%`` as ``${NAME}``."""
-    text = _PERCENT_REFERENCE.sub(r"${\1}", text)
-    if "$" not in text:
-        return text
-    out: list[str] = []
-    start = 0
-    index = 0
-    while index < len(text):
-        if text[index] != "$" or index + 1 == len(text):
-            index += 1
-            continue
-        out.append(text[start:index])
-        reference, width = _shell_name(text, index + 1)
-        written = text[index : index + 1 + width]
-        if reference is None:
-            # ``${`` without a closing brace, or ``${}``: Go drops it.
-            pass
-        elif reference == "":
-            out.append("$")
-        else:
-            name, _, default = reference.partition(":")
-            value = lookup(name)
-            if value is not None:
-                out.append(value)
-            else:
-                out.append(written if keep_unknown else default)
-        index += 1 + width
-        start = index
-    out.append(text[start:])
-    return "".join(out)
-
-
-def _shell_name(text: str, at: int) -> tuple[str | None, int]:
-    """Return the name after a ``$`` at ``at - 1`` and how many characters it spans
-    (``""``: no name, the ``$`` is kept; ``None``: bad braces, dropped)."""
-    first = text[at]
-    if first == "{":
-        if at + 2 < len(text) and text[at + 1] in _SPECIAL_NAMES and text[at + 2] == "}":
-            return text[at + 1], 3
-        closing = text.find("}", at + 1)
-        if closing == -1:
-            return None, 1
-        if closing == at + 1:
-            return None, 2
-        return text[at + 1 : closing], closing - at + 1
-    if first in _SPECIAL_NAMES:
-        return first, 1
-    end = at
-    while end < len(text) and (text[end] == "_" or (text[end].isascii() and text[end].isalnum())):
-        end += 1
-    return text[at:end], end - at

@@ -117,7 +117,7 @@ def _container(fields: Fields) -> ContainerIsolation:
         image=image,
         cpu=fields.float_value("cpu") or CONTAINER_DEFAULT_CPU,
         memory=fields.memory_value("memory") or CONTAINER_DEFAULT_MEMORY_MIB,
-        volumes=tuple(_container_volumes(fields)),
+        volumes=tuple(_container_volume(item, fields.environment) for item in _volumes(fields)),
         dockerfile=dockerfile,
         docker_arguments=freeze_str_map(
             fields.string_map("docker_arguments") if dockerfile else {}
@@ -126,21 +126,14 @@ def _container(fields: Fields) -> ContainerIsolation:
     )
 
 
-def _container_volumes(fields: Fields) -> list[ContainerVolume]:
-    node = fields.node("volumes")
-    if node is None:
-        return []
-    volumes = []
-    for item in _items(node, "volumes"):
-        # ``source:target`` or ``source:target:ro``, as Cirrus and ``docker run -v`` write it.
-        parts = string_value(item, "volumes", fields.environment).split(":")
-        if len(parts) == 2 and all(parts):
-            volumes.append(ContainerVolume(parts[0], parts[1]))
-        elif len(parts) == 3 and parts[0] and parts[1] and parts[2] == "ro":
-            volumes.append(ContainerVolume(parts[0], parts[1], read_only=True))
-        else:
-            raise CirrusConfigError("volumes: expected source:target or source:target:ro", item.at)
-    return volumes
+def _container_volume(item: Node, environment: Mapping[str, str]) -> ContainerVolume:
+    # ``source:target`` or ``source:target:ro``, as Cirrus and ``docker run -v`` write it.
+    parts = string_value(item, "volumes", environment).split(":")
+    if len(parts) == 2 and all(parts):
+        return ContainerVolume(parts[0], parts[1])
+    if len(parts) == 3 and parts[0] and parts[1] and parts[2] == "ro":
+        return ContainerVolume(parts[0], parts[1], read_only=True)
+    raise CirrusConfigError("volumes: expected source:target or source:target:ro", item.at)
 
 
 def _tart(fields: Fields) -> TartIsolation:
@@ -155,28 +148,20 @@ def _tart(fields: Fields) -> TartIsolation:
         display=fields.text("display"),
         disk_size=fields.int_value("disk_size"),
         nested=fields.flag("nested"),
-        volumes=tuple(_tart_volumes(fields)),
+        volumes=tuple(_tart_volume(item, fields.environment) for item in _volumes(fields)),
     )
 
 
-def _tart_volumes(fields: Fields) -> list[TartVolume]:
-    node = fields.node("volumes")
-    if node is None:
-        return []
-    volumes = []
-    for item in _items(node, "volumes"):
-        volume = read_fields(item, "volumes", fields.environment)
-        if volume.node("source") is None:
-            raise CirrusConfigError("volumes: a volume needs a source", item.at)
-        volumes.append(
-            TartVolume(
-                name=volume.text("name"),
-                source=volume.text("source"),
-                target=volume.text("target"),
-                read_only=volume.flag("readonly"),
-            )
-        )
-    return volumes
+def _tart_volume(item: Node, environment: Mapping[str, str]) -> TartVolume:
+    volume = read_fields(item, "volumes", environment)
+    if volume.node("source") is None:
+        raise CirrusConfigError("volumes: a volume needs a source", item.at)
+    return TartVolume(
+        name=volume.text("name"),
+        source=volume.text("source"),
+        target=volume.text("target"),
+        read_only=volume.flag("readonly"),
+    )
 
 
 def _vetu(fields: Fields) -> VetuIsolation:
@@ -206,9 +191,11 @@ def _vetu_networking(fields: Fields) -> VetuNetworking:
     raise CirrusConfigError("networking: please specify the networking to use", node.at)
 
 
-def _items(node: Node, name: str) -> tuple[Node, ...]:
+def _volumes(fields: Fields) -> tuple[Node, ...]:
+    """The items of ``volumes:`` (none when it is absent or empty)."""
+    node = fields.node("volumes")
+    if node is None or (isinstance(node, Scalar) and node.value is None):
+        return ()
     if isinstance(node, Sequence):
         return node.items
-    if isinstance(node, Scalar) and node.value is None:
-        return ()
-    raise CirrusConfigError(f"{name}: expected a list", node.at)
+    raise CirrusConfigError("volumes: expected a list", node.at)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -24,6 +23,7 @@ from adapters.storage.sqlite_store import SqliteStore
 from app.controller.server import create_app
 from domain.build import BuildSpec, TaskSpec
 from domain.protocol import Command, ScriptInstruction
+from tests.integration.child_environment import child_environment
 from tests.integration.controller.conftest import (
     ADMIN_TOKEN,
     REGISTRATION_TOKEN,
@@ -101,7 +101,7 @@ async def _started(worker: WorkerClient) -> list[str]:
 async def _cli(served: Served, *args: str) -> tuple[int, str, str]:
     """Run ``cirrus ARGS --controller URL`` with the admin token in its environment; return its
     exit code, stdout and stderr (the controller serves on this test's event loop meanwhile)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CIRRUS_")}
+    environment = child_environment()
     environment["CIRRUS_TOKEN"] = ADMIN_TOKEN
     process = await asyncio.create_subprocess_exec(
         str(CIRRUS),

@@ -26,6 +26,7 @@ import pytest
 
 from adapters.vm import VmInstanceFactory
 from domain.policy import SecurityPolicy
+from tests.integration.child_environment import without_collector
 from tests.integration.vm.guest_user import GuestUser
 from tests.integration.vm.qemu_guest import QEMU_BINARY, GuestImage
 from tests.integration.vm.qemu_guest import qemu_guest_fixture as qemu_guest_fixture
@@ -130,7 +131,7 @@ def simulator(tmp_path: Path, guest_user: GuestUser) -> Iterator[Simulator]:
     os.chown(guest_dir, guest_user.uid, -1)
     home = tmp_path / "sim"
     home.mkdir()
-    env = dict(os.environ)
+    env = without_collector(os.environ)
     env.update(
         PATH=f"{SIMULATORS}{os.pathsep}{env.get('PATH', os.defpath)}",
         CIRRUS_SIM_HOME=str(home),

@@ -181,6 +181,10 @@ def test_windows_percent_references_are_expanded() -> None:
     assert expand_environment({"P": "%DIR%\\bin"}, {"DIR": "C:\\tools"}) == {"P": "C:\\tools\\bin"}
 
 
+def test_a_percent_reference_is_an_ascii_name_only_as_gos_word_class_reads_it() -> None:
+    assert expand_environment({"P": "%CAFÉ%", "Q": "%CAFE%"}) == {"P": "%CAFÉ%", "Q": ""}
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

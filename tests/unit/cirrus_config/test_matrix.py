@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from adapters.cirrus_config.yaml_source import load_yaml
 from domain.cirrus_config.matrix import MAX_EXPANSIONS, expand_matrices
-from domain.cirrus_config.nodes import CirrusConfigError, Node, Pairs, Position, Scalar, Sequence
-
-REALWORLD = Path("/work/shared/compat/realworld")
-
-
-def plain(node: Node | None) -> object:
-    """The tree as lists: a mapping is its list of (key, value) pairs, a scalar its text."""
-    if node is None or isinstance(node, Scalar):
-        return None if node is None else node.text
-    if isinstance(node, Sequence):
-        return [plain(item) for item in node.items]
-    return [(key, plain(value)) for key, value in node.items]
+from domain.cirrus_config.nodes import CirrusConfigError, Pairs, Position, Scalar, Sequence
+from tests.unit.cirrus_config.trees import REALWORLD, plain
 
 
 def expanded(text: str) -> object:

@@ -11,17 +11,7 @@ from adapters.cirrus_config.yaml_source import load_yaml
 from domain.build import BuildConfigError
 from domain.cirrus_config.matrix import expand_matrices
 from domain.cirrus_config.nodes import CirrusConfigError, Node, Pairs, Position, Scalar, Sequence
-
-REALWORLD = Path("/work/shared/compat/realworld")
-
-
-def plain(node: Node | None) -> object:
-    """The tree as lists: a mapping is its list of (key, value) pairs, a scalar its text."""
-    if node is None or isinstance(node, Scalar):
-        return None if node is None else node.text
-    if isinstance(node, Sequence):
-        return [plain(item) for item in node.items]
-    return [(key, plain(value)) for key, value in node.items]
+from tests.unit.cirrus_config.trees import REALWORLD, plain
 
 
 def load_pairs(text: str) -> Pairs:
