@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from adapters.controller_api import BuildInfo, CommandInfo, TaskInfo
+from adapters.controller_api import BuildInfo, CancelInfo, CommandInfo, TaskInfo
 
 FINAL_TASK_STATUSES = frozenset({"COMPLETED", "FAILED", "ABORTED", "SKIPPED"})
 FINAL_COMMAND_STATUSES = frozenset({"COMPLETED", "FAILED", "ABORTED", "SKIPPED"})
@@ -89,6 +89,26 @@ def log_line(task_name: str, command: str, text: str) -> str:
 def build_line(build: BuildInfo) -> str:
     """The last line: the build's final status."""
     return f"build {build.id}: {build.status}"
+
+
+def stopped_following_line(build_id: str) -> str:
+    """What Ctrl-C on ``build submit --follow`` prints: the build goes on without us."""
+    return (
+        f"stopped following build {build_id}; it continues "
+        f"(cancel: `cirrus build cancel {build_id}`)"
+    )
+
+
+def cancel_line(answer: CancelInfo) -> str:
+    """The line for a cancel's answer: requested (running), done (was waiting) or too late."""
+    if answer.status == "ABORTED":
+        return f"task {answer.id}: cancelled (ABORTED)"
+    if is_final(answer.status):
+        return f"task {answer.id}: already {answer.status}, nothing to cancel"
+    return (
+        f"task {answer.id}: cancel requested (still {answer.status}; "
+        "it turns ABORTED once its worker stops it)"
+    )
 
 
 def current_command(task: TaskInfo | None) -> str:

@@ -1,4 +1,4 @@
-"""The user commands: ``cirrus build submit|status``, ``cirrus task logs|cancel|trigger`` and
+"""The user commands: ``cirrus build submit|status|cancel``, ``cirrus task logs|cancel|trigger`` and
 ``cirrus workers list``, all speaking the controller's HTTP API (PROTOCOL.md).
 
 Exit codes (CLI.md): 0 success; 1 the build failed, or the controller refused the command or
@@ -27,8 +27,10 @@ from adapters.controller_api import (
 from app.build_view import (
     BuildView,
     LogLines,
+    cancel_line,
     follow_build,
     is_final,
+    stopped_following_line,
     submitted_lines,
 )
 from app.controller_commands import OneLineUsageCommand
@@ -153,6 +155,8 @@ def submit(
     config = "" if starlark and not Path(file).exists() else read_config(file)
     environment = parse_environment(env)
 
+    followed: list[str] = []
+
     async def work(client: ControllerApiClient) -> int:
         submitted = await client.submit_build(config, environment, starlark)
         if as_json and not follow:
@@ -164,12 +168,21 @@ def submit(
             view.line(line)
         if not follow:
             return 0
+        followed.append(submitted.id)
         final = await follow_build(client, submitted.id, view)
         if as_json:
             click.echo(dumps(final.document()))
         return build_exit_code(final)
 
-    sys.exit(call_controller(controller, token, work))
+    try:
+        code = call_controller(controller, token, work)
+    except KeyboardInterrupt:
+        if not followed:
+            raise
+        # Ctrl-C ends the following, not the build: say so, and how to cancel it. Exit 1, as
+        # click's "Aborted!" did (CLI.md allows no other code).
+        fail(stopped_following_line(followed[0]))
+    sys.exit(code)
 
 
 @build.command(cls=OneLineUsageCommand)
@@ -183,6 +196,32 @@ def status(build_id: str, controller: str, token: str | None, as_json: bool) -> 
         return
     for line in submitted_lines(found):
         click.echo(line)
+
+
+@build.command(name="cancel", cls=OneLineUsageCommand)
+@click.argument("build_id", metavar="ID")
+@api_options
+def cancel_build(build_id: str, controller: str, token: str | None, as_json: bool) -> None:
+    """Cancel every task of a build that has not ended yet."""
+
+    async def work(client: ControllerApiClient) -> tuple[CancelInfo, ...]:
+        found = await client.get_build(build_id)
+        # No build-wide cancel in the API (PROTOCOL.md): each unfinished task is cancelled.
+        # The waiting ones first: cancelling a running task first could let a task waiting for
+        # it be skipped (or another one start) before its own cancel arrives.
+        unfinished = [t for t in found.tasks if not is_final(t.status)]
+        order = sorted(unfinished, key=lambda t: t.status == "EXECUTING")
+        answers = {t.id: await client.cancel_task(t.id) for t in order}
+        return tuple(answers[t.id] for t in unfinished)
+
+    answers = call_controller(controller, token, work)
+    if as_json:
+        click.echo(dumps({"id": build_id, "tasks": [a.document() for a in answers]}))
+        return
+    if not answers:
+        click.echo(f"build {build_id}: nothing to cancel, every task has ended")
+    for answer in answers:
+        click.echo(cancel_line(answer))
 
 
 # --- task -----------------------------------------------------------------------------------
@@ -287,7 +326,10 @@ def _print_task_status(answer: CancelInfo, as_json: bool) -> None:
 def cancel(task_id: str, controller: str, token: str | None, as_json: bool) -> None:
     """Cancel a task (a running one stops once its worker confirms)."""
     answer = call_controller(controller, token, lambda client: client.cancel_task(task_id))
-    _print_task_status(answer, as_json)
+    if as_json:
+        click.echo(dumps(answer.document()))
+    else:
+        click.echo(cancel_line(answer))
 
 
 @task.command(cls=OneLineUsageCommand)

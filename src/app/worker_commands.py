@@ -16,7 +16,7 @@ from adapters.telemetry.setup import Telemetry, setup_telemetry
 from app.version import version
 from app.worker.lean_imports import import_without_unused_integrations
 from app.worker.leftovers import cancel_quietly, remove_container_leftovers
-from app.worker.pause import PauseFailed, set_disabled, wait_until_idle
+from app.worker.pause import PauseFailed, StatusChange, set_disabled, wait_until_idle
 from app.worker.signals import SignalLadder, install_signal_handlers
 from app.worker.state import WorkerSnapshot
 from app.worker.vm_factories import remove_vm_leftovers
@@ -158,7 +158,7 @@ def _status_view(config: WorkerConfig) -> StatusView | None:
     return StatusView()
 
 
-async def _pause(config: WorkerConfig, disabled: bool, wait: bool) -> None:
+async def _pause(config: WorkerConfig, disabled: bool, wait: bool) -> StatusChange:
     import_without_unused_integrations()
     from app.worker.container import build_clients
 
@@ -166,21 +166,44 @@ async def _pause(config: WorkerConfig, disabled: bool, wait: bool) -> None:
         clients = build_clients(config)
         for client in clients:
             stack.push_async_callback(client.aclose)
-        await set_disabled(clients, disabled)
+        change = await set_disabled(clients, disabled)
         if wait:
-            await wait_until_idle(clients)
+            # Only where the worker is known: elsewhere there is nothing to wait for.
+            await wait_until_idle([c for c in clients if c.endpoint in change.changed])
+        return change
+
+
+def _report_status_change(name: str, disabled: bool, change: StatusChange) -> None:
+    """One line per upstream: where the worker was paused/resumed, where it is unknown."""
+    done = "paused" if disabled else "resumed"
+    for endpoint in change.changed:
+        click.echo(f"worker {name!r} {done} on {endpoint}")
+    for endpoint in change.unregistered:
+        click.echo(
+            f"cirrus: worker {name!r} is not registered on {endpoint}: nothing {done} there",
+            err=True,
+        )
+    if not change.changed:
+        click.echo(
+            f"cirrus: no worker was {done}; name the worker with --name NAME or -f ITS-CONFIG "
+            "(the name defaults to this host's name)",
+            err=True,
+        )
 
 
 def _set_disabled_or_exit(options: dict[str, Any], disabled: bool, wait: bool) -> None:
     config = load_config_or_exit(**options)
     _configure_logging(config)
     try:
-        asyncio.run(_pause(config, disabled, wait))
+        change = asyncio.run(_pause(config, disabled, wait))
     except PauseFailed as error:
         click.echo(f"cirrus: {error}", err=True)
         sys.exit(FAILURE_EXIT_CODE)
     finally:
         shutdown_logging()
+    _report_status_change(config.name, disabled, change)
+    if not change.changed:
+        sys.exit(FAILURE_EXIT_CODE)
 
 
 @click.command()

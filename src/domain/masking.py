@@ -4,6 +4,10 @@ The masker scans leftmost-first and, at each position, replaces the longest secr
 there. Streaming gives the same bytes as masking the whole output at once: ``feed`` emits what
 can no longer change and holds back only a tail that could still be the start of a secret (at
 most the longest secret's length minus one byte).
+
+Values shorter than ``MIN_SECRET_LENGTH`` characters are not masked: replacing every ``e`` or
+``ok`` of a log would garble it while hiding nothing (a secret that short is guessed at once).
+``unmaskable`` counts them, so that the caller can warn that they are left visible.
 """
 
 from __future__ import annotations
@@ -12,6 +16,18 @@ import re
 from collections.abc import Iterable
 
 DEFAULT_REPLACEMENT = b"HIDDEN-BY-CIRRUS-CI"
+MIN_SECRET_LENGTH = 4
+"""Secrets shorter than this many characters are left unmasked (see the module doc)."""
+
+
+def maskable(secret: str) -> bool:
+    """Whether ``secret`` is long enough to be masked."""
+    return len(secret) >= MIN_SECRET_LENGTH
+
+
+def unmaskable_count(secrets: Iterable[str]) -> int:
+    """How many distinct non-empty ``secrets`` are too short to be masked."""
+    return len({s for s in secrets if s and not maskable(s)})
 
 
 def mask_all(
@@ -25,10 +41,12 @@ def mask_all(
 class SecretMasker:
     """Replaces every secret in a stream of bytes by ``replacement``; one instance per stream."""
 
-    __slots__ = ("_longest", "_pattern", "_pending", "_replacement", "_secrets")
+    __slots__ = ("_longest", "_pattern", "_pending", "_replacement", "_secrets", "unmaskable")
 
     def __init__(self, secrets: Iterable[str], replacement: bytes = DEFAULT_REPLACEMENT) -> None:
-        encoded = {secret.encode("utf-8") for secret in secrets if secret}
+        given = tuple(secrets)
+        self.unmaskable = unmaskable_count(given)
+        encoded = {secret.encode("utf-8") for secret in given if maskable(secret)}
         # Longest first: literal alternatives are tried in order, so the first one that matches
         # at a position is the longest secret starting there.
         self._secrets: tuple[bytes, ...] = tuple(sorted(encoded, key=lambda s: (-len(s), s)))

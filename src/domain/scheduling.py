@@ -179,6 +179,22 @@ def assign(
     return assigned
 
 
+def silence(last_seen: float, watching_since: float, now: float) -> float:
+    """Return how long a worker has been silent as far as the controller could tell by ``now``.
+
+    Silence counts from the later of the worker's last call (``last_seen``) and the moment the
+    controller could hear it again (``watching_since``: when it started, or when its database
+    came back): while the controller was away, a worker's calls could not arrive, so a worker
+    that comes back within the liveness window after an outage keeps its tasks.
+    """
+    return now - max(last_seen, watching_since)
+
+
+def is_alive(last_seen: float, watching_since: float, now: float, window: float) -> bool:
+    """Return whether a worker's ``silence`` is still within the liveness ``window``."""
+    return silence(last_seen, watching_since, now) <= window
+
+
 def _format_map(values: Mapping[str, str] | Mapping[str, float]) -> str:
     return ", ".join(
         f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"

@@ -136,6 +136,8 @@ class TaskAssignment:
     build_id: str
     worker: str | None
     client_secret: str
+    stopped: bool = False
+    """Whether the worker's ``TaskStopped`` was recorded (the task takes no more reports)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +351,10 @@ class ControllerStore(Protocol):
 
     async def log_size(self, task_id: str, command: str) -> int:
         """Return how many bytes a command's log holds."""
+        ...
+
+    async def task_log_size(self, task_id: str) -> int:
+        """Return how many bytes the logs of all a task's commands hold together."""
         ...
 
     async def read_log(

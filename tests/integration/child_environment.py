@@ -1,10 +1,10 @@
 """The environment of a ``cirrus`` process started by a test.
 
-No OTLP collector listens during the tests. A worker or controller configured for none would
-still export to the SDK's default endpoint, and spend its bounded shutdown (3 s) on a last
-export that cannot succeed, at every stop. Unless the test configures an exporter itself,
-OTLP export is turned off (``OTEL_*_EXPORTER=none``); ``/metrics`` and the rest are unchanged.
-The telemetry tests set their own endpoints and exporters.
+``CIRRUS_*`` variables of the machine would override the test's files and flags, so they are
+left out. OTLP export is turned off (``OTEL_*_EXPORTER=none``) unless the test configures an
+exporter itself: ``cirrus`` exports only when asked to, and no test outside the telemetry tests
+may send to a collector that the machine's environment happens to name (each stop would also
+spend its bounded shutdown on a last export). ``/metrics`` and the rest are unchanged.
 """
 
 from __future__ import annotations

@@ -173,6 +173,10 @@ class FakeController:
         self._shutdown = False
         self._outage = False
         self._closing = False
+        # Misbehaviour: a task offered on every poll; oversized answers to one method.
+        self._offer: Callable[[], FakeTask] | None = None
+        self._oversize: dict[str, list[tuple[int, bool]]] = {}
+        self.oversize_sent: list[str] = []
         self._server: ThreadingHTTPServer | None = None
         # Returns why waiting is pointless (e.g. "the worker exited"), or None to go on waiting.
         self.give_up_check: Callable[[], str | None] | None = None
@@ -251,6 +255,32 @@ class FakeController:
             yield
         finally:
             self.set_outage(False)
+
+    def keep_offering(self, make_task: Callable[[], FakeTask] | None) -> None:
+        """Hand a new task from ``make_task()`` to every later poll (``None`` stops it)."""
+        with self._lock:
+            self._offer = make_task
+            self._lock.notify_all()
+
+    def oversize_answers(self, method: str, size: int, *, chunked: bool, count: int = 1) -> None:
+        """Answer the next ``count`` successful calls of ``method`` with a ``size``-byte body.
+
+        The body is valid JSON (the real answer's fields plus padding), sent with its length
+        or chunked (1 MiB chunks: an answer with no end in sight for the reader). Writing stops
+        when the worker hangs up.
+        """
+        with self._lock:
+            self._oversize.setdefault(method, []).extend([(size, chunked)] * count)
+
+    def take_oversize(self, path: str, status: int) -> tuple[int, bool] | None:
+        """The scripted oversize answer for a call to ``path`` answered ``status``, if any."""
+        method = path.rsplit("/", 1)[-1]
+        with self._lock:
+            queued = self._oversize.get(method)
+            if status != 200 or not queued:
+                return None
+            self.oversize_sent.append(method)
+            return queued.pop(0)
 
     def invalidate_sessions(self) -> None:
         """Forget every session token, so the next calls get ``unauthenticated``."""
@@ -446,6 +476,10 @@ class FakeController:
 
     def _poll(self, worker: str, _task_id: str, body: dict[str, Any]) -> Answer:
         with self._lock:
+            if self._offer is not None:
+                offered = self._offer()
+                self._tasks[offered.task_id] = offered
+                self._to_start.append(offered.task_id)
             hold_until = time.monotonic() + self._hold_poll_seconds
             while not (self._to_start or self._to_stop or self._shutdown or self._outage):
                 remaining = hold_until - time.monotonic()
@@ -585,7 +619,11 @@ def _handler_class(controller: FakeController) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, answer = controller.handle(self.path, headers, raw)
-            self._send(status, answer)
+            oversize = controller.take_oversize(self.path, status)
+            if oversize is None:
+                self._send(status, answer)
+            else:
+                self._send_oversize(answer, *oversize)
 
         def do_GET(self) -> None:
             controller._violate(f"GET {self.path}")
@@ -598,6 +636,37 @@ def _handler_class(controller: FakeController) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+
+        def _send_oversize(self, answer: dict[str, Any], size: int, chunked: bool) -> None:
+            opening = json.dumps(answer).encode()[:-1]  # the answer's fields, then the padding
+            head = opening + (b', "padding": "' if answer else b'"padding": "')
+            tail = b'"}'
+            piece = b"x" * (1024 * 1024)
+            self.send_response(200, "OK")
+            self.send_header("Content-Type", "application/json")
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(size))
+            self.end_headers()
+            left = size - len(head) - len(tail)
+            try:
+                self._write_part(head, chunked)
+                while left > 0:
+                    part = piece if left >= len(piece) else piece[:left]
+                    self._write_part(part, chunked)
+                    left -= len(part)
+                self._write_part(tail, chunked)
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                self.close_connection = True  # the worker hung up, as it should
+
+        def _write_part(self, data: bytes, chunked: bool) -> None:
+            if chunked:
+                self.wfile.write(b"%x\r\n" % len(data) + data + b"\r\n")
+            else:
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Keep the test output quiet; ``calls()`` is the record."""

@@ -191,6 +191,19 @@ def test_shutdown_is_bounded_with_the_default_export_timeouts(
     assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) <= 1
 
 
+def test_without_an_endpoint_nothing_is_exported_and_no_failure_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    telemetry = setup_telemetry("9.9.9", prometheus=True)
+    record_everything(telemetry)
+    assert (telemetry.metric_exporters, telemetry.span_exporters) == ((), ())
+    assert telemetry.tracer_provider is None
+    telemetry.shutdown(timeout_seconds=1.0)
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith(("cirrus", "opentel"))]
+    assert not [m for m in logged if "export" in m], logged
+
+
 async def test_aclose_shuts_down_without_blocking_the_event_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

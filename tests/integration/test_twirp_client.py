@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import socket
 import time
@@ -71,6 +72,7 @@ class Answer:
     body: bytes = b"{}"
     delay: float = 0.0
     hold: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,7 +101,9 @@ class ScriptedController:
             await self.release.wait()
         elif answer.delay:
             await asyncio.sleep(answer.delay)  # the scripted server is slow on purpose
-        return Response(answer.body, answer.status, media_type="application/json")
+        return Response(
+            answer.body, answer.status, headers=answer.headers, media_type="application/json"
+        )
 
 
 @pytest.fixture
@@ -544,6 +548,44 @@ async def test_a_given_http_client_is_used_and_left_open(
         await twirp.aclose()
         assert not http.is_closed
     assert controller.requests[0].path == PREFIX + "CirrusCIService/Heartbeat"
+
+
+def padded_status(size: int) -> bytes:
+    """A valid ``WorkerStatus`` JSON answer of exactly ``size`` bytes."""
+    head, tail = b'{"disabled": true, "padding": "', b'"}'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+@pytest.mark.parametrize("transport", ["lean", "httpx"])
+async def test_an_answer_beyond_the_size_cap_is_malformed_and_one_within_it_is_read(
+    server: tuple[ScriptedController, str], transport: str
+) -> None:
+    controller, endpoint = server
+    cap = 4096
+    controller.script(
+        "UpdateStatus",
+        Answer(body=padded_status(cap)),
+        Answer(body=padded_status(cap + 1)),
+        # Small on the wire, beyond the cap once decoded.
+        Answer(body=gzip.compress(padded_status(20 * cap)), headers={"Content-Encoding": "gzip"}),
+    )
+    async with httpx.AsyncClient() as http:
+        twirp = TwirpControllerClient(
+            endpoint,
+            REGISTRATION_TOKEN,
+            WORKER_NAME,
+            http_client=http if transport == "httpx" else None,
+            max_answer_bytes=cap,
+        )
+        try:
+            assert await twirp.update_status(True) is True
+            for _ in range(2):
+                with pytest.raises(DefiniteControllerError) as refused:
+                    await twirp.update_status(True)
+                assert refused.value.code == "malformed_response"
+                assert f"exceeds {cap} bytes" in str(refused.value)
+        finally:
+            await twirp.aclose()
 
 
 async def test_a_task_id_that_cannot_be_a_header_is_a_definite_error_without_a_call(

@@ -301,6 +301,29 @@ def test_a_sigterm_as_soon_as_healthz_answers_drains_the_worker(worker: Worker) 
     assert "draining" in worker.stderr()
 
 
+def test_without_an_otlp_endpoint_nothing_is_exported_no_failure_is_logged_and_metrics_serve(
+    worker: Worker, fake_controller: FakeController
+) -> None:
+    """No ``OTEL_*`` variable at all (``Worker.start`` drops them): /metrics only, no export."""
+    port = free_port()
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=5) as client:
+
+        def counted() -> bool:
+            try:
+                return TASKS_COUNT.replace(".", "_") in client.get("/metrics").text
+            except httpx.TransportError:
+                return False
+
+        task = fake_controller.queue_task(traced_task())
+        worker.start("--listen", f"127.0.0.1:{port}")
+        fake_controller.wait_for(lambda: fake_controller.task(task.task_id).stopped, 30, "task")
+        wait_until(counted, 10, "the task counted on /metrics", worker)
+    assert worker.stop() == 0, worker.stderr()
+    stderr = worker.stderr()
+    assert "telemetry export" not in stderr, stderr[-3000:]
+    assert "4318" not in stderr, stderr[-3000:]
+
+
 def test_listen_on_a_public_address_needs_listen_public(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(CIRRUS), "worker", "run", "--token", "t", "--listen", f"0.0.0.0:{free_port()}"],

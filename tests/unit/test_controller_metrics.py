@@ -398,8 +398,13 @@ def test_setup_without_export_or_prometheus_records_nothing() -> None:
     assert telemetry.prometheus_text() == b""
 
 
-def test_setup_honours_the_sdk_switch_and_a_metrics_exporter_of_none() -> None:
-    for environ in ({"OTEL_SDK_DISABLED": "true"}, {"OTEL_METRICS_EXPORTER": "none"}):
+def test_setup_honours_the_sdk_switch_a_metrics_exporter_of_none_and_a_missing_endpoint() -> None:
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+    for environ in (
+        {**endpoint, "OTEL_SDK_DISABLED": "true"},
+        {**endpoint, "OTEL_METRICS_EXPORTER": "none"},
+        {},
+    ):
         telemetry = setup_controller_telemetry(
             "1.0", enabled=True, wall_clock=lambda: START, environ=environ
         )

@@ -11,8 +11,11 @@ from domain.masking import DEFAULT_REPLACEMENT, SecretMasker, mask_all
 
 
 def naive_mask(data: bytes, secrets: list[str], replacement: bytes) -> bytes:
-    """Position by position, the longest secret starting here wins (an independent oracle)."""
-    encoded = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
+    """Position by position, the longest secret starting here wins (an independent oracle).
+
+    Secrets of fewer than four characters are left alone, as documented.
+    """
+    encoded = sorted({s.encode() for s in secrets if len(s) >= 4}, key=len, reverse=True)
     out = bytearray()
     pos = 0
     while pos < len(data):
@@ -30,7 +33,7 @@ def naive_mask(data: bytes, secrets: list[str], replacement: bytes) -> bytes:
 def stream(secrets: list[str], chunks: list[bytes], replacement: bytes = b"<>") -> bytes:
     """Feed ``chunks`` one by one, checking the held-back bound after each, then flush."""
     masker = SecretMasker(secrets, replacement)
-    longest = max((len(s.encode()) for s in secrets), default=0)
+    longest = max((len(s.encode()) for s in secrets if len(s) >= 4), default=0)
     out = bytearray()
     for chunk in chunks:
         out += masker.feed(chunk)
@@ -50,7 +53,8 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
 # Lowercase only: the default replacement is uppercase and dashes, so masking can never glue a
 # new secret together out of the replacement and its neighbours.
 small_text = st.text(alphabet="abc", max_size=60)
-secret_lists = st.lists(st.text(alphabet="abc", min_size=1, max_size=6), max_size=4)
+# Some below the four characters masking needs, most at or above it.
+secret_lists = st.lists(st.text(alphabet="abc", min_size=1, max_size=7), max_size=4)
 
 
 def test_a_secret_in_the_middle_of_a_line_is_replaced() -> None:
@@ -58,7 +62,18 @@ def test_a_secret_in_the_middle_of_a_line_is_replaced() -> None:
 
 
 def test_every_occurrence_is_replaced() -> None:
-    assert mask_all(b"xx-xx", ["xx"], b"*") == b"*-*"
+    assert mask_all(b"xxxx-xxxx", ["xxxx"], b"*") == b"*-*"
+
+
+def test_secrets_under_four_characters_are_left_visible_and_counted() -> None:
+    masker = SecretMasker(["e", "ok", "abc", "abc", "", "abcd"], b"*")
+    assert masker.feed(b"exit ok abc abcd") + masker.flush() == b"exit ok abc *"
+    assert masker.unmaskable == 3
+
+
+def test_four_characters_are_counted_as_characters_not_bytes() -> None:
+    assert mask_all("été!".encode(), ["été!"], b"*") == b"*"
+    assert mask_all("été".encode(), ["été"], b"*") == "été".encode()
 
 
 def test_empty_secrets_are_ignored() -> None:
@@ -74,7 +89,7 @@ def test_without_secrets_bytes_pass_through_unbuffered() -> None:
 
 
 def test_the_longest_secret_starting_at_a_position_wins() -> None:
-    assert mask_all(b"abcd", ["ab", "abc"], b"*") == b"*d"
+    assert mask_all(b"abcdefg", ["abcd", "abcdef"], b"*") == b"*g"
 
 
 def test_a_nested_shorter_secret_inside_a_longer_one_is_covered_by_it() -> None:
@@ -82,11 +97,11 @@ def test_a_nested_shorter_secret_inside_a_longer_one_is_covered_by_it() -> None:
 
 
 def test_overlapping_secrets_mask_the_leftmost_first() -> None:
-    assert mask_all(b"abcde", ["abc", "cde"], b"*") == b"*de"
+    assert mask_all(b"abcdefg", ["abcd", "defg"], b"*") == b"*efg"
 
 
 def test_secrets_are_compared_as_utf8_bytes() -> None:
-    assert mask_all("mot de passe: été\n".encode(), ["été"], b"*") == b"mot de passe: *\n"
+    assert mask_all("mot de passe: étés\n".encode(), ["étés"], b"*") == b"mot de passe: *\n"
 
 
 def test_a_secret_split_across_two_chunks_is_replaced() -> None:
@@ -104,9 +119,9 @@ def test_a_tail_that_cannot_start_a_secret_is_emitted_at_once() -> None:
 
 
 def test_a_shorter_complete_secret_waits_until_a_longer_one_is_ruled_out() -> None:
-    masker = SecretMasker(["ab", "abcdef"], b"*")
-    assert masker.feed(b"xab") == b"x"
-    assert masker.feed(b"cx") == b"*cx"
+    masker = SecretMasker(["abcd", "abcdefgh"], b"*")
+    assert masker.feed(b"xabcd") == b"x"
+    assert masker.feed(b"ex") == b"*ex"
 
 
 def test_a_held_back_prefix_that_ends_the_stream_is_flushed_unmasked() -> None:
@@ -144,8 +159,9 @@ def test_any_split_into_chunks_gives_the_one_shot_result(
 def test_no_secret_survives_streaming(text: str, secrets: list[str], cuts: list[int]) -> None:
     data = text.encode()
     out = stream(secrets, split(data, cuts), DEFAULT_REPLACEMENT)
-    assert [s for s in secrets if s.encode() in out] == []
-    if any(s.encode() in data for s in secrets):
+    maskable = [s for s in secrets if len(s) >= 4]
+    assert [s for s in maskable if s.encode() in out] == []
+    if any(s.encode() in data for s in maskable):
         assert DEFAULT_REPLACEMENT in out
 
 

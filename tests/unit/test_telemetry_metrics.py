@@ -349,9 +349,24 @@ def test_the_export_interval_is_read_in_milliseconds_with_a_60_second_default() 
 
 
 def test_a_signal_exporter_set_to_none_disables_that_signal() -> None:
-    assert signal_enabled("metrics", {})
-    assert not signal_enabled("traces", {"OTEL_TRACES_EXPORTER": "none"})
-    assert signal_enabled("metrics", {"OTEL_TRACES_EXPORTER": "none"})
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+    assert signal_enabled("metrics", endpoint)
+    assert not signal_enabled("traces", {**endpoint, "OTEL_TRACES_EXPORTER": "none"})
+    assert signal_enabled("metrics", {**endpoint, "OTEL_TRACES_EXPORTER": "none"})
+
+
+def test_without_an_endpoint_or_otlp_exporter_no_signal_is_exported() -> None:
+    assert not signal_enabled("metrics", {})
+    assert not signal_enabled("traces", {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    assert not signal_enabled("metrics", {"OTEL_EXPORTER_OTLP_ENDPOINT": " "})
+
+
+def test_a_signal_specific_endpoint_or_exporter_enables_only_that_signal() -> None:
+    metrics_only = {"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://127.0.0.1:4318/v1/metrics"}
+    assert signal_enabled("metrics", metrics_only)
+    assert not signal_enabled("traces", metrics_only)
+    assert signal_enabled("traces", {"OTEL_TRACES_EXPORTER": "otlp"})
+    assert not signal_enabled("metrics", {"OTEL_TRACES_EXPORTER": "otlp"})
 
 
 def test_failed_exports_warn_once_per_interval_and_recovery_is_said_once(
@@ -405,6 +420,7 @@ def test_disabled_telemetry_without_prometheus_is_all_no_ops() -> None:
 
 
 def test_otel_sdk_disabled_turns_export_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     telemetry = setup_telemetry("1.0")
     assert isinstance(telemetry.metrics, NullMetrics)

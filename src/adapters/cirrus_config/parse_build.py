@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from adapters.cirrus_config.limits import ConfigLimits, check_size
 from adapters.cirrus_config.starlark import SourceFiles, StarlarkContext, evaluate_starlark
 from adapters.cirrus_config.yaml_source import load_yaml
 from domain.build import BuildSpec
@@ -36,18 +37,24 @@ def parse_build(
     files: SourceFiles | None = None,
     allow_http: bool = False,
     build_id: str = "",
+    limits: ConfigLimits | None = None,
 ) -> BuildSpec:
     """Return the validated build of a configuration, or raise ``CirrusConfigError`` (a
     ``BuildConfigError``) naming the problem, with line and column when the YAML has them.
 
     ``environment`` is the build's (source variables such as ``CIRRUS_BRANCH``); ``starlark`` the
     text of a ``.cirrus.star`` whose tasks are appended; ``changed_files`` is None when unknown.
+    ``limits`` bounds the size of both texts and the depth and node count of every YAML read
+    (a ``ConfigLimitError`` past one; default: ``ConfigLimits()``).
     """
+    bounds = limits or ConfigLimits()
+    check_size(text, "config", bounds)
+    check_size(starlark, "starlark", bounds)
     build_environment = dict(environment or {})
-    roots: list[Node | None] = [load_yaml(text)]
+    roots: list[Node | None] = [load_yaml(text, limits=bounds)]
     if starlark.strip():
         context = StarlarkContext(
-            load_yaml=_yaml_or_empty,
+            load_yaml=lambda source: load_yaml(source, limits=bounds) or Pairs(()),
             environment=build_environment,
             allow_http=allow_http,
             changed_files=tuple(changed_files or ()),
@@ -65,7 +72,3 @@ def parse_build(
             build_id=build_id,
         ),
     )
-
-
-def _yaml_or_empty(text: str) -> Node:
-    return load_yaml(text) or Pairs(())

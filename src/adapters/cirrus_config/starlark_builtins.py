@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import yaml
 
+from adapters.cirrus_config.limits import DEFAULT_MAX_NODES
 from domain.cirrus_config.changes import PatternError, count_matching
 
 if TYPE_CHECKING:
@@ -178,19 +179,27 @@ def cirrus_callables(
 
 def _yaml_loads(source: str) -> object:
     try:
-        return _plain(yaml.safe_load(source))
+        return _plain(yaml.safe_load(source), [DEFAULT_MAX_NODES])
     except yaml.YAMLError as error:
         raise StarlarkCallError(f"yaml.loads: {' '.join(str(error).split())}") from None
 
 
-def _plain(value: object) -> object:
-    # Values cross into Starlark as JSON: dates and the like become their text.
+def _plain(value: object, budget: list[int]) -> object:
+    # Values cross into Starlark as JSON: dates and the like become their text. Copying
+    # expands aliases, so a few nested ones (an "alias bomb") would copy without end: the
+    # copy is bounded like the controller's own YAML reader.
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise StarlarkCallError(
+            f"yaml.loads: more than {DEFAULT_MAX_NODES} values once aliases are expanded"
+        )
     if isinstance(value, dict):
         return {
-            str(key) if not isinstance(key, str) else key: _plain(v) for key, v in value.items()
+            str(key) if not isinstance(key, str) else key: _plain(v, budget)
+            for key, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
+        return [_plain(item, budget) for item in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)

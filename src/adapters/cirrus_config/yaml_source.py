@@ -26,14 +26,18 @@ from dataclasses import dataclass
 
 import yaml
 
+from adapters.cirrus_config.limits import (
+    MAX_DEPTH_KEY,
+    MAX_NODES_KEY,
+    ConfigLimitError,
+    ConfigLimits,
+)
 from domain.cirrus_config.nodes import CirrusConfigError, Node, Pairs, Position, Scalar, Sequence
 
 _TAG = "tag:yaml.org,2002:"
 _NULL, _BOOL, _INT, _FLOAT, _STR = (_TAG + name for name in ("null", "bool", "int", "float", "str"))
 _MERGE = _TAG + "merge"
 _BREAKS = "\r\n\x85\u2028\u2029"
-_MAX_NODES = 1_000_000
-"""How many nodes aliases may expand to; a few nested aliases can otherwise fill the memory."""
 
 # yaml.v3's table of plain scalars with a fixed meaning (resolve.go); everything else that is
 # not a number is a string.
@@ -83,20 +87,51 @@ def cirrus_merge_exemption(key: str) -> bool:
 
 
 def load_yaml(
-    text: str, keep_merged: Callable[[str], bool] = cirrus_merge_exemption
+    text: str,
+    keep_merged: Callable[[str], bool] = cirrus_merge_exemption,
+    limits: ConfigLimits = ConfigLimits(),  # noqa: B008  # frozen, shared safely
 ) -> Node | None:
     """Return the tree of the first YAML document of ``text`` (None when it is empty), or raise
-    ``CirrusConfigError`` naming the problem and where it stands."""
-    loader = _GoYamlLoader(text)
+    ``CirrusConfigError`` naming the problem and where it stands (``ConfigLimitError`` past
+    ``limits.max_depth`` levels or ``limits.max_nodes`` nodes after alias expansion)."""
+    loader: _GoYamlLoader | None = None
     try:
+        # The reader refuses control characters, NUL and lone surrogates as it is made.
+        loader = _GoYamlLoader(text)
+        loader.max_depth = limits.max_depth
         root = loader.get_node() if loader.check_node() else None
-        return None if root is None else _Converter(keep_merged).convert(root)
+        converter = _Converter(keep_merged, limits.max_depth, limits.max_nodes)
+        return None if root is None else converter.convert(root)
     except yaml.MarkedYAMLError as error:
         raise CirrusConfigError(f"invalid YAML: {_describe(error)}", _mark(error)) from error
+    except yaml.reader.ReaderError as error:
+        raise _unacceptable(text, error) from error
     except yaml.YAMLError as error:
         raise CirrusConfigError(f"invalid YAML: {error}") from error
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def _unacceptable(text: str, error: yaml.reader.ReaderError) -> CirrusConfigError:
+    # The reader gives an offset into the text (and names it "<unicode string>"): say where.
+    before = text[: error.position]
+    line = before.count("\n") + 1
+    column = error.position - (before.rfind("\n") + 1) + 1
+    character = error.character if isinstance(error.character, int) else 0
+    return CirrusConfigError(
+        f"invalid YAML: character U+{character:04X} is not allowed "
+        "(a control character, NUL or lone surrogate)",
+        Position(line, column),
+    )
+
+
+def _too_deep(max_depth: int, at: Position) -> ConfigLimitError:
+    return ConfigLimitError(
+        f"invalid YAML: nested more than {max_depth} levels deep ({MAX_DEPTH_KEY})",
+        MAX_DEPTH_KEY,
+        at,
+    )
 
 
 def _describe(error: yaml.MarkedYAMLError) -> str:
@@ -127,7 +162,11 @@ class _AliasNode(yaml.Node):
 
 
 class _GoYamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with libyaml's tab rules and yaml.v3's scalar resolution."""
+    """PyYAML's safe loader with libyaml's tab rules and yaml.v3's scalar resolution, refusing
+    collections nested deeper than ``max_depth`` before its recursive composer reaches them."""
+
+    max_depth = ConfigLimits().max_depth
+    _depth = 0
 
     def scan_to_next_token(self) -> None:
         """Skip white space, comments and line breaks up to the next token.
@@ -205,11 +244,22 @@ class _GoYamlLoader(yaml.SafeLoader):
             target = super().compose_node(parent, index)
             assert target is not None  # the composer refuses an undefined alias
             return _AliasNode(str(event.anchor), target, event)
-        anchor = getattr(self.peek_event(), "anchor", None)  # type: ignore[no-untyped-call]  # untyped in PyYAML's stubs
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in PyYAML's stubs
+        anchor = getattr(event, "anchor", None)
         if anchor is not None:
             # yaml.v3 lets a later definition replace an earlier one; PyYAML refuses it.
             self.anchors.pop(anchor, None)
-        return super().compose_node(parent, index)
+        if not isinstance(event, yaml.CollectionStartEvent):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > self.max_depth:
+                mark = event.start_mark
+                at = Position(mark.line + 1, mark.column + 1) if mark else Position()
+                raise _too_deep(self.max_depth, at)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _plain_tag(text: str) -> str:
@@ -259,24 +309,37 @@ class _Converter:
     """Turns PyYAML's composed nodes into the configuration tree, expanding aliases."""
 
     keep_merged: Callable[[str], bool]
+    max_depth: int
+    max_nodes: int
     active: dict[int, str] | None = None
     count: int = 0
+    depth: int = 0
 
     def convert(self, node: yaml.Node, at: Position | None = None) -> Node:
         """Return the tree of ``node``, placed at ``at`` (the alias's place) when given."""
-        self.count += 1
-        if self.count > _MAX_NODES:
-            raise CirrusConfigError(
-                f"invalid YAML: aliases expand to more than {_MAX_NODES} nodes", _position(node)
-            )
         if isinstance(node, _AliasNode):
-            return self._alias(node)
+            return self._alias(node)  # counted as the nodes it expands to
+        self.count += 1
+        if self.count > self.max_nodes:
+            raise ConfigLimitError(
+                f"invalid YAML: more than {self.max_nodes} nodes once aliases are expanded "
+                f"({MAX_NODES_KEY})",
+                MAX_NODES_KEY,
+                at or _position(node),
+            )
         where = at or _position(node)
         if isinstance(node, yaml.ScalarNode):
             return Scalar(str(node.value), _scalar_value(node), where)
-        if isinstance(node, yaml.SequenceNode):
-            return Sequence(tuple(self.convert(child) for child in node.value), where)
-        return self._mapping(node, where)
+        # Aliases inside nested collections nest deeper than the text itself does.
+        self.depth += 1
+        try:
+            if self.depth > self.max_depth:
+                raise _too_deep(self.max_depth, where)
+            if isinstance(node, yaml.SequenceNode):
+                return Sequence(tuple(self.convert(child) for child in node.value), where)
+            return self._mapping(node, where)
+        finally:
+            self.depth -= 1
 
     def _alias(self, alias: _AliasNode) -> Node:
         target: yaml.Node = alias.value

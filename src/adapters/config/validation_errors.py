@@ -72,9 +72,35 @@ def _message(error: ErrorDetails) -> str:
     return str(error["msg"])
 
 
+def _unknown_sibling(first: ErrorDetails, errors: Sequence[ErrorDetails]) -> ErrorDetails | None:
+    """An unknown key next to the missing key ``first`` (most likely its misspelling)."""
+    if first["type"] != "missing":
+        return None
+    parent = first["loc"][:-1]
+    return next(
+        (e for e in errors if e["type"] == "extra_forbidden" and e["loc"][:-1] == parent), None
+    )
+
+
 def config_error_from_validation(error: ValidationError) -> ConfigError:
-    """Return the first problem of a validation error as a ``ConfigError``."""
-    first = error.errors()[0]
+    """Return the first problem of a validation error as a ``ConfigError``.
+
+    A missing key reported next to an unknown one (``{sauce: ...}`` for ``{source: ...}``) is
+    reported as the unknown key, naming the missing one too: the unknown key is what to fix.
+    """
+    errors = error.errors()
+    first = errors[0]
+    unknown = _unknown_sibling(first, errors)
+    if unknown is not None:
+        missing = [
+            str(e["loc"][-1])
+            for e in errors
+            if e["type"] == "missing" and e["loc"][:-1] == first["loc"][:-1]
+        ]
+        return ConfigError(
+            key_path(list(unknown["loc"])),
+            f"unknown key (required key missing here: {', '.join(missing)})",
+        )
     loc = list(first["loc"])
     if loc and loc[-1] == "[key]":
         # A mapping key of the wrong type (``1: x`` under ``labels``): name the key itself.

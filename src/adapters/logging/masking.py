@@ -1,4 +1,8 @@
-"""A logging filter that hides registered secrets (tokens, ``secretsToMask``) in every record."""
+"""A logging filter that hides registered secrets (tokens, ``secretsToMask``) in every record.
+
+Values shorter than ``MIN_SECRET_LENGTH`` characters are not masked (they would garble every
+line: ``e***it``); the first time one is met, the registry warns once that it stays visible.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,11 @@ import logging
 import threading
 from collections.abc import Iterable
 
+from domain.masking import MIN_SECRET_LENGTH, maskable, unmaskable_count
+
 MASK = "***"
+
+log = logging.getLogger("cirrus")
 
 
 class SecretRegistry:
@@ -15,18 +23,38 @@ class SecretRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._secrets: tuple[str, ...] = ()
+        self._warned = False
 
     def add(self, secrets: Iterable[str]) -> None:
-        """Register more secrets; empty strings are ignored (they would mask everything)."""
+        """Register more secrets; values under four characters are not masked (warned once)."""
+        given = tuple(secrets)
         with self._lock:
-            merged = set(self._secrets) | {s for s in secrets if s}
+            merged = set(self._secrets) | {s for s in given if maskable(s)}
             # Longest first, so a secret that contains another one is hidden whole.
             self._secrets = tuple(sorted(merged, key=lambda s: (-len(s), s)))
+        self.warn_unmaskable(unmaskable_count(given))
+
+    def warn_unmaskable(self, count: int) -> None:
+        """Warn, the first time only, that ``count`` secrets are too short to be masked."""
+        if count <= 0:
+            return
+        with self._lock:
+            if self._warned:
+                return
+            self._warned = True
+        # The values themselves are never named: they are secrets.
+        log.warning(
+            "%d secret value(s) shorter than %d characters cannot be masked and may appear in "
+            "logs; use longer secrets (warned once)",
+            count,
+            MIN_SECRET_LENGTH,
+        )
 
     def clear(self) -> None:
-        """Forget every secret (tests only)."""
+        """Forget every secret and the warning given (tests only)."""
         with self._lock:
             self._secrets = ()
+            self._warned = False
 
     def snapshot(self) -> tuple[str, ...]:
         """The registered secrets, longest first."""

@@ -20,6 +20,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from adapters.storage.postgres_store import PostgresStore
+from adapters.storage.private_files import prepare_private_database
 from adapters.storage.sqlite_store import SqliteStore
 from domain.errors import ConfigError
 from domain.ports import Clock
@@ -96,9 +97,8 @@ async def open_store(url: str, clock: Clock) -> ControllerStore:
     if database.kind is DatabaseKind.POSTGRESQL:
         return await PostgresStore.open(database.target, clock)
     if database.target != MEMORY:
-        parent = Path(database.target).parent
         try:
-            parent.mkdir(parents=True, exist_ok=True)
+            prepare_private_database(Path(database.target))
         except OSError as error:
-            raise ConfigError(DATABASE_KEY, f"cannot create {parent}: {error}") from None
+            raise ConfigError(DATABASE_KEY, f"cannot create {database.target}: {error}") from None
     return await SqliteStore.open(database.target, clock)

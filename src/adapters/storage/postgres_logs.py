@@ -33,6 +33,18 @@ async def log_size(connection: Connection, key: int, command: str) -> int:
     return 0 if last is None else last[0] + last[1]
 
 
+async def task_log_size(connection: Connection, key: int) -> int:
+    """Return how many bytes the logs of all a task's commands hold together."""
+    cursor = await connection.execute(
+        "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(start_offset + octet_length(data)) "
+        "AS size FROM log_chunks WHERE task_id = %s GROUP BY command) AS ends",
+        (key,),
+    )
+    row = await cursor.fetchone()
+    assert row is not None  # an aggregate always has one row
+    return int(row[0])
+
+
 async def append_log(connection: Connection, key: int, command: str, data: bytes) -> int:
     """Append ``data`` to a command's log (the caller locked the task's row); return its size."""
     last = await _last_chunk(connection, key, command)

@@ -308,6 +308,13 @@ class PostgresStore:
             return 0
         return await self._db.read(lambda db: postgres_logs.log_size(db, key, command))
 
+    async def task_log_size(self, task_id: str) -> int:
+        """Return how many bytes the logs of all a task's commands hold together."""
+        key = row_key(task_id)
+        if key is None:
+            return 0
+        return await self._db.read(lambda db: postgres_logs.task_log_size(db, key))
+
     async def read_log(
         self, task_id: str, command: str, offset: int = 0, limit: int | None = None
     ) -> bytes:

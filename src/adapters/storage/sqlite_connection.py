@@ -37,6 +37,9 @@ def _connect(path: str, now: float, migrations: tuple[Migration, ...]) -> sqlite
         # NORMAL is durable against process crashes in WAL mode; only a power loss may lose
         # the last commits, which is acceptable for CI state and much faster.
         connection.execute("PRAGMA synchronous = NORMAL")
+        # Overwrite what is deleted or replaced (tokens in clear of earlier versions, secrets)
+        # instead of leaving it in free space of the file.
+        connection.execute("PRAGMA secure_delete = ON")
         migrate(connection, now, migrations)
     except BaseException:
         connection.close()

@@ -30,6 +30,16 @@ def log_size(connection: sqlite3.Connection, key: int, command: str) -> int:
     return 0 if last is None else last[0] + last[1]
 
 
+def task_log_size(connection: sqlite3.Connection, key: int) -> int:
+    """Return how many bytes the logs of all a task's commands hold together."""
+    row = connection.execute(
+        "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(start_offset + length(data)) AS size "
+        "FROM log_chunks WHERE task_id = ? GROUP BY command)",
+        (key,),
+    ).fetchone()
+    return int(row[0])
+
+
 def append_log(connection: sqlite3.Connection, key: int, command: str, data: bytes) -> int:
     """Append ``data`` to a command's log (the caller checked the task exists); return its size."""
     last = _last_chunk(connection, key, command)

@@ -121,7 +121,7 @@ def credentials_query(mark: str) -> str:
     is the driver's parameter placeholder). The task's spec and results are not read."""
     return (
         f"SELECT (SELECT session_token_hash FROM workers WHERE name = {mark}) AS session, "
-        "t.id, t.build_id, t.worker, t.client_secret "
+        "t.id, t.build_id, t.worker, t.client_secret, t.stopped_at "
         f"FROM (SELECT 1) AS one LEFT JOIN tasks AS t ON t.id = {mark}"
     )
 
@@ -133,6 +133,7 @@ def assignment_from_row(row: Row) -> TaskAssignment:
         build_id=str(row["build_id"]),
         worker=row["worker"],
         client_secret=row["client_secret"],
+        stopped=row["stopped_at"] is not None,
     )
 
 

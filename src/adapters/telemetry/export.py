@@ -1,5 +1,7 @@
 """OTLP exporters chosen from the standard ``OTEL_*`` variables, quiet about a missing collector.
 
+Export is opt-in: a signal is exported only when ``OTEL_EXPORTER_OTLP_ENDPOINT``, its own
+``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT``, or ``OTEL_<SIGNAL>_EXPORTER=otlp`` is set.
 OTLP over HTTP unless ``OTEL_EXPORTER_OTLP_PROTOCOL`` (or the per-signal variable) says ``grpc``.
 Endpoints, headers, certificates, compression and timeouts are left to the SDK exporters, which
 read the variables themselves; their defaults are ``http://localhost:4318`` (HTTP) and
@@ -72,8 +74,17 @@ def metric_export_interval(environ: Mapping[str, str]) -> float:
 
 
 def signal_enabled(signal: str, environ: Mapping[str, str]) -> bool:
-    """False when ``OTEL_<SIGNAL>_EXPORTER=none``."""
-    return environ.get(f"OTEL_{signal.upper()}_EXPORTER", "").strip().lower() != "none"
+    """True when the environment asks to export ``signal``: an endpoint or ``otlp`` exporter.
+
+    Without a collector configured, nothing is exported (no failures to log); an
+    ``OTEL_<SIGNAL>_EXPORTER=none`` wins over an endpoint.
+    """
+    name = signal.upper()
+    exporter = environ.get(f"OTEL_{name}_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return False
+    endpoints = ("OTEL_EXPORTER_OTLP_ENDPOINT", f"OTEL_EXPORTER_OTLP_{name}_ENDPOINT")
+    return exporter == "otlp" or any(environ.get(key, "").strip() for key in endpoints)
 
 
 class ExportFailureLog:

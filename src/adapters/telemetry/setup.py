@@ -140,11 +140,14 @@ def setup_telemetry(
 ) -> Telemetry:
     """Metrics and traces for the worker: OTLP export when ``enabled``, and/or Prometheus text.
 
+    A signal is exported only when the environment names a collector for it (``signal_enabled``).
     ``OTEL_SDK_DISABLED=true`` turns OTLP export off, never the Prometheus text. With neither,
     every port call is a no-op.
     """
     environ = os.environ
-    export = enabled and not _sdk_disabled(environ)
+    # Opt-in: without an OTLP endpoint (or exporter) for some signal, nothing is exported.
+    wanted = signal_enabled("metrics", environ) or signal_enabled("traces", environ)
+    export = enabled and wanted and not _sdk_disabled(environ)
     if not export and not prometheus:
         return Telemetry()
     resource = worker_resource(service_version)

@@ -7,9 +7,10 @@ failure into the ``ControllerError`` hierarchy:
   the body when there is one, else ``unavailable``/``deadline_exceeded``/the status's code);
 * any other 4xx -> ``DefiniteControllerError`` with the Twirp code (from the body, else from the
   status), ``SessionLostError`` for ``unauthenticated``;
-* a 2xx whose body is not JSON or not the expected message, and any other status (a redirect,
-  say) -> ``DefiniteControllerError("malformed_response", …)``: the controller did answer, and
-  asking again will not make the answer readable.
+* a 2xx whose body is not JSON or not the expected message, any other status (a redirect,
+  say), and an answer longer than ``max_answer_bytes`` (16 MiB by default, decoded, read no
+  further than that) -> ``DefiniteControllerError("malformed_response", …)``: the controller did
+  answer, and asking again at once will not make the answer readable.
 
 Tokens and client secrets travel only in headers and bodies; they are scrubbed from every
 exception message (a controller might echo them) and never logged.
@@ -26,6 +27,7 @@ from typing import Final, TypeVar
 
 import httpx
 
+from adapters.twirp.answer_cap import MAX_ANSWER_BYTES, Answer, AnswerTooLargeError, read_capped
 from adapters.twirp.codec import (
     CI_SERVICE,
     WORKERS_SERVICE,
@@ -169,6 +171,7 @@ class TwirpControllerClient:
         *,
         http_client: httpx.AsyncClient | None = None,
         call_timeout: float = 30.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         if not endpoint.startswith(("http://", "https://")):
             raise ConfigError("endpoint", f"must start with http:// or https://, got {endpoint!r}")
@@ -179,6 +182,7 @@ class TwirpControllerClient:
         self._worker_name = worker_name
         self._session_token = ""
         self._call_timeout = call_timeout
+        self._max_answer_bytes = max_answer_bytes
         self._owns_http_client = http_client is None
         # Exactly one of the two is set. Direct http:// calls go straight to the lean transport
         # (a fraction of httpx's CPU per call: no client layer of cookies, redirects and auth,
@@ -187,7 +191,7 @@ class TwirpControllerClient:
         self._http: httpx.AsyncClient | None = http_client
         if http_client is None:
             if _direct_http(self._endpoint):
-                self._lean = LeanHTTPTransport()
+                self._lean = LeanHTTPTransport(max_answer_bytes=max_answer_bytes)
             else:
                 self._http = httpx.AsyncClient(limits=_LIMITS)
 
@@ -350,6 +354,14 @@ class TwirpControllerClient:
                 "deadline_exceeded",
                 f"{method}: no answer from {self._endpoint} within {seconds:g} s",
             ) from None
+        except AnswerTooLargeError:
+            # Before TransportError (its base): a hostile or broken controller must not make
+            # the worker buffer hundreds of MB; callers back off as from any unreadable answer.
+            raise DefiniteControllerError(
+                "malformed_response",
+                f"{method}: the answer of {self._endpoint} exceeds "
+                f"{self._max_answer_bytes} bytes; not read",
+            ) from None
         except UnicodeEncodeError:
             # httpx sends header values as ASCII; say which header without echoing its value.
             names = [k for k, v in all_headers.items() if not v.isascii()]
@@ -363,28 +375,35 @@ class TwirpControllerClient:
             raise TransientControllerError(
                 "unavailable", scrub(f"{method}: {self._endpoint} unreachable: {detail}")
             ) from None
-        log.debug("%s/%s answered HTTP %d", service, method, response.status_code)
+        log.debug("%s/%s answered HTTP %d", service, method, response.status)
         return self._answer(method, response, scrub)
 
     async def _post(
         self, url: str, content: bytes, headers: Mapping[str, str], limits: httpx.Timeout
-    ) -> httpx.Response:
-        """POST and read the whole answer, through the lean transport or the httpx client."""
+    ) -> Answer:
+        """POST and read the answer within the cap, through the lean transport or httpx."""
         if self._lean is None:
             assert self._http is not None  # one of the two is always set
-            return await self._http.post(url, content=content, headers=headers, timeout=limits)
-        request = httpx.Request(
-            "POST", url, content=content, headers=headers, extensions={"timeout": limits.as_dict()}
-        )
-        response = await self._lean.handle_async_request(request)
+            request = self._http.build_request(
+                "POST", url, content=content, headers=headers, timeout=limits
+            )
+            response = await self._http.send(request, stream=True)
+        else:
+            request = httpx.Request(
+                "POST",
+                url,
+                content=content,
+                headers=headers,
+                extensions={"timeout": limits.as_dict()},
+            )
+            response = await self._lean.handle_async_request(request)
         try:
-            await response.aread()
+            return await read_capped(response, self._max_answer_bytes)
         finally:
             await response.aclose()
-        return response
 
-    def _answer(self, method: str, response: httpx.Response, scrub: _Scrubber) -> object:
-        status = response.status_code
+    def _answer(self, method: str, response: Answer, scrub: _Scrubber) -> object:
+        status = response.status
         if 200 <= status < 300:
             try:
                 return json.loads(response.content)
@@ -395,7 +414,7 @@ class TwirpControllerClient:
         twirp = _twirp_error(response.content)
         code, msg = twirp if twirp else (_STATUS_CODES.get(status, "unknown"), "")
         # Scrub before cutting, so that no part of a secret survives the cut.
-        text = f"{method}: HTTP {status}: {scrub(msg)[:_MESSAGE_LIMIT] or response.reason_phrase}"
+        text = f"{method}: HTTP {status}: {scrub(msg)[:_MESSAGE_LIMIT] or response.reason}"
         if status >= 500 or status == 429:
             raise TransientControllerError(code, text)
         if 400 <= status < 500:

@@ -9,6 +9,11 @@ asyncio protocol, for a fraction of that. Other schemes (``https://``) go to the
 transport if one is given. Proxies are not its business: httpx ignores proxy settings once it
 is given a transport, so the Twirp client only uses this one for endpoints no proxy covers.
 
+An answer's body is capped (``max_answer_bytes``, 16 MiB by default): a longer one, announced
+or sent (an endless chunked answer included), fails with ``AnswerTooLargeError`` as soon as the
+cap is passed, and its connection is closed, so a hostile or broken server cannot make the worker
+buffer more than the cap.
+
 The read timeout bounds the whole answer (httpcore's bounds each read); there is no write
 timeout of its own, the answer's wait covers sending too.
 
@@ -25,6 +30,8 @@ from collections.abc import Callable
 from typing import Final
 
 import httpx
+
+from adapters.twirp.answer_cap import MAX_ANSWER_BYTES, AnswerTooLargeError
 
 MAX_HEAD_BYTES: Final = 64 * 1024
 """The longest status line plus headers accepted in an answer."""
@@ -134,10 +141,14 @@ class _Connection(asyncio.Protocol):
         del self._buffer[:size]
         return data
 
-    async def read_to_close(self) -> bytes:
-        """Return every byte until the server closes the connection."""
+    async def read_to_close(self, limit: int) -> bytes:
+        """Return every byte until the server closes the connection (at most ``limit``)."""
         while not self._closed:
+            if len(self._buffer) > limit:
+                raise AnswerTooLargeError(limit)
             await self._more()
+        if len(self._buffer) > limit:
+            raise AnswerTooLargeError(limit)
         data = bytes(self._buffer)
         self._buffer.clear()
         return data
@@ -200,8 +211,10 @@ class LeanHTTPTransport(httpx.AsyncBaseTransport):
         max_connections: int = MAX_CONNECTIONS,
         max_idle_per_host: int = MAX_IDLE_PER_HOST,
         clock: Callable[[], float] = time.monotonic,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self._fallback = fallback
+        self.max_answer_bytes = max_answer_bytes
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_idle_per_host
         self._clock = clock
@@ -299,9 +312,11 @@ class LeanHTTPTransport(httpx.AsyncBaseTransport):
                 head = _Head(await connection.read_until(b"\r\n\r\n", MAX_HEAD_BYTES))
                 while 100 <= head.status < 200:  # interim answers (100 Continue) carry no body
                     head = _Head(await connection.read_until(b"\r\n\r\n", MAX_HEAD_BYTES))
-                body, framed = await _body(request, head, connection)
+                body, framed = await _body(request, head, connection, self.max_answer_bytes)
         except TimeoutError:
             raise httpx.ReadTimeout("timed out waiting for the answer", request=request) from None
+        except AnswerTooLargeError as error:
+            raise AnswerTooLargeError(error.limit, request) from None
         response = httpx.Response(
             head.status,
             headers=head.headers,
@@ -336,25 +351,30 @@ def _request_body(request: httpx.Request, body: bytes) -> bytes:
     return (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
 
 
-async def _body(request: httpx.Request, head: _Head, connection: _Connection) -> tuple[bytes, bool]:
+async def _body(
+    request: httpx.Request, head: _Head, connection: _Connection, limit: int
+) -> tuple[bytes, bool]:
     """Return the answer's body and whether its end was framed (so the connection may go on)."""
     if request.method == "HEAD" or head.status in _NO_BODY_STATUSES:
         return b"", True
     encoding = (head.get(b"transfer-encoding") or b"").lower()
     if encoding:
         if encoding.split(b",")[-1].strip() != b"chunked":
-            return await connection.read_to_close(), False
-        return await _chunked(connection), True
+            return await connection.read_to_close(limit), False
+        return await _chunked(connection, limit), True
     length = head.get(b"content-length")
     if length is None:
-        return await connection.read_to_close(), False
+        return await connection.read_to_close(limit), False
     if not length.isdigit():
         raise httpx.RemoteProtocolError(f"malformed Content-Length: {length[:40]!r}")
+    if int(length) > limit:
+        raise AnswerTooLargeError(limit)  # refused before a byte of it is read
     return await connection.read_exactly(int(length)), True
 
 
-async def _chunked(connection: _Connection) -> bytes:
+async def _chunked(connection: _Connection, limit: int) -> bytes:
     parts: list[bytes] = []
+    total = 0
     while True:
         line = await connection.read_until(b"\r\n", MAX_HEAD_BYTES)
         size_text = line.split(b";", 1)[0].strip()
@@ -366,6 +386,9 @@ async def _chunked(connection: _Connection) -> bytes:
             while await connection.read_until(b"\r\n", MAX_HEAD_BYTES):
                 pass  # trailer fields, up to the empty line
             return b"".join(parts)
+        total += size
+        if total > limit:
+            raise AnswerTooLargeError(limit)  # checked before the chunk is read
         parts.append(await connection.read_exactly(size))
         if await connection.read_exactly(2) != b"\r\n":
             raise httpx.RemoteProtocolError("a chunk does not end with CRLF")

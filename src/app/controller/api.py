@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,12 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from adapters.cirrus_config.limits import MAX_BYTES_KEY, ConfigLimitError, ConfigLimits
 from adapters.cirrus_config.parse_build import parse_build
 from adapters.cirrus_config.starlark import SourceFiles
 from adapters.secrets import SecretCipher
 from adapters.twirp.codec import encode_isolation
-from app.controller.auth import admin_authorized
+from app.controller.auth import TokenHash, admin_authorized
 from app.controller.openapi import OPENAPI_DOCUMENT
+from app.controller.request_body import BodyError, parse_json, read_capped
 from app.controller.scheduler_service import SchedulerService
 from app.controller.secrets_api import encrypt_secret
 from domain.build import BuildConfigError, TaskStatus
@@ -35,6 +36,16 @@ MANUAL_TRIGGER_REASON = "waiting for a manual trigger"
 """``pendingReason`` of a ``trigger_type: manual`` task nobody triggered yet."""
 
 
+BODY_OVERHEAD_BYTES = 64 * 1024
+"""What a build's body may hold besides its two texts (the environment, JSON syntax)."""
+
+
+def build_body_limit(limits: ConfigLimits) -> int:
+    """Return the largest ``POST /api/v1/builds`` body: two texts of ``limits.max_bytes``, each
+    up to three times longer in JSON (escapes such as ``\\u00e9``), and the overhead."""
+    return 2 * 3 * limits.max_bytes + BODY_OVERHEAD_BYTES
+
+
 class BuildSubmission(pydantic.BaseModel):
     """Body of ``POST /api/v1/builds``."""
 
@@ -42,10 +53,21 @@ class BuildSubmission(pydantic.BaseModel):
     environment: dict[str, str] = pydantic.Field(default_factory=dict)
     starlark: str = ""  # the text of the .cirrus.star next to the .cirrus.yml, if any
 
+    @pydantic.field_validator("environment")
+    @classmethod
+    def _environment(cls, value: dict[str, str]) -> dict[str, str]:
+        # What a process's environment cannot hold; lone surrogates are refused with the body.
+        for name, text in value.items():
+            if not name or "=" in name or "\x00" in name + text:
+                raise ValueError(f"{name!r}: a variable needs a name without '=', and no NUL")
+        return value
+
 
 def error_response(status: int, message: str) -> JSONResponse:
     """Return ``{"error": message}`` with an HTTP status."""
-    return JSONResponse({"error": message}, status_code=status)
+    # A message may quote the request; a lone surrogate in it could not be encoded.
+    printable = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"error": printable}, status_code=status)
 
 
 def _timestamp(seconds: float) -> str:
@@ -122,11 +144,12 @@ class ControllerApi:
         store: ControllerStore,
         scheduler: SchedulerService,
         *,
-        admin_token: str,
+        admin_token: TokenHash,
         secrets: SecretCipher,
         instances: InstanceResolver | None = None,
         starlark_http: bool = False,
         starlark_files: SourceFiles | None = None,
+        limits: ConfigLimits | None = None,
     ) -> None:
         self._store = store
         self._scheduler = scheduler
@@ -140,6 +163,9 @@ class ControllerApi:
         # ``starlark-http``), and where its ``fs`` module reads (None: nowhere).
         self._starlark_http = starlark_http
         self._starlark_files = starlark_files
+        # How large and deep a submitted configuration may be (the controller file's
+        # ``config-max-*`` keys).
+        self._limits = limits or ConfigLimits()
 
     def routes(self) -> list[Route]:
         """Return the API's routes."""
@@ -182,12 +208,16 @@ class ControllerApi:
 
     async def submit_build(self, request: Request) -> Response:
         """``POST /api/v1/builds``: parse, validate and queue a build."""
+        limit = build_body_limit(self._limits)
         try:
-            submission = BuildSubmission.model_validate(json.loads(await request.body()))
+            body = parse_json(await read_capped(request, limit))
+            submission = BuildSubmission.model_validate(body)
+        except BodyError as error:
+            if error.status == 413:
+                return error_response(413, f"{error.message} (6 x {MAX_BYTES_KEY} + 64 KiB)")
+            return error_response(error.status, error.message)
         except pydantic.ValidationError as error:
             return error_response(400, f"invalid request body: {_describe(error)}")
-        except ValueError as error:
-            return error_response(400, f"the request body is not JSON: {error}")
         try:
             # In a thread: a .cirrus.star may compute (or call ``http``) for a while, and the
             # controller keeps answering its workers meanwhile.
@@ -200,9 +230,15 @@ class ControllerApi:
                 instances=self.instances,
                 allow_http=self._starlark_http,
                 files=self._starlark_files,
+                limits=self._limits,
             )
+        except ConfigLimitError as error:
+            return error_response(413 if error.too_large else 400, str(error))
         except BuildConfigError as error:
             return error_response(400, str(error))
+        except RecursionError:
+            # A .cirrus.star can still build a value nested deeper than any YAML may be.
+            return error_response(400, "the configuration is nested too deeply")
         build = await self._store.create_build(spec)
         await self._scheduler.advance_build(build.id)
         await self._scheduler.build_submitted()

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from domain.store import ControllerStore, TaskAssignment, token_matches
+from domain.store import ControllerStore, TaskAssignment, hash_token, token_matches
 
 REGISTRATION_TOKEN_HEADER = "registration-token"
 SESSION_TOKEN_HEADER = "session-token"
@@ -46,6 +46,23 @@ def tokens_equal(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
+@dataclass(frozen=True, slots=True)
+class TokenHash:
+    """The SHA-256 (hex) of a token: all the controller keeps of its registration and admin
+    tokens, so that neither its memory nor its database holds them in clear."""
+
+    sha256: str
+
+    @classmethod
+    def of(cls, token: str) -> TokenHash:
+        """Return the hash of ``token``."""
+        return cls(hash_token(token))
+
+    def matches(self, given: str) -> bool:
+        """Return whether ``given`` is the token, compared in constant time (empty: never)."""
+        return bool(self.sha256) and bool(given) and token_matches(given, self.sha256)
+
+
 def new_session_token() -> str:
     """Return a fresh random session token."""
     return secrets.token_urlsafe(32)
@@ -70,13 +87,13 @@ class TaskCaller:
 class WorkerAuthenticator:
     """Checks the credentials of worker calls against the registration token and the store."""
 
-    def __init__(self, store: ControllerStore, registration_token: str) -> None:
+    def __init__(self, store: ControllerStore, registration_token: TokenHash) -> None:
         self._store = store
         self._registration_token = registration_token
 
     def check_registration_token(self, token: str) -> None:
         """Raise ``AuthError`` unless ``token`` is the registration token."""
-        if not tokens_equal(token, self._registration_token):
+        if not self._registration_token.matches(token):
             raise unauthenticated("invalid registration token")
 
     async def worker(self, headers: Mapping[str, str], *, session_optional: bool = False) -> str:
@@ -128,6 +145,6 @@ class WorkerAuthenticator:
             raise unauthenticated(f"no valid session for worker {name!r}; register again")
 
 
-def admin_authorized(authorization: str | None, admin_token: str) -> bool:
+def admin_authorized(authorization: str | None, admin_token: TokenHash) -> bool:
     """Return whether an ``Authorization`` header carries the admin token."""
-    return tokens_equal(bearer_token(authorization), admin_token)
+    return admin_token.matches(bearer_token(authorization))

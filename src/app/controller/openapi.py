@@ -67,8 +67,18 @@ OPENAPI_DOCUMENT: dict[str, Any] = {
                 },
                 "responses": {
                     "201": _json(_ref("Build"), "the build and its tasks"),
-                    "400": _ERROR,
+                    "400": _json(
+                        _ref("Error"),
+                        "refused: the body, or the configuration (its error, with line and "
+                        "column; also past config-max-depth or config-max-nodes)",
+                    ),
                     "401": _UNAUTHORIZED,
+                    "413": _json(
+                        _ref("Error"),
+                        "config or starlark is larger than config-max-bytes (1 MiB unless "
+                        "the controller file says otherwise), or the body larger than six "
+                        "times that plus 64 KiB",
+                    ),
                 },
             }
         },
@@ -157,6 +167,7 @@ OPENAPI_DOCUMENT: dict[str, Any] = {
                     "200": _json(_ref("EncryptedSecret"), "the ENCRYPTED[...] text"),
                     "400": _ERROR,
                     "401": _UNAUTHORIZED,
+                    "413": _json(_ref("Error"), "the body is larger than 256 KiB"),
                 },
             }
         },
@@ -180,6 +191,10 @@ OPENAPI_DOCUMENT: dict[str, Any] = {
                 "properties": {
                     "config": {"type": "string", "description": "the .cirrus.yml text"},
                     "environment": _STRING_MAP,
+                    "starlark": {
+                        "type": "string",
+                        "description": "the .cirrus.star text, if any (its tasks are added)",
+                    },
                 },
             },
             "SecretEncryption": {
@@ -314,3 +329,9 @@ OPENAPI_DOCUMENT: dict[str, Any] = {
     },
 }
 """The document; ``/healthz`` and this document itself need no token."""
+
+_UNAVAILABLE = _json(_ref("Error"), "the controller's database failed; try again")
+for _path, _operations in OPENAPI_DOCUMENT["paths"].items():
+    if _path.startswith("/api/v1/"):
+        for _operation in _operations.values():
+            _operation["responses"]["503"] = _UNAVAILABLE

@@ -16,6 +16,7 @@ from dataclasses import replace
 from app.controller.long_poll import PollWaiters
 from app.controller.metrics import ControllerMetrics, MetricsRefresher, NullControllerMetrics
 from domain.build import BuildSpec, TaskStatus, counted_status
+from domain.control_characters import printable
 from domain.ports import Clock
 from domain.protocol import CommandResult, CommandStatus
 from domain.scheduling import (
@@ -24,6 +25,7 @@ from domain.scheduling import (
     advance_dependencies,
     assign,
     free_resources,
+    is_alive,
     pending_reason,
     uses_resources,
 )
@@ -47,6 +49,10 @@ handed it out); the second poll is a margin against any ordering surprise.
 
 FIRST_QUEUE_PAGE_SIZE = 16
 """Queued tasks a scheduling pass reads first: a worker usually takes a few, or none."""
+
+STALL_SECONDS = 5.0
+"""A liveness sweep whose store read takes longer than this, or that comes this much later than
+due, finds the controller (or its database) back from an outage: silence counts afresh."""
 
 QUEUE_PAGE_SIZE = 64
 """Queued tasks each further read takes, while the worker could take more: a queue may be long
@@ -171,12 +177,23 @@ class SchedulerService:
         # worker holds is never computed from a stale picture by two polls at once.
         self._assign_lock = asyncio.Lock()
         self._missed: dict[str, int] = {}
+        # When this controller could hear workers again: its start, or the end of an outage of
+        # its own or of its database (``domain.scheduling.silence``).
+        self._watching_since = clock.now()
+        self._store_failed = False
 
     # --- workers ----------------------------------------------------------------------------
 
     def is_online(self, worker: WorkerRecord) -> bool:
-        """Return whether a worker polled recently enough to count as alive."""
-        return self._clock.now() - worker.last_seen <= self.offline_after_seconds
+        """Return whether a worker polled recently enough to count as alive (silence counting
+        from the later of its last call and this controller's return from an outage)."""
+        return is_alive(
+            worker.last_seen, self._watching_since, self._clock.now(), self.offline_after_seconds
+        )
+
+    def watching_again(self) -> None:
+        """Count every worker's silence from now: the controller or its database was away."""
+        self._watching_since = self._clock.now()
 
     async def worker_view(self, worker: WorkerRecord) -> WorkerView:
         """Return the scheduler's view of a worker, with the controller's own accounting."""
@@ -283,7 +300,9 @@ class SchedulerService:
             self._missed.pop(task.id, None)
             # The store has no way to put one claimed task back in the queue, so a task lost
             # on the worker's side fails like one of a lost worker.
-            log.warning("worker %s no longer reports task %s; failing it", worker_name, task.id)
+            log.warning(
+                "worker %s no longer reports task %s; failing it", printable(worker_name), task.id
+            )
             await self._store.finish_task(
                 task.id, TaskStatus.FAILED, lost_worker_message(worker_name)
             )
@@ -432,14 +451,27 @@ class SchedulerService:
         """
         lost: list[str] = []
         requeued = False
-        for worker in await self._store.list_workers():
+        began = self._clock.monotonic()
+        try:
+            workers = await self._store.list_workers()
+        except Exception:
+            self._store_failed = True
+            raise
+        if self._store_failed or self._clock.monotonic() - began > STALL_SECONDS:
+            # The database was away (or hung): workers could not be heard meanwhile.
+            log.warning("the database is back; counting workers' silence from now")
+            self._store_failed = False
+            self.watching_again()
+        for worker in workers:
             if self.is_online(worker):
                 continue
             released = await self._store.release_worker(worker.name)
             if not released:
                 continue
             lost.append(worker.name)
-            log.warning("worker %s was lost; released %d task(s)", worker.name, len(released))
+            log.warning(
+                "worker %s was lost; released %d task(s)", printable(worker.name), len(released)
+            )
             for task in released:
                 self._missed.pop(task.id, None)
                 requeued = requeued or task.status is TaskStatus.SCHEDULED
@@ -453,8 +485,15 @@ class SchedulerService:
 
     async def run_sweeps(self, every_seconds: float) -> None:
         """Sweep forever, every ``every_seconds`` (cancel the task to stop)."""
+        due = self._clock.monotonic() + every_seconds
         while True:
-            await asyncio.sleep(every_seconds)
+            await asyncio.sleep(max(0.0, due - self._clock.monotonic()))
+            if self._clock.monotonic() - due > STALL_SECONDS:
+                # This process was stopped or starved (SIGSTOP, a stalled event loop): it could
+                # not hear workers meanwhile.
+                log.warning("the liveness sweep is late; counting workers' silence from now")
+                self.watching_again()
+            due = self._clock.monotonic() + every_seconds
             try:
                 await self.sweep()
             except Exception:

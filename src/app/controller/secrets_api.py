@@ -8,13 +8,15 @@ call (``ControllerApi`` mounts it); the plain value is never logged nor stored.
 
 from __future__ import annotations
 
-import json
-
 import pydantic
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from adapters.secrets import SecretCipher, SecretValueError
+from app.controller.request_body import BodyError, parse_json, read_capped
+
+BODY_LIMIT = 256 * 1024
+"""The largest body: a value is at most 64 KiB of UTF-8, up to six times that in JSON."""
 
 
 class SecretEncryption(pydantic.BaseModel):
@@ -26,20 +28,20 @@ class SecretEncryption(pydantic.BaseModel):
     repository: str | None = None
 
 
-def _error(message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=400)
+def _error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
 
 
 async def encrypt_secret(request: Request, cipher: SecretCipher) -> Response:
     """Answer one ``POST /api/v1/secrets/encrypt``."""
     try:
-        body = SecretEncryption.model_validate(json.loads(await request.body()))
+        body = SecretEncryption.model_validate(parse_json(await read_capped(request, BODY_LIMIT)))
+    except BodyError as error:
+        return _error(error.message, error.status)
     except pydantic.ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         return _error(f"invalid request body: {where}: {first['msg']}")
-    except ValueError as error:
-        return _error(f"the request body is not JSON: {error}")
     try:
         encrypted = cipher.encrypt(body.value, body.repository or "")
     except SecretValueError as error:

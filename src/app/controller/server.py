@@ -14,20 +14,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters.cirrus_config.limits import ConfigLimits
 from adapters.cirrus_config.starlark import SourceFiles
 from adapters.secrets import SecretCipher
 from app.controller.api import ControllerApi
-from app.controller.auth import WorkerAuthenticator
+from app.controller.auth import TokenHash, WorkerAuthenticator
 from app.controller.long_poll import PollWaiters
 from app.controller.metrics import DEFAULT_REFRESH_SECONDS, ControllerMetrics
 from app.controller.scheduler_service import SchedulerService
+from app.controller.task_logs import DEFAULT_LOG_QUOTA_BYTES, TaskLogWriter
 from app.controller.twirp_services import TwirpServices
 from app.worker.clock import SystemClock
 from domain.cirrus_config.context import InstanceResolver
@@ -38,6 +40,17 @@ DEFAULT_POLL_INTERVAL_SECONDS = 10
 """What ``PollResponse.pollIntervalInSeconds`` says, and how long an idle ``Poll`` is held."""
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerLimits:
+    """Operator settings of ``cirrus controller run``: the liveness window (``None``: the
+    default of ``default_offline_after``), the per-task log quota and the limits of submitted
+    configurations."""
+
+    worker_offline_after_seconds: float | None = None
+    log_quota_bytes: int = DEFAULT_LOG_QUOTA_BYTES
+    config: ConfigLimits = field(default_factory=ConfigLimits)  # the ``config-max-*`` keys
 
 
 def default_offline_after(poll_interval_seconds: int) -> float:
@@ -65,8 +78,8 @@ class ControllerRuntime:
 def create_app(
     store: ControllerStore,
     *,
-    registration_token: str,
-    admin_token: str,
+    registration_token: str | TokenHash,
+    admin_token: str | TokenHash,
     poll_interval_seconds: int = DEFAULT_POLL_INTERVAL_SECONDS,
     worker_offline_after_seconds: float | None = None,
     clock: Clock | None = None,
@@ -76,11 +89,14 @@ def create_app(
     instances: InstanceResolver | None = None,
     starlark_http: bool = False,
     starlark_files: SourceFiles | None = None,
+    config_limits: ConfigLimits | None = None,
+    log_quota_bytes: int = DEFAULT_LOG_QUOTA_BYTES,
 ) -> Starlette:
     """Return the controller app: ``/twirp/...``, ``/api/v1/...``, ``/openapi.json``, ``/healthz``.
 
     ``store`` stays open for the app's life (the caller closes it). Workers register with
-    ``registration_token``; the HTTP API wants ``admin_token`` as a Bearer token. Workers are
+    ``registration_token``; the HTTP API wants ``admin_token`` as a Bearer token (either given in
+    clear or as its ``TokenHash``, which is all the app keeps). Workers are
     told to poll every ``poll_interval_seconds`` (1..3600) and an idle ``Poll`` is held that
     long; a worker silent for ``worker_offline_after_seconds`` (default: 3 intervals + 30 s) is
     lost. ``clock`` defaults to the system clock. ``metrics`` (default: none) receives the
@@ -90,12 +106,14 @@ def create_app(
     the database's key); without it a key is made for this app's life only. ``instances``
     resolves the instance types of submitted configurations (default: the shipped mapping).
     ``starlark_http`` lets a ``.cirrus.star`` use the ``http`` module; ``starlark_files`` is
-    what its ``fs`` module reads (default: nothing).
+    what its ``fs`` module reads (default: nothing). ``config_limits`` bounds the size, depth
+    and expanded node count of submitted configurations (default: ``ConfigLimits()``).
+    A task keeps at most ``log_quota_bytes``
+    of logs, all its commands together (``app.controller.task_logs``).
     """
     if not 1 <= poll_interval_seconds <= 3600:
         raise ValueError(f"poll_interval_seconds must be 1..3600, got {poll_interval_seconds}")
-    if not registration_token or not admin_token:
-        raise ValueError("the registration and admin tokens must not be empty")
+    expected_registration, expected_admin = _hashed(registration_token), _hashed(admin_token)
     offline_after = (
         default_offline_after(poll_interval_seconds)
         if worker_offline_after_seconds is None
@@ -108,7 +126,7 @@ def create_app(
     scheduler = SchedulerService(
         store, the_clock, waiters, offline_after_seconds=offline_after, metrics=metrics
     )
-    auth = WorkerAuthenticator(store, registration_token)
+    auth = WorkerAuthenticator(store, expected_registration)
     cipher = secrets if secrets is not None else SecretCipher.generate()
     twirp = TwirpServices(
         store,
@@ -118,15 +136,17 @@ def create_app(
         the_clock,
         poll_interval_seconds=poll_interval_seconds,
         secrets=cipher,
+        logs=TaskLogWriter(store, log_quota_bytes),
     )
     api = ControllerApi(
         store,
         scheduler,
-        admin_token=admin_token,
+        admin_token=expected_admin,
         secrets=cipher,
         instances=instances,
         starlark_http=starlark_http,
         starlark_files=starlark_files,
+        limits=config_limits,
     )
     sweep_every = max(0.5, min(poll_interval_seconds, offline_after / 3))
     runtime = ControllerRuntime(scheduler, waiters, sweep_every_seconds=sweep_every)
@@ -158,8 +178,23 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
     )
+    # Starlette answers "/api/v1/workers/" with a 307 to the slash-less path, built from the
+    # request's Host header: an open redirect for whoever controls that header. Such a path is a
+    # plain 404 instead.
+    app.router.redirect_slashes = False
     app.state.controller = runtime
     return app
+
+
+def _hashed(token: str | TokenHash) -> TokenHash:
+    """Return the hash to check a token against (a token in clear is hashed at once)."""
+    if isinstance(token, TokenHash):
+        expected = token
+    else:
+        expected = TokenHash.of(token) if token else TokenHash("")
+    if not expected.sha256:
+        raise ValueError("the registration and admin tokens must not be empty")
+    return expected
 
 
 def _metrics_endpoint(metrics: ControllerMetrics) -> Callable[[Request], Awaitable[Response]]:

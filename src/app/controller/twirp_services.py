@@ -9,7 +9,6 @@ matching HTTP status.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
@@ -42,14 +41,19 @@ from adapters.twirp.messages import (
     WorkerStatus,
 )
 from app.controller.auth import (
+    REGISTRATION_TOKEN_HEADER,
     SESSION_TOKEN_HEADER,
     AuthError,
+    TaskCaller,
     WorkerAuthenticator,
     new_session_token,
 )
 from app.controller.long_poll import PollTicket, PollWaiters
+from app.controller.request_body import BodyError, parse_json, read_capped, twirp_body_limit
 from app.controller.scheduler_service import SchedulerService
+from app.controller.task_logs import LogChunkTooLarge, TaskLogWriter
 from domain.cirrus_config.context import NoSecrets, SecretError, SecretReader
+from domain.control_characters import label_problem, printable
 from domain.ports import Clock
 from domain.protocol import (
     AgentAwareTask,
@@ -129,6 +133,16 @@ async def _until_disconnected(receive: Receive, ticket: PollTicket) -> None:
             return
 
 
+def _still_running(caller: TaskCaller, method: str) -> TaskCaller:
+    """Return ``caller`` unless its task was stopped: a finished task takes no more reports."""
+    if caller.task.stopped:
+        raise TwirpError(
+            "failed_precondition",
+            f"{method}: task {caller.task.id} has stopped; it takes no more reports or logs",
+        )
+    return caller
+
+
 Handler = Callable[[object, Mapping[str, str], Request], Awaitable[object]]
 
 
@@ -145,8 +159,10 @@ class TwirpServices:
         *,
         poll_interval_seconds: int,
         secrets: SecretReader | None = None,
+        logs: TaskLogWriter | None = None,
     ) -> None:
         self._store = store
+        self._logs = logs if logs is not None else TaskLogWriter(store)
         self._secrets: SecretReader = secrets if secrets is not None else NoSecrets()
         self._scheduler = scheduler
         self._waiters = waiters
@@ -181,21 +197,32 @@ class TwirpServices:
             return twirp_error_response(
                 "bad_route", f"unexpected Content-Type {content_type!r}; use application/json"
             )
+        headers = {key.lower(): value for key, value in request.headers.items()}
         try:
-            body = json.loads(await request.body() or b"{}")
+            if method != "Register":  # whose token is in its body
+                # Before a byte of the body is read: a caller without the registration token
+                # must not make the controller buffer and parse anything.
+                self._auth.check_registration_token(headers.get(REGISTRATION_TOKEN_HEADER, ""))
+            body = parse_json(await read_capped(request, twirp_body_limit(method)) or b"{}")
             message = decode_request(service, method, body)
-        except ValueError as error:
-            return twirp_error_response("malformed", f"{method}: the body is not JSON: {error}")
+        except AuthError as error:
+            return twirp_error_response(error.code, error.message)
+        except BodyError as error:
+            if error.status == 413:
+                return JSONResponse(
+                    {"code": "invalid_argument", "msg": f"{method}: {error.message}"},
+                    status_code=413,
+                )
+            return twirp_error_response("malformed", f"{method}: {error.message}")
         except ProtocolDecodeError as error:
             return twirp_error_response("invalid_argument", f"{method}: {error}")
-        headers = {key.lower(): value for key, value in request.headers.items()}
         try:
             answer = await self._handlers[(service, method)](message, headers, request)
             return JSONResponse(encode_response(service, method, answer))
         except TwirpError as error:
             return twirp_error_response(error.code, error.message)
         except AuthError as error:
-            log.info("%s/%s refused: %s", service, method, error.message)
+            log.info("%s/%s refused: %s", service, method, printable(error.message))
             return twirp_error_response(error.code, error.message)
         except StoreError as error:
             log.error("%s/%s: the store failed: %s", service, method, error)
@@ -213,11 +240,14 @@ class TwirpServices:
         name = info.labels.get("name", "")
         if not name:
             raise TwirpError("invalid_argument", 'workerInfo.labels must hold the "name" label')
+        problem = label_problem(info.labels)
+        if problem is not None:
+            raise TwirpError("invalid_argument", f"workerInfo.labels: {problem}")
         token = new_session_token()
         await self._store.upsert_worker(
             name, info.labels, info.resources_total, hash_token(token), info.security_policy
         )
-        log.info("worker %s registered", name)
+        log.info("worker %s registered", printable(name))
         return RegisterResponse(session_token=token)
 
     async def _poll(self, message: object, headers: Mapping[str, str], request: Request) -> object:
@@ -249,7 +279,9 @@ class TwirpServices:
             with suppress(asyncio.CancelledError):
                 await watcher
         if to_start:
-            log.info("handing %s to worker %s", ", ".join(t.id for t in to_start), worker)
+            log.info(
+                "handing %s to worker %s", ", ".join(t.id for t in to_start), printable(worker)
+            )
         return PollResponse(
             tasks_to_start=tuple(agent_aware_task(task) for task in to_start),
             poll_interval_in_seconds=self._poll_interval,
@@ -329,7 +361,7 @@ class TwirpServices:
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
         assert isinstance(message, ReportCommandUpdatesRequest)
-        caller = await self._auth.task(headers)
+        caller = _still_running(await self._auth.task(headers), "ReportCommandUpdates")
         await self._scheduler.command_results(caller.task, message.updates)
         return Empty()
 
@@ -337,10 +369,14 @@ class TwirpServices:
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
         assert isinstance(message, AppendLogsRequest)
-        caller = await self._auth.task(headers)
+        caller = _still_running(await self._auth.task(headers), "AppendLogs")
         if not message.command_name:
             raise TwirpError("invalid_argument", "commandName must not be empty")
-        await self._store.append_log(caller.task.id, message.command_name, message.data)
+        try:
+            await self._logs.append(caller.task.id, message.command_name, message.data)
+        except LogChunkTooLarge as error:
+            raise TwirpError("invalid_argument", f"AppendLogs: {error}") from None
+        # Bytes past the task's log quota count as logged too: sending them again cannot help.
         return UploadLogsResponse(bytes_logged=len(message.data))
 
     async def _heartbeat(self, _m: object, headers: Mapping[str, str], _r: Request) -> object:
@@ -351,6 +387,6 @@ class TwirpServices:
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
         assert isinstance(message, ReportAgentFinishedRequest)
-        caller = await self._auth.task(headers)
+        caller = _still_running(await self._auth.task(headers), "ReportAgentFinished")
         await self._scheduler.command_results(caller.task, message.command_results)
         return Empty()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from adapters.logging.masking import secret_registry
 from app.worker.outbox import Outbox
 from app.worker.retry import Sleep
 from domain.masking import SecretMasker
@@ -43,6 +44,8 @@ class CommandLog:
         self._task = task
         self._command = command_name
         self._masker = SecretMasker(secrets)
+        # Left visible (too short to mask): say so in the worker's log, once per process.
+        secret_registry().warn_unmaskable(self._masker.unmaskable)
         self._chunk_size = chunk_size
         self._buffer = bytearray()
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -72,7 +75,7 @@ class CommandLog:
         """Send what is buffered now (the masker may still hold back a possible secret prefix)."""
         async with self._send_lock:
             while self._buffer:
-                await self._send(self._take(self._chunk_size))
+                await self._send_next()
 
     async def close(self) -> None:
         """End of output: send everything left and wait until every chunk left the outbox."""
@@ -92,15 +95,21 @@ class CommandLog:
     async def _send_full_chunks(self) -> None:
         async with self._send_lock:
             while len(self._buffer) >= self._chunk_size:
-                await self._send(self._take(self._chunk_size))
+                await self._send_next()
 
-    def _take(self, size: int) -> bytes:
-        chunk = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return chunk
+    async def _send_next(self) -> None:
+        """Queue the buffer's next chunk once a slot is free.
 
-    async def _send(self, chunk: bytes) -> None:
+        The chunk leaves the buffer only after the slot is taken, and queueing it cannot be
+        interrupted: cancelling a wait for a slot (``close`` stopping the flusher during an
+        outage, a cancelled task) leaves every byte in the buffer, where ``close`` finds it.
+        """
         await self._slots.acquire()
+        chunk = bytes(self._buffer[: self._chunk_size])
+        del self._buffer[: self._chunk_size]
+        if not chunk:  # emptied by another sender while we waited
+            self._slots.release()
+            return
         task, name = self._task, self._command
 
         async def append(client: ControllerClient) -> object:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from app.worker.retry import Sleep
 from domain.errors import ControllerError
@@ -19,14 +20,26 @@ class PauseFailed(Exception):
     """A controller refused or could not be reached; ``str()`` is the one-line reason."""
 
 
-async def set_disabled(clients: Sequence[ControllerClient], disabled: bool) -> None:
-    """Send ``UpdateStatus{disabled}`` to every upstream and check the answer."""
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """Where the disabled flag was set, and where the worker is not registered."""
+
+    changed: tuple[str, ...] = ()
+    unregistered: tuple[str, ...] = ()
+
+
+async def set_disabled(clients: Sequence[ControllerClient], disabled: bool) -> StatusChange:
+    """Send ``UpdateStatus{disabled}`` to every upstream, check the answer, say where it held."""
+    changed: list[str] = []
+    unregistered: list[str] = []
     for client in clients:
         try:
             answered = await client.update_status(disabled)
         except ControllerError as error:
             if error.code == "not_found":
-                # The worker has not registered yet: nothing to change there.
+                # Not registered there (a wrong name, often the host name by default): the
+                # command says so instead of reporting success.
+                unregistered.append(client.endpoint)
                 continue
             raise PauseFailed(f"{client.endpoint}: {error}") from error
         if answered != disabled:
@@ -34,6 +47,8 @@ async def set_disabled(clients: Sequence[ControllerClient], disabled: bool) -> N
                 f"failed to set disabled state on upstream {client.endpoint}, "
                 f"expected {str(disabled).lower()}, got {str(answered).lower()}"
             )
+        changed.append(client.endpoint)
+    return StatusChange(tuple(changed), tuple(unregistered))
 
 
 async def wait_until_idle(

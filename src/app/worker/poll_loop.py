@@ -22,7 +22,8 @@ from app.worker.standby import StandbyKeeper
 from app.worker.state import TaskSnapshot, UpstreamSnapshot, WorkerSnapshot
 from app.worker.task_runner import TaskRunner
 from app.worker.upstream import Upstream, next_poll_interval
-from domain.errors import ControllerError, SessionLostError
+from domain.errors import ControllerError, PolicyViolation, SessionLostError
+from domain.policy import check_isolation
 from domain.ports import Clock, ControllerClient
 from domain.protocol import (
     AgentAwareTask,
@@ -91,6 +92,10 @@ class Worker:
         self._task_runs: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self._wake = {id(upstream): asyncio.Event() for upstream in self.upstreams}
+        # Per upstream: a task of it ended without starting since its last full interval wait.
+        # Its next answers with tasks wait out the interval too, so that a controller offering
+        # tasks that fail at once (no instance, say) is not polled in a tight loop.
+        self._failed_early: dict[int, bool] = {}
         # Per upstream, the session (registration generation) told that we drain.
         self._drain_told: dict[int, int] = {}
         if standby is not None:
@@ -274,6 +279,8 @@ class Worker:
             accepted = self.handle(upstream, response)
             self.publish_gauges()
             elapsed = max(0.0, self.clock.monotonic() - started)
+            if accepted and self._failed_early.get(id(upstream)):
+                accepted = 0
             if accepted or elapsed >= HELD_POLL_SECONDS:
                 # Started tasks: the controller may have more that fit what is left. Held open:
                 # the controller already waited for work on our behalf. Either way, ask again
@@ -281,6 +288,7 @@ class Worker:
                 self._wake[id(upstream)].clear()
                 continue
             await self._pause(upstream, upstream.poll_interval - elapsed)
+            self._failed_early[id(upstream)] = False
 
     async def _tell_drain(self, upstream: Upstream) -> None:
         """Disable a session that began while we drain, before it polls: a controller clears
@@ -308,7 +316,7 @@ class Worker:
     def handle(self, upstream: Upstream, response: PollResponse) -> int:
         """Act on a poll response: stop, then start, then shutdown, then standby updates.
 
-        Return how many tasks it started (refused and duplicate ones not counted).
+        Return how many tasks it started (refused, forbidden and duplicate ones not counted).
         """
         for task_id in response.tasks_to_stop:
             running = self.tasks.get(task_id)
@@ -360,14 +368,21 @@ class Worker:
             self.metrics.task_accepted()
             work = self.runner.run(running)
         self.publish_gauges()
-        run = asyncio.create_task(self._track(running, work, ran=not refuse))
+        run = asyncio.create_task(self._track(running, work))
         self._task_runs.add(run)
         run.add_done_callback(self._task_runs.discard)
-        return not refuse
+        # The runner fails a task the security settings forbid without running anything: like
+        # a refused one, it takes no resources and is no reason to poll again at once.
+        return not refuse and self._allowed(task)
 
-    async def _track(
-        self, running: RunningTask, work: Coroutine[Any, Any, None], *, ran: bool
-    ) -> None:
+    def _allowed(self, task: AgentAwareTask) -> bool:
+        try:
+            check_isolation(self.runner.policy, task.isolation)
+        except PolicyViolation:
+            return False
+        return True
+
+    async def _track(self, running: RunningTask, work: Coroutine[Any, Any, None]) -> None:
         try:
             await work
         except Exception:
@@ -378,12 +393,15 @@ class Worker:
             self.maybe_create_standby()
             self.publish_gauges()
             self._changed.set()
-            if ran:
+            if running.started:
                 # Its TaskStopped is delivered and its resources are free: every controller
                 # may now have a task that fits (a dependent one, say); ask them at once. A
-                # refused task freed nothing, and polling again for it could loop.
+                # task refused, forbidden or failed before it started freed nothing, and
+                # polling again for it could loop (PROTOCOL: no extra poll for a refusal).
                 for wake in self._wake.values():
                     wake.set()
+            else:
+                self._failed_early[id(running.upstream)] = True
 
 
 async def _disable(client: ControllerClient) -> object:

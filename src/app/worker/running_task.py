@@ -29,6 +29,8 @@ class RunningTask:
     outbox: Outbox
     accepted_at: float
     phase: str = "accepted"
+    # Set once its instance exists (``TaskStarted``): only then did it hold resources.
+    started: bool = False
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property

@@ -127,6 +127,7 @@ class TaskRunner:
             try:
                 with trace.step("create-instance"):
                     instance = await self._create_instance(running, trace)
+                running.started = True
                 self.metrics.image_used(instance_attributes(running.task.isolation))
                 await running.unless_cancelled(self._report(running, "TaskStarted", _started))
                 running.phase = "fetching commands"

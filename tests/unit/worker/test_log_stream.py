@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
+import pytest
+
+from adapters.logging.masking import secret_registry
 from app.worker.log_stream import CommandLog
 from app.worker.outbox import Outbox
 from app.worker.upstream import Upstream
@@ -72,3 +76,43 @@ async def test_output_is_flushed_periodically_while_it_flows() -> None:
     assert ticks.delays[0] == 1.0
     await log.close()
     delivering.cancel()
+
+
+async def test_output_held_by_a_waiting_flush_when_the_command_ends_arrives_once_in_order() -> None:
+    controller, outbox = rig()
+    controller.down = True
+    delivering = asyncio.create_task(outbox.run())
+    log = CommandLog(outbox, TaskRef("t"), "main", max_in_flight=1, sleep=Sleeps())
+    await log.write(b"one\n")
+    await eventually(lambda: outbox.pending == 1, "the first chunk queued")
+    await log.write(b"two\n")
+    for _ in range(50):  # the flusher now waits for the slot the undelivered chunk holds
+        await asyncio.sleep(0)
+    await log.write(b"three\n")
+    closing = asyncio.create_task(log.close())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    controller.down = False
+    await asyncio.wait_for(closing, 5)
+    assert controller.logs("t", "main") == b"one\ntwo\nthree\n"
+    delivering.cancel()
+
+
+async def test_a_secret_too_short_to_mask_is_left_in_the_output_and_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret_registry().clear()
+    controller, outbox = rig()
+    delivering = asyncio.create_task(outbox.run())
+    try:
+        with caplog.at_level(logging.WARNING):
+            for name in ("first", "second"):
+                log = CommandLog(outbox, TaskRef("t"), name, ("ex", "hunter2"), flush_interval=None)
+                await log.write(b"exit hunter2\n")
+                await log.close()
+        assert controller.logs("t", "first") == b"exit HIDDEN-BY-CIRRUS-CI\n"
+        warned = [r.getMessage() for r in caplog.records if "cannot be masked" in r.getMessage()]
+        assert len(warned) == 1
+    finally:
+        delivering.cancel()
+        secret_registry().clear()

@@ -98,7 +98,14 @@ async def test_pause_fails_when_the_controller_refuses() -> None:
         await set_disabled([controller], True)
 
 
-async def test_pause_treats_an_unregistered_worker_as_success() -> None:
+async def test_pause_reports_an_unregistered_worker_instead_of_a_change() -> None:
     controller = FakeController()
     controller.failures["update_status"] = [DefiniteControllerError("not_found", "unknown")]
-    await set_disabled([controller], True)
+    change = await set_disabled([controller], True)
+    assert (change.changed, change.unregistered) == ((), (controller.endpoint,))
+
+
+async def test_pause_reports_where_the_flag_was_set() -> None:
+    controller = FakeController()
+    change = await set_disabled([controller], True)
+    assert (change.changed, change.unregistered) == ((controller.endpoint,), ())

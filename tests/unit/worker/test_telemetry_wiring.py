@@ -413,6 +413,7 @@ def test_readiness_needs_every_upstream_registered_and_polled_within_three_inter
 def test_with_the_sdk_disabled_prometheus_still_serves_metrics_and_nothing_is_exported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     telemetry = setup_telemetry("1.0", prometheus=True)
     try:
