@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,31 +17,17 @@ import pytest
 from tests.integration.fake_controller import FakeController, FakeTask, script
 from tests.integration.test_worker_run import (
     BACKOFF_CAP_SECONDS,
-    CIRRUS,
     WorkerProcess,
     assert_clean_run,
     new_task,
     task_stopped,
 )
+from tests.integration.test_worker_run import worker as worker  # the fixture, shared
 
 pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
 ANSWER_CAP = 16 * MIB  # the worker's documented cap on a controller answer
-
-
-@pytest.fixture
-def hardened_worker(tmp_path: Path, fake_controller: FakeController) -> Iterator[WorkerProcess]:
-    """A not yet started worker bound to the fake controller; killed at teardown."""
-    if not CIRRUS.exists():
-        pytest.fail(f"console script {CIRRUS} is not installed")
-    process = WorkerProcess(tmp_path, fake_controller)
-    fake_controller.give_up_check = process.exited_early
-    try:
-        yield process
-    finally:
-        fake_controller.give_up_check = None
-        process.kill()
 
 
 def peak_rss_bytes(pid: int) -> int:
@@ -63,7 +48,7 @@ def wait_seconds(controller: FakeController, seconds: float, what: str) -> None:
 
 
 def test_every_line_of_a_command_that_ends_during_an_outage_arrives_once_in_order(
-    hardened_worker: WorkerProcess, fake_controller: FakeController, tmp_path: Path
+    worker: WorkerProcess, fake_controller: FakeController, tmp_path: Path
 ) -> None:
     go, ended = tmp_path / "go", tmp_path / "ended"
     lines = 80
@@ -77,7 +62,7 @@ def test_every_line_of_a_command_that_ends_during_an_outage_arrives_once_in_orde
             )
         )
     )
-    hardened_worker.start()
+    worker.start()
     fake_controller.wait_for_call("InitialCommands", timeout=30)
 
     with fake_controller.outage():
@@ -91,7 +76,7 @@ def test_every_line_of_a_command_that_ends_during_an_outage_arrives_once_in_orde
     assert done.final_statuses() == {"main": "COMPLETED"}
     expected = "".join(f"line-{i}\n" for i in range(1, lines + 1))
     assert done.log_text("main") == expected
-    assert_clean_run(fake_controller, hardened_worker)
+    assert_clean_run(fake_controller, worker)
 
 
 # --- item 8: a size cap on controller answers ------------------------------------------------
@@ -99,11 +84,11 @@ def test_every_line_of_a_command_that_ends_during_an_outage_arrives_once_in_orde
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS read from /proc")
 def test_oversized_and_endless_answers_are_refused_without_growing_the_worker(
-    hardened_worker: WorkerProcess, fake_controller: FakeController
+    worker: WorkerProcess, fake_controller: FakeController
 ) -> None:
-    hardened_worker.start()
+    worker.start()
     fake_controller.wait_for_call("Poll", timeout=30)
-    baseline = peak_rss_bytes(hardened_worker.pid)
+    baseline = peak_rss_bytes(worker.pid)
     fake_controller.oversize_answers("Poll", 256 * MIB, chunked=True)
     fake_controller.oversize_answers("Poll", 256 * MIB, chunked=False)
     began = time.monotonic()
@@ -113,20 +98,20 @@ def test_oversized_and_endless_answers_are_refused_without_growing_the_worker(
     after = fake_controller.wait_for_call("Poll", after=time.monotonic(), timeout=60)
 
     # Refused at the cap: the worker never holds an answer much beyond it.
-    grown = peak_rss_bytes(hardened_worker.pid) - baseline
+    grown = peak_rss_bytes(worker.pid) - baseline
     assert grown < 3 * ANSWER_CAP, f"peak RSS grew by {grown / MIB:.0f} MiB"
     # Treated as a malformed answer, with backoff: the second came at least a second later.
     polls = [c for c in fake_controller.calls("Poll") if c.received >= began]
     assert len(polls) >= 3
     assert polls[1].received - polls[0].at >= 0.9
     assert after.status == 200
-    assert f"exceeds {ANSWER_CAP} bytes" in hardened_worker.output()
+    assert f"exceeds {ANSWER_CAP} bytes" in worker.output()
 
     # And the worker goes on working.
     task = fake_controller.queue_task(new_task(script("main", "echo still-here")))
     done = task_stopped(fake_controller, task.task_id, timeout=BACKOFF_CAP_SECONDS + 30)
     assert "still-here" in done.log_text("main")
-    assert_clean_run(fake_controller, hardened_worker)
+    assert_clean_run(fake_controller, worker)
 
 
 # --- item 9: refused tasks wait for the normal interval --------------------------------------
@@ -138,10 +123,10 @@ def forbidden_task() -> FakeTask:
 
 
 def test_a_controller_offering_refused_tasks_on_every_poll_is_polled_once_per_interval(
-    hardened_worker: WorkerProcess, fake_controller: FakeController
+    worker: WorkerProcess, fake_controller: FakeController
 ) -> None:
     fake_controller.set_poll_interval(1, hold_poll_seconds=1.0)
-    hardened_worker.start(hardened_worker.config(security={"allowed-isolations": {}}))
+    worker.start(worker.config(security={"allowed-isolations": {}}))
     fake_controller.wait_for_call("Poll", timeout=30)
     fake_controller.keep_offering(forbidden_task)
     fake_controller.wait_for_call("TaskFailed", timeout=30)  # the first refusal
@@ -157,4 +142,4 @@ def test_a_controller_offering_refused_tasks_on_every_poll_is_polled_once_per_in
     failures = [c.body.get("message", "") for c in fake_controller.calls("TaskFailed")]
     assert failures
     assert all("isolation is not allowed" in m for m in failures)
-    assert hardened_worker.running()
+    assert worker.running()
