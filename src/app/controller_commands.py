@@ -57,7 +57,7 @@ from app.controller.task_logs import DEFAULT_LOG_QUOTA_BYTES
 from app.controller_tokens import (
     ADMIN,
     REGISTRATION,
-    TokenSetupError,
+    ControllerSetupError,
     resolve_token,
     rotate_token,
     token_state,
@@ -88,15 +88,6 @@ FILE_KEYS = (
     STARLARK_HTTP,
     *CONFIG_LIMIT_KEYS,
 )
-
-
-class ControllerSetupError(CirrusError):
-    """A controller flag, file key or database is unusable; ``key`` names it (exit code 2)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key = key
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,7 +543,7 @@ def run(
                 ControllerLimits(worker_offline_after, log_quota, config_limits_of(values)),
             )
         )
-    except (ControllerSetupError, TokenSetupError) as error:
+    except ControllerSetupError as error:
         _fail(str(error), USAGE_EXIT_CODE)
     except StoreError as error:
         _fail(f"--database: {error}", FAILURE_EXIT_CODE)

@@ -29,8 +29,8 @@ GENERATED = "generated; stored as its hash only"
 TOKEN_BYTES = 24
 
 
-class TokenSetupError(CirrusError):
-    """A token cannot be served as asked; ``key`` names the flag to give (exit code 2)."""
+class ControllerSetupError(CirrusError):
+    """A controller flag, file key, token or database is unusable; ``key`` names it (exit 2)."""
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
@@ -70,8 +70,8 @@ class ServedToken:
     new_token: str | None
 
 
-def _given_before(slot: TokenSlot) -> TokenSetupError:
-    return TokenSetupError(
+def _given_before(slot: TokenSlot) -> ControllerSetupError:
+    return ControllerSetupError(
         slot.flag, "this database's token was given by flag before; give it again"
     )
 
@@ -115,7 +115,7 @@ async def resolve_token(store: ControllerStore, given: str | None, slot: TokenSl
 async def token_state(store: ControllerStore, given: str | None, slot: TokenSlot) -> str:
     """Say, without changing anything, which token ``resolve_token`` would serve.
 
-    Raises the same ``TokenSetupError`` as ``resolve_token`` for a database whose token was
+    Raises the same ``ControllerSetupError`` as ``resolve_token`` for a database whose token was
     only ever given by flag.
     """
     if given:
