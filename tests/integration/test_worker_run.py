@@ -70,6 +70,9 @@ class WorkerProcess:
         work_tmp.mkdir(exist_ok=True)
         env = child_environment()
         env["TMPDIR"] = str(work_tmp)
+        # As in a login session: CI machines may start the suite without SHELL, and what
+        # the worker tells scripts about their shell depends on whether it has one.
+        env.setdefault("SHELL", "/bin/sh")
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.process = subprocess.Popen(
                 [str(CIRRUS), "worker", "run", "-f", str(config_path), *args],
