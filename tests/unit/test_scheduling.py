@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.cirrus_yaml import parse_build
+from adapters.cirrus_config.parse_build import parse_build
 from domain.build import TaskStatus
 from domain.scheduling import (
     QueuedTask,
