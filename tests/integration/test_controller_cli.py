@@ -113,7 +113,10 @@ class Process:
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"still running {timeout}s after SIGTERM") from None
+            # What it said last tells why it did not stop (a request, a task, the store).
+            tail = "\n".join(self.stderr().splitlines()[-30:])
+            message = f"still running {timeout}s after SIGTERM; stderr:\n{tail}"
+            raise AssertionError(message) from None
         finally:
             self.kill_session()
 
