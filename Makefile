@@ -46,7 +46,7 @@ upgrade:
 	$(MAKE) lock UV_FLAGS=--upgrade
 
 run: $(STAMP)
-	$(BIN)/cirrus run examples/.cirrus.yml
+	$(BIN)/cirrus run --config examples/.cirrus.yml
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -66,13 +66,14 @@ gates: lint format typecheck imports
 # Debian packages and local images the integration tests use: podman, runc and a busybox
 # image for the container isolation; PostgreSQL for the store tests (each test run starts its
 # own private cluster on 127.0.0.1); systemd-analyze for the deploy-file tests;
-# OpenSSH sshd for the Tart/Vetu simulators; a QEMU Linux guest (kernel + initramfs) for the
-# Vetu test that boots a real guest.
+# OpenSSH sshd for the Tart/Vetu simulators; Chromium and chromedriver for the web tests;
+# a QEMU Linux guest (kernel + initramfs) for the Vetu test that boots a real guest.
 system-deps:
 	sh scripts/setup-podman.sh
 	sh scripts/setup-postgres.sh
 	sh scripts/setup-ops-tools.sh
 	sh scripts/setup-sshd.sh
+	sh scripts/setup-chromium.sh
 	sh scripts/build-qemu-guest.sh .cache/qemu-guest
 
 # Parallel on every core (pytest-xdist); --durations shows where the time goes.

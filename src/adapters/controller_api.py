@@ -15,19 +15,34 @@ Answers are parsed with pydantic models that keep unknown fields (``extra="allow
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+)
 
+from adapters.controller_access import BuildRerun, TaskRerun, UserTokenCreated, UserTokenList
+from adapters.controller_artifacts import TaskArtifacts
 from domain.errors import CirrusError
+from domain.source import BuildSource, SourceError, source_from_json, source_to_json
 
 API_PREFIX = "/api/v1"
 DEFAULT_TIMEOUT_SECONDS = 30.0
+UPLOAD_CHUNK_BYTES = 1 << 20
 
 
 class ControllerApiError(CirrusError):
@@ -82,12 +97,42 @@ class TaskSummary(ApiModel):
     status: str
 
 
+def _source(value: object) -> BuildSource | None:
+    """Parse an answer's ``"source"`` object (pydantic reports the ``ValueError``)."""
+    if value is None or isinstance(value, BuildSource):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a JSON object")
+    try:
+        return source_from_json(value)
+    except SourceError as error:
+        raise ValueError(str(error)) from None
+
+
+def _source_document(value: BuildSource | None) -> dict[str, object] | None:
+    return None if value is None else source_to_json(value)
+
+
+SourceField = Annotated[
+    BuildSource | None, PlainValidator(_source), PlainSerializer(_source_document)
+]
+
+
 class BuildInfo(ApiModel):
     """``POST /api/v1/builds`` and ``GET /api/v1/builds/{id}``."""
 
     id: str
     status: str
     tasks: tuple[TaskSummary, ...] = ()
+    source: SourceField = None
+
+
+class SnapshotInfo(ApiModel):
+    """``POST /api/v1/snapshots``: the stored snapshot."""
+
+    id: str
+    sha256: str
+    size: int
 
 
 class CommandInfo(ApiModel):
@@ -111,6 +156,7 @@ class TaskInfo(ApiModel):
     resources: dict[str, float] = Field(default_factory=dict)
     isolation: Any = None
     skip_reason: str = Field(default="", alias="skipReason")
+    pending_reason: str = Field(default="", alias="pendingReason")
     commands: tuple[CommandInfo, ...] = ()
 
 
@@ -140,8 +186,33 @@ class WorkerEntry(ApiModel):
     last_seen: Any = Field(default=None, alias="lastSeen")
 
 
+class RepositoryEntry(ApiModel):
+    """One repository of ``GET /api/v1/repositories`` (never a credential)."""
+
+    name: str
+    forge: str
+    url: str
+    clone_url: str = Field(alias="cloneUrl")
+    default_branch: str = Field(default="", alias="defaultBranch")
+    created_at: str = Field(default="", alias="createdAt")
+
+
+class RepositoryRegistered(RepositoryEntry):
+    """``POST /api/v1/repositories``: the repository, whether it is new, and the webhook
+    secret the controller generated (only then, and only in this answer)."""
+
+    created: bool
+    webhook_secret: str | None = Field(default=None, alias="webhookSecret")
+
+
+class RepositoryList(ApiModel):
+    """``GET /api/v1/repositories``."""
+
+    repositories: tuple[RepositoryEntry, ...] = ()
+
+
 _WORKER_LIST = TypeAdapter(tuple[WorkerEntry, ...])
-M = TypeVar("M", bound=ApiModel)
+M = TypeVar("M", bound=BaseModel)
 
 
 def _one_line(text: str) -> str:
@@ -208,15 +279,38 @@ class ControllerApiClient:
     # --- calls ----------------------------------------------------------------------------
 
     async def submit_build(
-        self, config: str, environment: Mapping[str, str] | None = None, starlark: str = ""
+        self,
+        config: str,
+        environment: Mapping[str, str] | None = None,
+        starlark: str = "",
+        source: BuildSource | None = None,
     ) -> BuildInfo:
-        """Submit a ``.cirrus.yml`` text (and a ``.cirrus.star`` text); a config the controller
-        refuses is a 400 refusal."""
+        """Submit a ``.cirrus.yml`` text (and a ``.cirrus.star`` text, and where the code comes
+        from); a config the controller refuses is a 400 refusal."""
         body: dict[str, object] = {"config": config, "environment": dict(environment or {})}
         if starlark:
             body["starlark"] = starlark
+        if source is not None and source != BuildSource():
+            body["source"] = source_to_json(source)
         response = await self._send("POST", "/builds", json=body)
         return _parse(BuildInfo, response)
+
+    async def upload_snapshot(self, path: Path) -> SnapshotInfo:
+        """Upload a snapshot ``.tar.gz`` (streamed from ``path``, not read into memory)."""
+        # Disk I/O in a thread: a big archive must not stall the event loop.
+        handle = await asyncio.to_thread(path.open, "rb")
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+
+            async def chunks() -> AsyncIterator[bytes]:
+                while chunk := await asyncio.to_thread(handle.read, UPLOAD_CHUNK_BYTES):
+                    yield chunk
+
+            # A Content-Length instead of chunked encoding: the controller can refuse an
+            # archive over its size limit before reading any of it.
+            headers = {"Content-Type": "application/gzip", "Content-Length": str(size)}
+            response = await self._send("POST", "/snapshots", content=chunks(), headers=headers)
+        return _parse(SnapshotInfo, response)
 
     async def get_build(self, build_id: str) -> BuildInfo:
         """Return a build and its tasks."""
@@ -251,6 +345,25 @@ class ControllerApiClient:
         ``{"id", "status"}`` answer as a cancel)."""
         return _parse(CancelInfo, await self._send("POST", f"/tasks/{_segment(task_id)}/trigger"))
 
+    async def rerun_task(self, task_id: str) -> TaskRerun:
+        """Re-run a final task: its new attempt (and its dependants' new attempts)."""
+        return _parse(TaskRerun, await self._send("POST", f"/tasks/{_segment(task_id)}/rerun"))
+
+    async def rerun_build(self, build_id: str, *, failed_only: bool) -> BuildRerun:
+        """Re-run a build's final tasks (or only its failed and aborted ones)."""
+        body = {"failedOnly": failed_only}
+        response = await self._send("POST", f"/builds/{_segment(build_id)}/rerun", json=body)
+        return _parse(BuildRerun, response)
+
+    async def create_token(self, role: str, name: str = "") -> UserTokenCreated:
+        """Make a user token with ``role`` (the answer holds the token, once)."""
+        response = await self._send("POST", "/tokens", json={"role": role, "name": name})
+        return _parse(UserTokenCreated, response)
+
+    async def list_tokens(self) -> UserTokenList:
+        """Return the user tokens (names, roles, creation times; never the tokens)."""
+        return _parse(UserTokenList, await self._send("GET", "/tokens"))
+
     async def list_workers(self) -> tuple[WorkerEntry, ...]:
         """Return the workers the controller knows."""
         response = await self._send("GET", "/workers")
@@ -264,6 +377,43 @@ class ControllerApiClient:
         unless empty)."""
         body = {"value": value, "repository": repository}
         return _parse(EncryptedSecret, await self._send("POST", "/secrets/encrypt", json=body))
+
+    async def add_repository(self, registration: Mapping[str, str]) -> RepositoryRegistered:
+        """Register a repository (``name``, ``forge``, ``url``, ``token``, optional
+        ``cloneUrl`` and ``webhookSecret``), or update the one of that name."""
+        response = await self._send("POST", "/repositories", json=dict(registration))
+        return _parse(RepositoryRegistered, response)
+
+    async def list_repositories(self) -> RepositoryList:
+        """Return the registered repositories."""
+        return _parse(RepositoryList, await self._send("GET", "/repositories"))
+
+    async def task_artifacts(self, task_id: str) -> TaskArtifacts:
+        """Return a task's committed artifacts and JUnit test results."""
+        return _parse(
+            TaskArtifacts, await self._send("GET", f"/tasks/{_segment(task_id)}/artifacts")
+        )
+
+    async def download_artifact(self, task_id: str, name: str, path: str, target: Path) -> int:
+        """Stream one artifact file to ``target`` (complete or not at all); return its size."""
+        url = f"{API_PREFIX}/tasks/{_segment(task_id)}/artifacts/{_segment(name)}/{quote(path)}"
+        partial = target.with_name(target.name + ".partial")
+        size = 0
+        try:
+            async with self._client.stream("GET", url) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise ControllerRefused(response.status_code, error_text(response))
+                with partial.open("wb") as file:
+                    async for chunk in response.aiter_bytes(UPLOAD_CHUNK_BYTES):
+                        await asyncio.to_thread(file.write, chunk)
+                        size += len(chunk)
+        except httpx.HTTPError as error:
+            partial.unlink(missing_ok=True)
+            reason = _one_line(str(error)) or type(error).__name__
+            raise ControllerUnreachable(f"downloading {name}/{path} failed: {reason}") from None
+        partial.replace(target)
+        return size
 
     async def healthy(self) -> bool:
         """Return whether ``GET /healthz`` answers 200 (False when unreachable)."""
@@ -281,12 +431,15 @@ class ControllerApiClient:
         path: str,
         *,
         json: object = None,
+        content: AsyncIterator[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
         ok_statuses: tuple[int, ...] = (),
     ) -> httpx.Response:
         url = API_PREFIX + path
         try:
-            response = await self._client.request(method, url, json=json, headers=headers)
+            response = await self._client.request(
+                method, url, json=json, content=content, headers=headers
+            )
         except httpx.TimeoutException:
             raise ControllerUnreachable(
                 f"controller {self.base_url} did not answer {method} {url} in time"

@@ -12,14 +12,22 @@ import codecs
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from adapters.controller_api import BuildInfo, CancelInfo, CommandInfo, TaskInfo
+from adapters.controller_api import (
+    BuildInfo,
+    CancelInfo,
+    CommandInfo,
+    ControllerApiError,
+    TaskInfo,
+)
+from adapters.controller_artifacts import TaskArtifacts, TestsSummary
+from domain.source import BuildSource as DomainBuildSource
 
 FINAL_TASK_STATUSES = frozenset({"COMPLETED", "FAILED", "ABORTED", "SKIPPED"})
 FINAL_COMMAND_STATUSES = frozenset({"COMPLETED", "FAILED", "ABORTED", "SKIPPED"})
@@ -34,6 +42,17 @@ STATUS_STYLES = {
     "CREATED": "dim",
 }
 DEFAULT_POLL_SECONDS = 0.5
+PENDING_NOTICE_SECONDS = 5.0
+"""How long a task waits for a worker before its ``pendingReason`` is shown (and re-read)."""
+
+
+class TaskCannotRun(Exception):
+    """A waiting task's ``pendingReason`` says no worker will ever run it."""
+
+    def __init__(self, task: TaskInfo, reason: str) -> None:
+        super().__init__(f"{task.name} (task {task.id}) cannot run: {reason}")
+        self.task = task
+        self.reason = reason
 
 
 def is_final(status: str) -> bool:
@@ -55,11 +74,58 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def submitted_lines(build: BuildInfo) -> list[str]:
-    """The lines printed after a submission: the build id, then one line per task."""
+def source_line(source: DomainBuildSource) -> str:
+    """Where a build's code comes from, in one line: repository, branch/tag/PR, short commit,
+    title, snapshot."""
+    parts: list[str] = []
+    if source.repository:
+        parts.append(source.repository)
+    if source.pr is not None:
+        base = f" into {source.base_branch}" if source.base_branch else ""
+        parts.append(f"PR #{source.pr} ({source.branch or '?'}{base})")
+    elif source.tag:
+        parts.append(f"tag {source.tag}")
+    elif source.branch:
+        parts.append(f"branch {source.branch}")
+    if source.commit:
+        title = " ".join(source.change_title.split())
+        parts.append(f"commit {source.commit[:7]}" + (f" {title!r}" if title else ""))
+    if source.snapshot:
+        parts.append(f"snapshot {source.snapshot}")
+    return "source: " + (", ".join(parts) or "none")
+
+
+def submitted_lines(build: BuildInfo, tests: Mapping[str, TestsSummary] | None = None) -> list[str]:
+    """The lines printed after a submission: the build id, its source, then one line per
+    task (and its test summary, for tasks in ``tests``)."""
     lines = [f"build {build.id}: {len(build.tasks)} task(s), {build.status}"]
-    lines.extend(f"  task {task.id} {task.name}: {task.status}" for task in build.tasks)
+    if build.source is not None:
+        lines.append("  " + source_line(build.source))
+    for task in build.tasks:
+        lines.append(f"  task {task.id} {task.name}: {task.status}")
+        summary = (tests or {}).get(task.id)
+        if summary is not None:
+            lines.append(f"    tests: {summary.line()}")
     return lines
+
+
+@runtime_checkable
+class TestResultsSource(Protocol):
+    """A client that reads tasks' JUnit results (``ControllerApiClient``)."""
+
+    async def task_artifacts(self, task_id: str) -> TaskArtifacts:
+        """Return a task's artifacts and test results."""
+        ...
+
+
+async def task_tests(client: object, task_id: str) -> TestsSummary | None:
+    """A task's JUnit results, or None (none, or a controller without artifacts)."""
+    if not isinstance(client, TestResultsSource):
+        return None
+    try:
+        return (await client.task_artifacts(task_id)).tests
+    except ControllerApiError:
+        return None
 
 
 def task_status_line(task: TaskInfo) -> str:
@@ -71,6 +137,11 @@ def task_status_line(task: TaskInfo) -> str:
     if reason:
         line += f": {' '.join(reason.split())}"
     return line
+
+
+def pending_line(task: TaskInfo, reason: str) -> str:
+    """The line printed when a task has waited a while for a worker: why it waits."""
+    return f"{task.name} (task {task.id}): waiting: {' '.join(reason.split())}"
 
 
 def command_status_line(task_name: str, command: CommandInfo) -> str:
@@ -233,6 +304,24 @@ class BuildView:
         if self._live is not None:
             self._live.update(render_build(build, details, elapsed), refresh=True)
 
+    # What ``follow_build`` shows of a task; a view for another format groups them differently.
+
+    def task_log(self, task: TaskInfo, command: str, text: str) -> None:
+        """Show one line of a command's log."""
+        self.line(log_line(task.name, command, text))
+
+    def command_finished(self, task: TaskInfo, command: CommandInfo) -> None:
+        """Show that a command of ``task`` reached a final status."""
+        self.line(command_status_line(task.name, command), STATUS_STYLES.get(command.status, ""))
+
+    def task_changed(self, task: TaskInfo) -> None:
+        """Show a task's new status (final or not)."""
+        self.line(task_status_line(task), STATUS_STYLES.get(task.status, ""))
+
+    def task_waiting(self, task: TaskInfo, reason: str) -> None:
+        """Show why a task still waits for a worker."""
+        self.line(pending_line(task, reason), STATUS_STYLES["SCHEDULED"])
+
 
 @dataclass(slots=True)
 class _TaskFollow:
@@ -243,6 +332,9 @@ class _TaskFollow:
     lines: dict[str, LogLines] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
     done: bool = False
+    waiting_since: float | None = None  # when it was last seen entering SCHEDULED
+    checked_at: float = 0.0
+    reason: str = ""  # the last pending reason shown
 
 
 async def follow_build(
@@ -251,8 +343,15 @@ async def follow_build(
     view: BuildView,
     *,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
+    pending_after: float = PENDING_NOTICE_SECONDS,
+    hopeless: Callable[[str], bool] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> BuildInfo:
-    """Show a build's progress and logs until it is final; return its final state."""
+    """Show a build's progress and logs until it is final; return its final state.
+
+    A task waiting for a worker for ``pending_after`` seconds gets its ``pendingReason``
+    shown, once per new reason; ``TaskCannotRun`` is raised for a reason ``hopeless`` accepts.
+    """
     follows: dict[str, _TaskFollow] = {}
     details: dict[str, TaskInfo] = {}
     view.start()
@@ -261,13 +360,24 @@ async def follow_build(
             build = await client.get_build(build_id)
             for summary in build.tasks:
                 follow = follows.setdefault(summary.id, _TaskFollow())
+                now = monotonic()
                 if follow.done:
                     continue
-                if summary.status in WAITING_STATUSES and follow.status == summary.status:
+                if (
+                    summary.status in WAITING_STATUSES
+                    and follow.status == summary.status
+                    and not _recheck_due(follow, now, pending_after)
+                ):
                     continue
                 task = await client.get_task(summary.id)
                 details[summary.id] = task
+                follow.checked_at = now
+                if task.status != "SCHEDULED":
+                    follow.waiting_since = None
+                elif follow.waiting_since is None or follow.status != "SCHEDULED":
+                    follow.waiting_since = now
                 await _show_task(client, task, follow, view)
+                _show_pending(task, follow, view, now, pending_after, hopeless)
             view.update(build, details)
             # A final build may keep a manual task nobody triggered: it waits, not the view.
             if is_final(build.status) and all(
@@ -280,6 +390,34 @@ async def follow_build(
         view.stop()
 
 
+def _recheck_due(follow: _TaskFollow, now: float, pending_after: float) -> bool:
+    """Whether a task still waiting for a worker is read again for its pending reason."""
+    return (
+        follow.waiting_since is not None
+        and now - follow.waiting_since >= pending_after
+        and now - follow.checked_at >= pending_after
+    )
+
+
+def _show_pending(
+    task: TaskInfo,
+    follow: _TaskFollow,
+    view: BuildView,
+    now: float,
+    pending_after: float,
+    hopeless: Callable[[str], bool] | None,
+) -> None:
+    reason = task.pending_reason
+    if follow.waiting_since is None or not reason or reason == follow.reason:
+        return
+    if now - follow.waiting_since < pending_after:
+        return
+    follow.reason = reason
+    view.task_waiting(task, reason)
+    if hopeless is not None and hopeless(reason):
+        raise TaskCannotRun(task, reason)
+
+
 async def _show_task(
     client: BuildSource, task: TaskInfo, follow: _TaskFollow, view: BuildView
 ) -> None:
@@ -287,7 +425,7 @@ async def _show_task(
     if task.status != follow.status and not final:
         # The submission already listed the tasks' first (waiting) statuses.
         if follow.status or task.status not in WAITING_STATUSES:
-            view.line(task_status_line(task), STATUS_STYLES.get(task.status, ""))
+            view.task_changed(task)
         follow.status = task.status
     for command in task.commands:
         if command.status in ("", "CREATED", "SKIPPED") and command.name not in follow.offsets:
@@ -299,13 +437,15 @@ async def _show_task(
         lines = follow.lines.setdefault(command.name, LogLines())
         texts = lines.feed(data) + (lines.flush() if final else [])
         for text in texts:
-            view.line(log_line(task.name, command.name, text))
+            view.task_log(task, command.name, text)
         if command.status in FINAL_COMMAND_STATUSES and command.name not in follow.finished:
             follow.finished.add(command.name)
-            view.line(
-                command_status_line(task.name, command), STATUS_STYLES.get(command.status, "")
-            )
+            view.command_finished(task, command)
     if final:
         follow.status = task.status
         follow.done = True
-        view.line(task_status_line(task), STATUS_STYLES.get(task.status, ""))
+        view.task_changed(task)
+        tests = await task_tests(client, task.id)
+        if tests is not None:
+            style = STATUS_STYLES["FAILED" if tests.failed else "COMPLETED"]
+            view.line(f"{task.name} (task {task.id}): tests: {tests.line()}", style)

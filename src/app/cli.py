@@ -49,9 +49,11 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"]},
     lazy_commands={
         "build": "app.user_commands:build",
-        "task": "app.user_commands:task",
+        "task": "app.task_commands:task",
         "workers": "app.user_commands:workers",
         "secret": "app.secret_commands:secret",
+        "repo": "app.repo_commands:repo",
+        "token": "app.token_commands:token",
         "controller": "app.controller_commands:controller",
         "run": "app.local_run:run",
     },

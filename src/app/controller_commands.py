@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -23,6 +24,13 @@ import click
 import uvicorn
 import yaml
 
+from adapters.blobs.config import SECTION as BLOBS_SECTION
+from adapters.blobs.config import (
+    BlobSettings,
+    default_directory_of,
+    open_blob_store,
+    parse_blob_settings,
+)
 from adapters.cirrus_config.limits import (
     MAX_BYTES_KEY,
     MAX_DEPTH_CEILING,
@@ -46,13 +54,18 @@ from adapters.storage.open_store import (
 from adapters.storage.open_store import open_store as open_database
 from adapters.storage.postgres_wakeups import PostgresWakeups
 from adapters.telemetry.controller_instruments import setup_controller_telemetry
-from app.controller.long_poll import QueueWatch, WakeRelay
+from app.controller.blobs_api import DEFAULT_BLOB_MAX_BYTES
+from app.controller.cache_service import CACHES_SECTION, parse_cache_limits
+from app.controller.long_poll import QueuedNotice, QueueWatch, WakeRelay
+from app.controller.retention import SECTION as RETENTION_SECTION
+from app.controller.retention import RetentionSettings, parse_retention
 from app.controller.server import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     ControllerLimits,
     ControllerRuntime,
     create_app,
 )
+from app.controller.snapshots_api import DEFAULT_SNAPSHOT_MAX_BYTES, SNAPSHOT_MAX_BYTES_KEY
 from app.controller.task_logs import DEFAULT_LOG_QUOTA_BYTES
 from app.controller_tokens import (
     ADMIN,
@@ -64,6 +77,8 @@ from app.controller_tokens import (
 )
 from app.version import version
 from app.worker.clock import SystemClock
+from domain.artifacts import CacheLimits
+from domain.blobs import BlobStore
 from domain.cirrus_config.context import InstanceResolver
 from domain.cirrus_config.instances import MappedInstances
 from domain.errors import CirrusError, ConfigError
@@ -75,7 +90,16 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 USAGE_EXIT_CODE = 2
 FAILURE_EXIT_CODE = 1
 GRACEFUL_SHUTDOWN_SECONDS = 10
+LISTEN_BACKLOG = 2048
+"""Pending connections the listening socket queues (capped by ``net.core.somaxconn``)."""
+KEEP_ALIVE_SECONDS = 75
+"""How long an idle worker connection stays open between polls (longer than a poll interval:
+a worker re-uses its connection instead of opening one per poll)."""
 STARLARK_HTTP = "starlark-http"
+WEB_SECTION = "web"
+"""Controller file key: the web interface's settings, a mapping (``public: true``)."""
+WEB_PUBLIC = "web.public"
+"""Where ``read_controller_file`` puts ``web: {public: ...}`` ("true"/"false")."""
 """Controller file key: may a ``.cirrus.star`` use the ``http`` module (default false)."""
 CONFIG_LIMIT_KEYS = (MAX_BYTES_KEY, MAX_DEPTH_KEY, MAX_NODES_KEY)
 """Controller file keys: the limits of submitted configurations (``ConfigLimits``)."""
@@ -85,8 +109,13 @@ FILE_KEYS = (
     "registration-token",
     "admin-token",
     INSTANCES_SECTION,
+    BLOBS_SECTION,
+    RETENTION_SECTION,
+    CACHES_SECTION,
     STARLARK_HTTP,
+    WEB_SECTION,
     *CONFIG_LIMIT_KEYS,
+    SNAPSHOT_MAX_BYTES_KEY,
 )
 
 
@@ -155,7 +184,7 @@ async def open_store(url: str | None, environ: Mapping[str, str]) -> ControllerS
 def wake_relay(url: DatabaseUrl, store: ControllerStore) -> WakeRelay:
     """Return how held polls learn of work queued by other controller processes."""
     if url.kind is DatabaseKind.POSTGRESQL:
-        return PostgresWakeups(url.target)
+        return PostgresWakeups(url.target, QueuedNotice)
     return QueueWatch(store)
 
 
@@ -167,7 +196,8 @@ def bind_socket(address: ListenAddress) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((address.host, address.port))
-        sock.listen(128)
+        # Workers reconnect together after a restart: 128 pending connections would refuse some.
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError as error:
         sock.close()
@@ -233,9 +263,24 @@ def controller_server(app: Any, log_level: str = "info") -> ControllerServer:
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        backlog=LISTEN_BACKLOG,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     logging.getLogger("uvicorn.error").addFilter(_QUIET_CANCELLATION)  # added once
     return ControllerServer(config, app.state.controller)
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's open-file soft limit to its hard limit; return the limit now.
+
+    Every held poll is an open connection: the common soft default of 1024 would refuse
+    workers long before the hard limit (raising the hard one needs privileges; not tried).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def read_controller_file(path: str) -> dict[str, str]:
@@ -256,8 +301,11 @@ def read_controller_file(path: str) -> dict[str, str]:
     for key, value in document.items():
         if key not in FILE_KEYS:
             raise ControllerSetupError(str(key), f"unknown key (known: {', '.join(FILE_KEYS)})")
-        if key == INSTANCES_SECTION:
-            continue  # a mapping, read by ``read_instance_mapping``
+        if key in (INSTANCES_SECTION, BLOBS_SECTION, RETENTION_SECTION, CACHES_SECTION):
+            continue  # mappings, read by ``read_instance_mapping`` and ``read_blob_sections``
+        if key == WEB_SECTION:
+            values.update(_web_settings(value))
+            continue
         if key == STARLARK_HTTP:
             if not isinstance(value, bool):
                 raise ControllerSetupError(str(key), "must be true or false")
@@ -267,6 +315,20 @@ def read_controller_file(path: str) -> dict[str, str]:
             raise ControllerSetupError(str(key), "must be a string")
         values[key] = str(value)
     return values
+
+
+def _web_settings(value: object) -> dict[str, str]:
+    """Check the ``web`` mapping; return its settings as file values."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ControllerSetupError(WEB_SECTION, "must be a mapping (e.g. {public: true})")
+    for key, setting in value.items():
+        if key != "public":
+            raise ControllerSetupError(f"{WEB_SECTION}.{key}", "unknown key (known: public)")
+        if not isinstance(setting, bool):
+            raise ControllerSetupError(WEB_PUBLIC, "must be true or false")
+    return {WEB_PUBLIC: "true" if value.get("public") else "false"}
 
 
 def config_limits_of(values: Mapping[str, str]) -> ConfigLimits:
@@ -289,12 +351,61 @@ def config_limits_of(values: Mapping[str, str]) -> ConfigLimits:
     )
 
 
+def snapshot_max_bytes_of(flag: int | None, values: Mapping[str, str]) -> int:
+    """Return the snapshot size limit: ``--snapshot-max-bytes``, else the file's key."""
+    if flag is not None:
+        return flag
+    text = values.get(SNAPSHOT_MAX_BYTES_KEY)
+    if text is None:
+        return DEFAULT_SNAPSHOT_MAX_BYTES
+    if not text.isdigit() or int(text) < 1:
+        raise ControllerSetupError(
+            SNAPSHOT_MAX_BYTES_KEY, f"must be a whole number of bytes from 1, not {text!r}"
+        )
+    return int(text)
+
+
 def read_instance_mapping(path: str | None) -> InstanceResolver:
     """Return the instance mapping of ``-f FILE``'s ``instances:`` (the shipped one without)."""
     document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) if path else None
     section = document.get(INSTANCES_SECTION) if isinstance(document, dict) else None
     try:
         return MappedInstances(instance_mapping_from(section))
+    except ConfigError as error:
+        raise ControllerSetupError(error.key, error.message) from None
+
+
+def read_cache_limits(path: str | None) -> CacheLimits:
+    """Return ``-f FILE``'s ``caches:`` limits (the defaults without)."""
+    document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) if path else None
+    section = document.get(CACHES_SECTION) if isinstance(document, dict) else None
+    try:
+        return parse_cache_limits(section)
+    except ConfigError as error:
+        raise ControllerSetupError(error.key, error.message) from None
+
+
+def read_blob_sections(path: str | None) -> tuple[BlobSettings, RetentionSettings]:
+    """Return ``-f FILE``'s ``blobs:`` and ``retention:`` settings (the defaults without)."""
+    document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) if path else None
+    sections = document if isinstance(document, dict) else {}
+    try:
+        return (
+            parse_blob_settings(sections.get(BLOBS_SECTION)),
+            parse_retention(sections.get(RETENTION_SECTION)),
+        )
+    except ConfigError as error:
+        raise ControllerSetupError(error.key, error.message) from None
+
+
+async def open_controller_blobs(
+    settings: BlobSettings, url: str, store: ControllerStore
+) -> BlobStore:
+    """Open the blob store of ``blobs:`` (default: a directory beside the SQLite database)."""
+    checked = check_database_url(url)
+    target = checked.target if checked.kind is DatabaseKind.SQLITE else None
+    try:
+        return await open_blob_store(settings, default_directory_of(target, os.environ), store)
     except ConfigError as error:
         raise ControllerSetupError(error.key, error.message) from None
 
@@ -409,6 +520,7 @@ async def _open_and_serve(
     starlark_http: bool,
     limits: ControllerLimits,
 ) -> int:
+    log.info("open-file limit: %d (each held poll is one)", raise_open_file_limit())
     sock = bind_socket(address)
     try:
         store = await open_store(url, os.environ)
@@ -420,6 +532,7 @@ async def _open_and_serve(
         registration = await resolve_token(store, registration_token, REGISTRATION)
         admin = await resolve_token(store, admin_token, ADMIN)
         cipher = await load_secret_cipher(store)
+        blobs = await open_controller_blobs(limits.blobs, url, store)
         server = controller_server(
             create_app(
                 store,
@@ -431,7 +544,13 @@ async def _open_and_serve(
                 starlark_http=starlark_http,
                 worker_offline_after_seconds=limits.worker_offline_after_seconds,
                 log_quota_bytes=limits.log_quota_bytes,
+                snapshot_max_bytes=limits.snapshot_max_bytes,
                 config_limits=limits.config,
+                web_public=limits.web_public,
+                blobs=blobs,
+                blob_max_bytes=limits.blobs.max_bytes or DEFAULT_BLOB_MAX_BYTES,
+                retention=limits.retention,
+                cache_limits=limits.caches,
             )
         )
         stop.attach(server)
@@ -510,6 +629,13 @@ def controller() -> None:
     metavar="BYTES",
     help="Log bytes one task may keep, all its commands together; the rest is dropped.",
 )
+@click.option(
+    "--snapshot-max-bytes",
+    type=click.IntRange(min=1),
+    metavar="BYTES",
+    help="Largest snapshot (.tar.gz of a working tree) a user may upload "
+    f"[the file's {SNAPSHOT_MAX_BYTES_KEY}, else {DEFAULT_SNAPSHOT_MAX_BYTES}].",
+)
 def run(
     file: str | None,
     listen: str | None,
@@ -519,12 +645,14 @@ def run(
     check: bool,
     worker_offline_after: float | None,
     log_quota: int,
+    snapshot_max_bytes: int | None,
 ) -> None:
     """Serve the worker protocol and the HTTP API until SIGTERM or SIGINT."""
     configure_logging("info", None, None, 0, console_rich=False)
     try:
         values = read_controller_file(file) if file else {}
         instances = read_instance_mapping(file)
+        blob_settings, retention = read_blob_sections(file)
         address = parse_listen(
             listen or values.get("listen", DEFAULT_LISTEN), "--listen" if listen else "listen"
         )
@@ -540,7 +668,16 @@ def run(
                 admin_token or values.get("admin-token"),
                 instances,
                 values.get(STARLARK_HTTP) == "true",
-                ControllerLimits(worker_offline_after, log_quota, config_limits_of(values)),
+                ControllerLimits(
+                    worker_offline_after,
+                    log_quota,
+                    config_limits_of(values),
+                    snapshot_max_bytes_of(snapshot_max_bytes, values),
+                    web_public=values.get(WEB_PUBLIC) == "true",
+                    blobs=blob_settings,
+                    retention=retention,
+                    caches=read_cache_limits(file),
+                ),
             )
         )
     except ControllerSetupError as error:

@@ -1,13 +1,16 @@
-"""``cirrus run``: run a ``.cirrus.yml`` here, with an embedded controller and worker.
+"""``cirrus run [TASK]``: run the project's ``.cirrus.yml`` here, with an embedded controller and
+worker (``app.local_embedded``), as the original ``cirrus run`` did.
 
-One process, one event loop: the controller app (temporary SQLite database, generated tokens)
-is served by uvicorn on a free port of 127.0.0.1, a worker from ``WorkerContainer`` polls it,
-the build is submitted and followed like ``cirrus build submit --follow``. Afterwards the worker
-is drained (every report delivered) and the server stopped.
+The project is the current directory. Unless ``--dirty``, its files (tracked and untracked,
+not ignored by ``.gitignore``) are packed into a snapshot, uploaded to the embedded controller
+and unpacked by each task's ``clone`` command; the ``CIRRUS_*`` source variables come from the
+local git repository when there is one. ``TASK`` keeps that task and its dependencies (the
+embedded controller filters the parsed build: ``domain.local_build``).
 
-Exit codes: 0 the build completed; 1 it did not; 2 the ``.cirrus.yml`` (the controller's 400
-line) or the worker file is wrong. The first SIGINT/SIGTERM cancels the running tasks (the
-build ends aborted), a second one exits at once.
+Exit codes: 0 every task that ran completed; 1 one did not, or a task can never run on this
+machine (its pending reason is printed); 2 the ``.cirrus.yml``, a flag or the worker file is
+wrong, or no task has the name ``TASK``. The first SIGINT/SIGTERM cancels the running tasks (the
+build ends aborted, their containers removed), a second one exits at once.
 """
 
 from __future__ import annotations
@@ -15,224 +18,212 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
+import hashlib
 import os
-import platform
-import secrets
 import signal
-import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from dependency_injector import providers
 from rich.console import Console
 
-from adapters.cirrus_config.starlark import LocalSourceFiles
-from adapters.config import WorkerConfig, WorkerFlags, load_worker_config
-from adapters.controller_api import ControllerApiClient, ControllerApiError, ControllerRefused
-from adapters.host.instance import HostInstanceFactory
+from adapters.artifact_download import ArtifactDownloadError, download_task_artifacts
+from adapters.controller_api import (
+    BuildInfo,
+    ControllerApiClient,
+    ControllerApiError,
+    ControllerRefused,
+)
 from adapters.logging import configure_logging, shutdown_logging
-from adapters.storage.sqlite_store import SqliteStore
-from app.build_view import BuildView, follow_build, submitted_lines
-from app.controller.server import create_app
-from app.controller_commands import (
-    ControllerServer,
-    ListenAddress,
-    OneLineUsageCommand,
-    bind_socket,
-    controller_server,
+from adapters.workspace import (
+    WorkspaceError,
+    find_repository,
+    local_source,
+    project_files,
+    write_snapshot,
+)
+from app.build_view import BuildView, TaskCannotRun, follow_build, submitted_lines
+from app.controller_commands import OneLineUsageCommand
+from app.github_actions_view import GithubActionsView
+from app.local_embedded import (
+    EmbeddedController,
+    embedded_controller,
+    embedded_worker,
+    local_worker_config,
+)
+from app.local_run_options import (
+    LocalRunError,
+    OutputFormat,
+    RunOptions,
+    affected_files,
+    env_arguments,
+    env_file,
+    resolve_output,
 )
 from app.user_commands import read_config, read_starlark
-from app.worker.clock import SystemClock
-from app.worker.container import WorkerContainer
 from app.worker.poll_loop import Worker
 from app.worker_options import config_error_line
-from domain.cirrus_config.context import InstanceResolver, WorkerRequirement
-from domain.cirrus_config.instances import MappedInstances
-from domain.cirrus_config.nodes import Node
+from domain.build import BuildSpec
 from domain.errors import ConfigError
-from domain.identity import go_arch, go_os
-from domain.policy import ContainerPolicy, SecurityPolicy
-
-log = logging.getLogger("cirrus.run")
+from domain.local_build import in_project_directory, select_tasks
+from domain.source import BuildSource
 
 FAILURE_EXIT_CODE = 1
 USAGE_EXIT_CODE = 2
-LOCAL_POLL_INTERVAL_SECONDS = 2
-STARTUP_TIMEOUT_SECONDS = 30.0
-DRAIN_TIMEOUT_SECONDS = 60.0
+REGISTRATION_TIMEOUT_SECONDS = 30.0
+# Pending reasons that cannot change while the one embedded worker is registered: its labels,
+# policy and total resources are fixed for the run (see ``domain.scheduling.pending_reason``).
+HOPELESS_REASONS = (
+    "no worker with labels",
+    "no worker's security policy allows",
+    "no matching worker has",
+)
 
 
-class LocalRunError(Exception):
-    """``cirrus run`` cannot go on; ``exit_code`` says why (2: bad input, 1: failure)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+def can_never_run(reason: str) -> bool:
+    """Whether a pending reason means the embedded worker will never take the task."""
+    return reason.startswith(HOPELESS_REASONS)
 
 
 @dataclass(frozen=True, slots=True)
-class EmbeddedController:
-    """A running embedded controller: where it listens and its tokens."""
+class LocalProject:
+    """What ``cirrus run`` runs: the configuration texts and the project directory."""
 
-    url: str
-    registration_token: str
-    admin_token: str
-    server: ControllerServer
-
-
-def local_worker_config(
-    worker_file: str | None, controller: EmbeddedController, environ: Mapping[str, str]
-) -> WorkerConfig:
-    """The worker's configuration: ``-f`` (or defaults) pointed at the embedded controller."""
-    flags = WorkerFlags(
-        file=worker_file, token=controller.registration_token, rpc_endpoint=controller.url
-    )
-    config = load_worker_config(flags, environ, socket.gethostname())
-    return dataclasses.replace(config, security=local_security(config.security))
+    config_text: str
+    starlark: str
+    directory: Path
 
 
-def local_security(policy: SecurityPolicy) -> SecurityPolicy:
-    """The embedded worker's policy: the file's, with ``container`` allowed for any image."""
-    # The user runs their own file here, as the original ``cirrus run`` ran ``container:`` tasks
-    # with docker or podman; a worker file written for a shared pool must not leave them waiting
-    # for a worker that will never come.
-    allowed = policy.allowed_isolations
-    if allowed is None:
-        return policy  # no ``allowed-isolations``: every isolation and image is allowed already
-    container = dataclasses.replace(allowed.container or ContainerPolicy(), allowed_images=())
-    return SecurityPolicy(dataclasses.replace(allowed, container=container))
+def build_filter(options: RunOptions, project: Path) -> Callable[[BuildSpec], BuildSpec] | None:
+    """The embedded controller's change to the parsed build: ``TASK`` and ``--dirty``."""
+    if options.task is None and not options.dirty:
+        return None
+
+    def change(spec: BuildSpec) -> BuildSpec:
+        if options.task is not None:
+            spec = select_tasks(spec, options.task)
+        return in_project_directory(spec, str(project)) if options.dirty else spec
+
+    return change
 
 
-class LocalInstances:
-    """The shipped instance mapping, with every task placed on this machine's one worker.
-
-    A ``container:`` task asks for ``os=linux, arch=amd64``; here it runs in the local podman or
-    docker whatever the host is (a Mac, an arm64 laptop), as with the original ``cirrus run``.
-    ``os``/``arch`` become the host's, and other labels (``persistent_worker``'s) are dropped.
-    """
-
-    def __init__(self, inner: InstanceResolver, host: Mapping[str, str]) -> None:
-        self._inner = inner
-        self._host = dict(host)
-
-    def kinds(self) -> frozenset[str]:
-        """Return the instance keys of the shipped mapping."""
-        return self._inner.kinds()
-
-    def resolve(self, kind: str, node: Node, environment: Mapping[str, str]) -> WorkerRequirement:
-        """Return the shipped requirement with the labels of this host."""
-        requirement = self._inner.resolve(kind, node, environment)
-        labels = {key: self._host[key] for key in requirement.labels if key in self._host}
-        return dataclasses.replace(requirement, labels=labels)
-
-
-def host_labels() -> dict[str, str]:
-    """The ``os`` and ``arch`` labels the embedded worker reports."""
-    return {"os": go_os(sys.platform), "arch": go_arch(platform.machine())}
-
-
-@contextlib.asynccontextmanager
-async def embedded_controller(
-    database_dir: Path, project_dir: Path | None = None
-) -> AsyncIterator[EmbeddedController]:
-    """Serve a controller on a free port of 127.0.0.1 until the block ends.
-
-    A ``.cirrus.star`` it reads may use ``http`` (the user runs their own file on their own
-    machine, as with the original ``cirrus run``) and its ``fs`` module reads ``project_dir``.
-    """
-    store = await SqliteStore.open(database_dir / "controller.db", SystemClock())
-    sock = bind_socket(ListenAddress("127.0.0.1", 0))
+def project_source(project: Path, options: RunOptions, archive: Path | None) -> BuildSource:
+    """The build's source: git's view of the project, the affected files, and (unless dirty)
+    a snapshot of its files written to ``archive`` (the id comes with the upload)."""
     try:
-        registration, admin = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        app = create_app(
-            store,
-            registration_token=registration,
-            admin_token=admin,
-            poll_interval_seconds=LOCAL_POLL_INTERVAL_SECONDS,
-            instances=LocalInstances(MappedInstances(), host_labels()),
-            starlark_http=True,
-            starlark_files=None if project_dir is None else LocalSourceFiles(project_dir),
-        )
-        server = controller_server(app, log_level="warning")
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            async with asyncio.timeout(STARTUP_TIMEOUT_SECONDS):
-                while not server.started:
-                    if serving.done():
-                        raise LocalRunError("the embedded controller did not start", 1)
-                    await asyncio.sleep(0.02)
-            port = sock.getsockname()[1]
-            yield EmbeddedController(f"http://127.0.0.1:{port}", registration, admin, server)
-        finally:
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await serving
-    finally:
-        sock.close()
-        await store.aclose()
+        if options.affected_files_git is not None and find_repository(project) is None:
+            raise WorkspaceError(f"--affected-files-git needs a git repository: {project} is not")
+        source = local_source(project, changed_since=options.affected_files_git)
+        if archive is not None:
+            with archive.open("wb") as out:
+                write_snapshot(project, project_files(project), out)
+    except WorkspaceError as error:
+        message = str(error).replace("--changed-since", "--affected-files-git")
+        raise LocalRunError(f"cirrus: {' '.join(message.split())}", USAGE_EXIT_CODE) from None
+    if options.affected_files:
+        changed = (*options.affected_files, *(source.changed_files or ()))
+        source = dataclasses.replace(source, changed_files=tuple(dict.fromkeys(changed)))
+    return source
 
 
-@contextlib.asynccontextmanager
-async def embedded_worker(config: WorkerConfig, instances_dir: Path) -> AsyncIterator[Worker]:
-    """Run a worker until the block ends; then drain it and close its clients."""
-    container = WorkerContainer(config=config, ephemeral=False)
-    container.host_instances.override(
-        providers.Singleton(HostInstanceFactory, base_dir=str(instances_dir))
-    )
-    worker: Worker = container.worker()
-    running = asyncio.create_task(worker.run())
+async def wait_for_registration(client: ControllerApiClient) -> None:
+    """Wait until the embedded worker is registered, so that no pending reason is early."""
     try:
-        yield worker
-    finally:
-        worker.drain()
-        try:
-            async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
-                await running
-        except TimeoutError:
-            log.warning("the worker did not drain in %.0f s; cancelling", DRAIN_TIMEOUT_SECONDS)
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
-        for client in container.clients():
-            await client.aclose()
+        async with asyncio.timeout(REGISTRATION_TIMEOUT_SECONDS):
+            while True:
+                if await client.list_workers():
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise LocalRunError(
+            f"cirrus: the embedded worker did not register in {REGISTRATION_TIMEOUT_SECONDS:.0f} s",
+            FAILURE_EXIT_CODE,
+        ) from None
+
+
+def run_blobs_dir(environ: Mapping[str, str], project: Path) -> Path:
+    """Where ``cirrus run`` keeps a project's caches between runs:
+    ``$XDG_CACHE_HOME/cirrus/run-blobs/<project>`` (``~/.cache`` when unset), so that a second
+    run hits the first one's caches. One directory per project directory: two projects with a
+    task and a cache of the same names must not read each other's caches."""
+    cache_home = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    project_key = hashlib.sha256(str(project.resolve()).encode("utf-8", "surrogateescape"))
+    return Path(cache_home) / "cirrus" / "run-blobs" / project_key.hexdigest()[:16]
+
+
+async def copy_artifacts(
+    controller: EmbeddedController, build: BuildInfo, directory: Path, view: BuildView
+) -> None:
+    """``--artifacts-dir``: every task's artifacts to ``DIR/<task name>/<artifact name>/``."""
+    copied = 0
+    try:
+        for task in build.tasks:
+            copied += await download_task_artifacts(
+                controller.url, controller.admin_token, task.id, task.name, directory
+            )
+    except ArtifactDownloadError as error:
+        message = f"cirrus: --artifacts-dir {directory}: {error}"
+        raise LocalRunError(message, FAILURE_EXIT_CODE) from None
+    view.line(f"Copied {copied} artifact file(s) to {directory}")
 
 
 async def run_locally(
-    config_text: str,
-    worker_file: str | None,
+    project: LocalProject,
+    options: RunOptions,
     view: BuildView,
     environ: Mapping[str, str],
-    starlark: str = "",
-    project_dir: Path | None = None,
 ) -> int:
-    """Run one build (a ``.cirrus.yml`` and a ``.cirrus.star`` text) with an embedded
-    controller and worker; return the exit code. ``project_dir`` is what the ``.cirrus.star``'s
-    ``fs`` module reads."""
+    """Run one build with an embedded controller and worker; return the exit code."""
     with tempfile.TemporaryDirectory(prefix="cirrus-run-") as temporary:
         base = Path(temporary)
         (base / "instances").mkdir()
-        async with embedded_controller(base, project_dir) as controller:
+        archive = None if options.dirty else base / "snapshot.tar.gz"
+        source = await asyncio.to_thread(project_source, project.directory, options, archive)
+        changes = build_filter(options, project.directory)
+        blobs = run_blobs_dir(environ, project.directory)
+        async with embedded_controller(
+            base, project.directory, changes, blobs_dir=blobs
+        ) as controller:
             try:
-                worker_config = local_worker_config(worker_file, controller, environ)
+                worker_config = local_worker_config(options.worker_file, controller, environ)
             except ConfigError as error:
                 raise LocalRunError(config_error_line(error), USAGE_EXIT_CODE) from None
+            backend = None if options.container_backend == "auto" else options.container_backend
             async with (
-                embedded_worker(worker_config, base / "instances") as worker,
+                embedded_worker(worker_config, base / "instances", backend) as worker,
                 ControllerApiClient(controller.url, controller.admin_token) as client,
             ):
+                if archive is not None:
+                    snapshot = await client.upload_snapshot(archive)
+                    source = dataclasses.replace(
+                        source, snapshot=snapshot.id, snapshot_sha256=snapshot.sha256
+                    )
+                await wait_for_registration(client)
                 try:
-                    submitted = await client.submit_build(config_text, {}, starlark)
+                    submitted = await client.submit_build(
+                        project.config_text,
+                        dict(options.environment or {}),
+                        project.starlark,
+                        source if source != BuildSource() else None,
+                    )
                 except ControllerRefused as error:
                     raise LocalRunError(f"cirrus: {error.message}", USAGE_EXIT_CODE) from None
                 for line in submitted_lines(submitted):
                     view.line(line)
                 with _cancel_on_signal(worker):
-                    final = await follow_build(client, submitted.id, view)
+                    try:
+                        final = await follow_build(
+                            client, submitted.id, view, hopeless=can_never_run
+                        )
+                    except TaskCannotRun as error:
+                        worker.cancel_all()
+                        message = f"cirrus: {error} (on this machine, with this worker file)"
+                        raise LocalRunError(message, FAILURE_EXIT_CODE) from None
+                if options.artifacts_dir is not None:
+                    await copy_artifacts(controller, final, Path(options.artifacts_dir), view)
                 return 0 if final.status == "COMPLETED" else FAILURE_EXIT_CODE
 
 
@@ -263,8 +254,63 @@ def _cancel_on_signal(worker: Worker) -> Iterator[None]:
             loop.remove_signal_handler(signum)
 
 
+def make_view(output: OutputFormat) -> BuildView:
+    """The view of ``-o/--output`` (``auto`` already resolved)."""
+    if output is OutputFormat.GITHUB_ACTIONS:
+        return GithubActionsView(Console(highlight=False, force_terminal=False))
+    terminal = output is OutputFormat.INTERACTIVE
+    return BuildView(Console(highlight=False, force_terminal=terminal))
+
+
+def read_project(config_file: str) -> LocalProject:
+    """The ``.cirrus.yml`` (and its ``.cirrus.star``) and the project: the current directory."""
+    starlark = read_starlark(config_file)
+    # As the original, a .cirrus.star alone is a whole configuration.
+    config_text = "" if starlark and not Path(config_file).exists() else read_config(config_file)
+    return LocalProject(config_text, starlark, Path.cwd())
+
+
+def run_options(
+    task: str | None,
+    *,
+    env: Sequence[str],
+    env_file_name: str | None,
+    affected: Sequence[str],
+    affected_git: str | None,
+    environ: Mapping[str, str],
+    **rest: object,
+) -> RunOptions:
+    """The ``RunOptions`` of the command line (exit 2 for a wrong value); ``rest`` holds the
+    flags taken as they are (``worker_file``, ``dirty``, ``output``, ...)."""
+    if task is not None and task.endswith((".yml", ".yaml", ".star")) and Path(task).is_file():
+        raise LocalRunError(
+            f"cirrus: {task!r} is a file, and `cirrus run` takes a task name: "
+            f"use `cirrus run --config {task}`",
+            USAGE_EXIT_CODE,
+        )
+    environment = env_file(env_file_name, environ) if env_file_name else {}
+    environment.update(env_arguments(env, environ))
+    output = resolve_output(str(rest.pop("output")), sys.stdout.isatty(), environ)
+    return RunOptions(
+        task=task,
+        environment=environment,
+        affected_files=affected_files(affected),
+        affected_files_git=affected_git,
+        output=output,
+        **rest,  # type: ignore[arg-type]
+    )
+
+
 @click.command(name="run", cls=OneLineUsageCommand)
-@click.argument("file", default=".cirrus.yml", metavar="[FILE]")
+@click.argument("task", required=False, metavar="[TASK]")
+@click.option(
+    "--config",
+    "config_file",
+    default=".cirrus.yml",
+    show_default=True,
+    metavar="FILE",
+    help="The configuration (a .cirrus.star beside it is read too).",
+)
 @click.option(
     "-f",
     "--file",
@@ -275,18 +321,57 @@ def _cancel_on_signal(worker: Worker) -> Iterator[None]:
         "local podman or docker whatever its security section says."
     ),
 )
-def run(file: str, worker_file: str | None) -> None:
-    """Run a .cirrus.yml here with an embedded controller and worker; exit 0 iff it completes."""
-    starlark = read_starlark(file)
-    # As the original, a .cirrus.star alone is a whole configuration.
-    config_text = "" if starlark and not Path(file).exists() else read_config(file)
-    configure_logging("warning", None, None, 0, console_rich=False)
-    view = BuildView(Console(highlight=False))
+@click.option(
+    "-e", "--env", multiple=True, metavar="NAME[=VALUE]", help="Set (or pass) a variable."
+)
+@click.option("--env-file", "env_file_name", metavar="FILE", help="NAME=VALUE (or NAME) lines.")
+@click.option(
+    "--affected-files",
+    "affected",
+    multiple=True,
+    metavar="A,B",
+    help="Changed files, for changesInclude (comma-separated, repeatable).",
+)
+@click.option(
+    "--affected-files-git",
+    "affected_git",
+    metavar="REV",
+    help="Add the files changed since REV (uncommitted and untracked ones included).",
+)
+@click.option(
+    "--artifacts-dir",
+    metavar="DIR",
+    help="Copy each task's artifacts to DIR/<task name>/<artifact name>/ at the end.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice([f.value for f in OutputFormat]),
+    default=OutputFormat.AUTO.value,
+    show_default=True,
+    help="auto: github-actions in a GitHub workflow, interactive on a terminal, else simple.",
+)
+@click.option(
+    "--container-backend",
+    type=click.Choice(["auto", "docker", "podman"]),
+    default="auto",
+    show_default=True,
+    help="The engine of container: tasks (auto: $CIRRUS_CONTAINER_BACKEND, podman, docker).",
+)
+@click.option("--dirty", is_flag=True, help="Run in the project directory itself, not a copy.")
+def run(task: str | None, config_file: str, **flags: object) -> None:
+    """Run the .cirrus.yml here (TASK and its dependencies, or every task) with an embedded
+    controller and worker; exit 0 iff every task that ran completed."""
     try:
-        project = Path(file).resolve().parent
-        code = asyncio.run(
-            run_locally(config_text, worker_file, view, os.environ, starlark, project)
-        )
+        options = run_options(task, environ=os.environ, **flags)  # type: ignore[arg-type]
+    except LocalRunError as error:
+        click.echo(" ".join(str(error).split()), err=True)
+        sys.exit(error.exit_code)
+    project = read_project(config_file)
+    configure_logging("warning", None, None, 0, console_rich=False)
+    view = make_view(options.output)
+    try:
+        code = asyncio.run(run_locally(project, options, view, os.environ))
     except LocalRunError as error:
         click.echo(" ".join(str(error).split()), err=True)
         code = error.exit_code

@@ -1,14 +1,17 @@
-"""The user commands: ``cirrus build submit|status|cancel``, ``cirrus task logs|cancel|trigger`` and
+"""The user commands: ``cirrus build submit|status|cancel`` and
 ``cirrus workers list``, all speaking the controller's HTTP API (PROTOCOL.md).
 
 Exit codes (CLI.md): 0 success; 1 the build failed, or the controller refused the command or
-cannot be reached (one line on stderr); 2 a usage error.
+cannot be reached (one line on stderr); 2 a usage error. ``build submit`` counts what stops it
+from reading its source as a usage error (exit 2): not a repository with ``--remote``, an
+unknown remote or ``--changed-since`` revision, a commit not pushed yet, an unreadable file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -21,19 +24,21 @@ from adapters.controller_api import (
     CancelInfo,
     ControllerApiClient,
     ControllerApiError,
-    TaskInfo,
     dumps,
 )
+from adapters.controller_artifacts import TestsSummary
+from adapters.workspace import WorkspaceError
 from app.build_view import (
     BuildView,
-    LogLines,
     cancel_line,
     follow_build,
     is_final,
     stopped_following_line,
     submitted_lines,
+    task_tests,
 )
 from app.controller_commands import OneLineUsageCommand
+from app.submit_source import PreparedSource, prepare_source, send_source, snapshot_line
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:8080"
 ENV_CONTROLLER = "CIRRUS_CONTROLLER"
@@ -70,7 +75,7 @@ def api_options(command: F) -> F:
             metavar="TOKEN",
             envvar=ENV_TOKEN,
             default=None,
-            help=f"Admin token of the controller (environment: {ENV_TOKEN}).",
+            help=f"Admin token or user token of the controller (environment: {ENV_TOKEN}).",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON."),
     ]
@@ -146,24 +151,64 @@ def build() -> None:
 @api_options
 @click.option("--follow", is_flag=True, help="Show progress and logs until the build ends.")
 @click.option("-e", "--env", "env", multiple=True, metavar="K=V", help="Build environment.")
+@click.option(
+    "--remote",
+    is_flag=False,
+    flag_value="origin",
+    default=None,
+    metavar="[NAME]",
+    help="Build the pushed commit of remote NAME (default origin) instead of a snapshot.",
+)
+@click.option("--changed-since", metavar="REV", help="Compute the changed files since REV.")
 def submit(
-    file: str, controller: str, token: str | None, as_json: bool, follow: bool, env: tuple[str, ...]
+    file: str,
+    controller: str,
+    token: str | None,
+    as_json: bool,
+    follow: bool,
+    env: tuple[str, ...],
+    remote: str | None,
+    changed_since: str | None,
 ) -> None:
-    """Submit a .cirrus.yml (default: the one in the current directory)."""
+    """Submit a .cirrus.yml (default: the one in the current directory) with a snapshot of
+    its project, or with --remote the pushed commit."""
     starlark = read_starlark(file)
     # As the original, a .cirrus.star alone is a whole configuration.
     config = "" if starlark and not Path(file).exists() else read_config(file)
     environment = parse_environment(env)
+    with tempfile.TemporaryDirectory(prefix="cirrus-submit-") as workdir:
+        try:
+            prepared = prepare_source(
+                Path(file), Path(workdir), remote=remote, changed_since=changed_since
+            )
+        except WorkspaceError as error:
+            fail(str(error), USAGE_EXIT_CODE)
+        _submit(prepared, config, environment, starlark, controller, token, as_json, follow)
 
+
+def _submit(
+    prepared: PreparedSource,
+    config: str,
+    environment: dict[str, str],
+    starlark: str,
+    controller: str,
+    token: str | None,
+    as_json: bool,
+    follow: bool,
+) -> None:
+    """Send the source and the build; print and follow it as asked; exit."""
     followed: list[str] = []
 
     async def work(client: ControllerApiClient) -> int:
-        submitted = await client.submit_build(config, environment, starlark)
+        source = await send_source(client, prepared)
+        submitted = await client.submit_build(config, environment, starlark, source)
         if as_json and not follow:
             click.echo(dumps(submitted.document()))
             return 0
         # With --json the progress goes to stderr and stdout keeps only the final JSON.
         view = BuildView(_console(stderr=as_json))
+        if source.snapshot:
+            view.line(snapshot_line(prepared, source))
         for line in submitted_lines(submitted):
             view.line(line)
         if not follow:
@@ -190,11 +235,19 @@ def submit(
 @api_options
 def status(build_id: str, controller: str, token: str | None, as_json: bool) -> None:
     """Show a build's status and its tasks."""
-    found = call_controller(controller, token, lambda client: client.get_build(build_id))
     if as_json:
+        found = call_controller(controller, token, lambda client: client.get_build(build_id))
         click.echo(dumps(found.document()))
         return
-    for line in submitted_lines(found):
+
+    async def work(client: ControllerApiClient) -> tuple[BuildInfo, dict[str, TestsSummary]]:
+        found = await client.get_build(build_id)
+        final = [task.id for task in found.tasks if is_final(task.status)]
+        results = {task_id: await task_tests(client, task_id) for task_id in final}
+        return found, {key: value for key, value in results.items() if value is not None}
+
+    found, tests = call_controller(controller, token, work)
+    for line in submitted_lines(found, tests):
         click.echo(line)
 
 
@@ -224,121 +277,28 @@ def cancel_build(build_id: str, controller: str, token: str | None, as_json: boo
         click.echo(cancel_line(answer))
 
 
-# --- task -----------------------------------------------------------------------------------
-
-
-@click.group()
-def task() -> None:
-    """Read a task's logs, cancel it or trigger a manual one."""
-
-
-async def _print_logs(
-    client: ControllerApiClient, task_id: str, command: str | None, as_json: bool
-) -> None:
-    info = await client.get_task(task_id)
-    names = [command] if command else [c.name for c in info.commands]
-    logs = {name: await client.task_log(task_id, name) for name in names}
-    if as_json:
-        statuses = {c.name: c.status for c in info.commands}
-        document = {
-            "id": info.id,
-            "status": info.status,
-            "commands": [
-                {
-                    "name": name,
-                    "status": statuses.get(name, ""),
-                    "log": data.decode("utf-8", errors="replace"),
-                }
-                for name, data in logs.items()
-            ],
-        }
-        click.echo(dumps(document))
-    elif command:
-        _write_bytes(logs[command])
-    else:
-        for name, data in logs.items():
-            for text in _all_lines(data):
-                click.echo(f"{name} | {text}")
-
-
-async def _follow_logs(
-    client: ControllerApiClient, task_id: str, command: str | None, as_json: bool
-) -> TaskInfo:
-    offsets: dict[str, int] = {}
-    splitters: dict[str, LogLines] = {}
-    while True:
-        info = await client.get_task(task_id)
-        final = is_final(info.status)
-        names = [command] if command else [c.name for c in info.commands]
-        for name in names:
-            data = await client.task_log(task_id, name, offsets.get(name, 0))
-            offsets[name] = offsets.get(name, 0) + len(data)
-            if as_json:
-                if data:
-                    text = data.decode("utf-8", errors="replace")
-                    click.echo(dumps({"command": name, "data": text}).replace("\n", " "))
-            elif command:
-                _write_bytes(data)
-            else:
-                lines = splitters.setdefault(name, LogLines())
-                for text in lines.feed(data) + (lines.flush() if final else []):
-                    click.echo(f"{name} | {text}")
-        if final:
-            return info
-        await asyncio.sleep(LOG_POLL_SECONDS)
-
-
-@task.command(cls=OneLineUsageCommand)
-@click.argument("task_id", metavar="ID")
-@click.argument("command", required=False, metavar="[COMMAND]")
+@build.command(name="rerun", cls=OneLineUsageCommand)
+@click.argument("build_id", metavar="ID")
+@click.option("--failed", is_flag=True, help="Re-run only failed and aborted tasks.")
 @api_options
-@click.option("--follow", is_flag=True, help="Keep printing until the task ends.")
-def logs(
-    task_id: str,
-    command: str | None,
-    controller: str,
-    token: str | None,
-    as_json: bool,
-    follow: bool,
+def rerun_build(
+    build_id: str, failed: bool, controller: str, token: str | None, as_json: bool
 ) -> None:
-    """Print a task's logs: one command's raw log, or every command's lines prefixed."""
-    if not follow:
-        call_controller(
-            controller, token, lambda client: _print_logs(client, task_id, command, as_json)
-        )
-        return
-    call_controller(
-        controller, token, lambda client: _follow_logs(client, task_id, command, as_json)
+    """Re-run a build's final tasks (new attempts), and the tasks that depend on them."""
+    answer = call_controller(
+        controller, token, lambda client: client.rerun_build(build_id, failed_only=failed)
     )
-
-
-def _print_task_status(answer: CancelInfo, as_json: bool) -> None:
-    """Print the ``{id, status}`` answer to a cancel or a trigger."""
     if as_json:
         click.echo(dumps(answer.document()))
-    else:
-        click.echo(f"task {answer.id}: {answer.status}")
+        return
+    for attempt in answer.attempts:
+        click.echo(
+            f"task {attempt.id}: {attempt.name} attempt {attempt.attempt} "
+            f"(re-runs task {attempt.rerun_of}): {attempt.status}"
+        )
 
 
-@task.command(cls=OneLineUsageCommand)
-@click.argument("task_id", metavar="ID")
-@api_options
-def cancel(task_id: str, controller: str, token: str | None, as_json: bool) -> None:
-    """Cancel a task (a running one stops once its worker confirms)."""
-    answer = call_controller(controller, token, lambda client: client.cancel_task(task_id))
-    if as_json:
-        click.echo(dumps(answer.document()))
-    else:
-        click.echo(cancel_line(answer))
-
-
-@task.command(cls=OneLineUsageCommand)
-@click.argument("task_id", metavar="ID")
-@api_options
-def trigger(task_id: str, controller: str, token: str | None, as_json: bool) -> None:
-    """Start a `trigger_type: manual` task (it still waits for its dependencies)."""
-    answer = call_controller(controller, token, lambda client: client.trigger_task(task_id))
-    _print_task_status(answer, as_json)
+# --- task -----------------------------------------------------------------------------------
 
 
 # --- workers --------------------------------------------------------------------------------
@@ -376,13 +336,3 @@ def list_workers(controller: str, token: str | None, as_json: bool) -> None:
 
 def _console(*, stderr: bool) -> Console:
     return Console(stderr=stderr, highlight=False)
-
-
-def _write_bytes(data: bytes) -> None:
-    if data:
-        click.echo(data, nl=False)
-
-
-def _all_lines(data: bytes) -> list[str]:
-    lines = LogLines()
-    return lines.feed(data) + lines.flush()

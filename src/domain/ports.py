@@ -10,12 +10,16 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from domain.protocol import (
+    ArtifactFileInfo,
+    ArtifactsCommit,
+    CacheInfo,
     CommandResult,
     CommandsResponse,
     PollRequest,
     PollResponse,
     RunningTasksStatus,
     TaskRef,
+    UploadUrl,
     WorkerInfo,
 )
 
@@ -79,6 +83,30 @@ class ControllerClient(Protocol):
 
     async def report_agent_finished(self, task: TaskRef, results: Sequence[CommandResult]) -> None:
         """Report the final results of every command."""
+        ...
+
+    async def cache_info(
+        self, task: TaskRef, cache_key: str, prefixes: Sequence[str] = ()
+    ) -> CacheInfo | None:
+        """The cache of ``cache_key`` (or the newest under ``prefixes``); ``None`` if none."""
+        ...
+
+    async def cache_download_urls(self, task: TaskRef, cache_key: str) -> tuple[str, ...]:
+        """URLs to GET the cache's archive from (absolute, or paths starting with ``/blobs/``)."""
+        ...
+
+    async def cache_upload_url(self, task: TaskRef, cache_key: str) -> UploadUrl:
+        """The URL (and headers) to PUT the cache's archive to."""
+        ...
+
+    async def artifact_upload_urls(
+        self, task: TaskRef, name: str, files: Sequence[ArtifactFileInfo]
+    ) -> tuple[UploadUrl, ...]:
+        """One URL (and headers) per file of artifact ``name``, in the same order."""
+        ...
+
+    async def commit_artifacts(self, task: TaskRef, commit: ArtifactsCommit) -> None:
+        """Make the uploaded files of an artifact visible."""
         ...
 
     async def aclose(self) -> None:
@@ -159,6 +187,30 @@ class Instance(Protocol):
 
     async def write_file(self, path: str, contents: bytes) -> None:
         """Write ``contents`` to ``path`` (relative paths: relative to the working directory)."""
+        ...
+
+    async def copy_in(self, local_dir: str, remote_dir: str) -> None:
+        """Put the files of the worker host's ``local_dir`` into ``remote_dir`` of the instance.
+
+        ``remote_dir`` is made when missing (relative: to the working directory); files already
+        there are replaced. The caller gives ``local_dir`` up: its files may be moved away.
+        """
+        ...
+
+    def host_path(self, remote_path: str) -> str | None:
+        """The worker host's path of ``remote_path`` (relative: to the working directory) when
+        the worker can read and write it there directly, else ``None`` (use the copies)."""
+        ...
+
+    async def list_files(self, root: str) -> tuple[str, ...]:
+        """The regular files under ``root`` (relative: to the working directory), as sorted
+        POSIX paths relative to ``root``; none when ``root`` does not exist."""
+        ...
+
+    async def copy_out(self, remote_path: str, local_path: str) -> bool:
+        """Copy the file or directory ``remote_path`` (relative: to the working directory) to
+        the worker host's ``local_path`` (which must not exist; its parent is made). Return
+        ``False``, copying nothing, when ``remote_path`` does not exist."""
         ...
 
     async def close(self) -> None:

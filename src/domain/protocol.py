@@ -260,3 +260,87 @@ class CommandResult:
     status: CommandStatus
     duration_in_nanos: int = 0
     signaled_to_exit: bool = False
+
+
+# --- caches and artifacts (CirrusCIService) -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    """Proto ``CacheKey``: the request of ``GenerateCacheUploadURL``/``…DownloadURLs``."""
+
+    cache_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInfoRequest:
+    """Proto ``CacheInfoRequest``: an exact key, or the newest cache under one of the prefixes."""
+
+    cache_key: str = ""
+    cache_key_prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInfo:
+    """Proto ``CacheInfo``: a cache entry the controller holds."""
+
+    key: str = ""
+    size_in_bytes: int = 0
+    creation_timestamp: int = 0
+    created_by_task_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInfoResponse:
+    """Proto ``CacheInfoResponse`` (a missing cache is a Twirp ``not_found``, not ``None``)."""
+
+    info: CacheInfo = field(default_factory=CacheInfo)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadUrl:
+    """A URL with the headers to send to it: proto ``GenerateURLResponse`` (``extraHeaders``)
+    and ``GenerateArtifactUploadURLsResponse.UploadURL`` (``headers``)."""
+
+    url: str = ""
+    headers: Mapping[str, str] = field(default_factory=frozen_str_map)
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadUrls:
+    """Proto ``GenerateURLsResponse``."""
+
+    urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactFileInfo:
+    """Proto ``ArtifactFileInfo``: a file of an artifact, relative to the working directory."""
+
+    path: str = ""
+    size_in_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactUploadRequest:
+    """Proto ``GenerateArtifactUploadURLsRequest``."""
+
+    name: str = ""
+    files: tuple[ArtifactFileInfo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactUploadUrls:
+    """Proto ``GenerateArtifactUploadURLsResponse``: one URL per requested file, same order."""
+
+    urls: tuple[UploadUrl, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactsCommit:
+    """Proto ``CommitUploadedArtifactsRequest``: the artifact becomes visible."""
+
+    name: str = ""
+    type: str = ""
+    format: str = ""
+    files: tuple[ArtifactFileInfo, ...] = ()

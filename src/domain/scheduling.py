@@ -20,7 +20,7 @@ behind a steady stream of smaller tasks on a resource-aware worker; ``pending_re
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from domain.build import FINAL_STATUSES, TaskStatus
 from domain.errors import PolicyViolation
@@ -177,6 +177,45 @@ def assign(
         running += 1
         assigned.append(task.id)
     return assigned
+
+
+def can_take(worker: WorkerView, task: QueuedTask) -> bool:
+    """Return whether ``worker`` may start ``task`` now: ``assign``'s rules for one task."""
+    return (
+        not worker.paused
+        and worker.online
+        and labels_match(worker.labels, task.labels)
+        and _could_take_now(worker, task)
+        and policy_admits(worker.policy, task.isolation)
+    )
+
+
+def with_task(worker: WorkerView, task: QueuedTask) -> WorkerView:
+    """Return ``worker`` as it will be once it also runs ``task``."""
+    in_use = dict(worker.resources_in_use)
+    for key, amount in task.resources.items():
+        in_use[key] = in_use.get(key, 0.0) + amount
+    return replace(
+        worker, resources_in_use=in_use, running_task_ids=(*worker.running_task_ids, task.id)
+    )
+
+
+def choose_workers(tasks: Sequence[QueuedTask], workers: Sequence[WorkerView]) -> dict[str, str]:
+    """Return, for each of ``tasks`` some worker can take now, the name of the one to offer it.
+
+    One decision for all of them: tasks in FIFO order, each to the first worker (in the given
+    order) that can take it, as that worker will be with the tasks chosen for it before. A
+    task no worker can take now is left out (it waits in the queue for a poll).
+    """
+    current = list(workers)
+    chosen: dict[str, str] = {}
+    for task in sorted(tasks, key=lambda queued_task: queued_task.sequence):
+        for index, worker in enumerate(current):
+            if can_take(worker, task):
+                chosen[task.id] = worker.name
+                current[index] = with_task(worker, task)
+                break
+    return chosen
 
 
 def silence(last_seen: float, watching_since: float, now: float) -> float:

@@ -32,7 +32,10 @@ from domain.build import BuildSpec, TaskSpec, TaskStatus, counted_status
 from domain.errors import CirrusError
 from domain.policy import SecurityPolicy
 from domain.protocol import CommandResult, frozen_float_map, frozen_str_map
+from domain.rerun import NewAttempt, split_attempts
 from domain.scheduling import QueuedTask, build_status
+from domain.snapshots import SnapshotStore
+from domain.source import BuildSource
 
 REGISTRATION_TOKEN_KEY = "registration-token-sha256"
 """Setting holding the SHA-256 of the workers' registration token."""
@@ -101,6 +104,10 @@ class TaskRecord:
     stopped_at: float | None = None
     awaiting_trigger: bool = False
     """A manual task not triggered yet (set at creation from ``spec.manual``)."""
+    attempt: int = 1
+    """1 as submitted; a re-run's new record has the next number (``domain.rerun``)."""
+    rerun_of: str | None = None
+    """The id of the attempt this record re-runs (``None`` for a task as submitted)."""
 
     __hash__ = None  # type: ignore[assignment]  # the spec's read-only maps are not hashable
 
@@ -151,16 +158,26 @@ class TaskCredentials:
 
 @dataclass(frozen=True, slots=True)
 class BuildRecord:
-    """A stored build: its submitted environment and its tasks in configuration order."""
+    """A stored build: its environment, its tasks in configuration order, and its source.
+
+    ``tasks`` are the latest attempts (what the build counts, schedules and shows); records
+    given there that a re-run replaced move to ``earlier_attempts`` (``domain.rerun``).
+    """
 
     id: str
     environment: Mapping[str, str]
     created_at: float
     tasks: tuple[TaskRecord, ...] = ()
+    source: BuildSource = field(default_factory=BuildSource)
+    earlier_attempts: tuple[TaskRecord, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "environment", frozen_str_map(self.environment))
-        object.__setattr__(self, "tasks", tuple(self.tasks))
+        latest, earlier = split_attempts(self.tasks)
+        object.__setattr__(self, "tasks", tuple(latest))
+        known = {task.id for task in earlier}
+        kept = [task for task in self.earlier_attempts if task.id not in known]
+        object.__setattr__(self, "earlier_attempts", (*kept, *earlier))
 
     __hash__ = None  # type: ignore[assignment]  # the read-only map is not hashable
 
@@ -223,7 +240,7 @@ class QueueSummary:
     last_queued_at: float | None = None
 
 
-class ControllerStore(Protocol):
+class ControllerStore(SnapshotStore, Protocol):
     """Persistent state of the controller; every method is one atomic database operation.
 
     Times come from the store's injected clock. Unknown ids give ``None``/``False``/``[]``
@@ -232,9 +249,22 @@ class ControllerStore(Protocol):
 
     # --- builds ---------------------------------------------------------------------------
 
-    async def create_build(self, spec: BuildSpec) -> BuildRecord:
-        """Store a build and its tasks, each with ``domain.build.initial_status`` (manual ones
-        ``awaiting_trigger``)."""
+    async def create_build(self, spec: BuildSpec, source: BuildSource | None = None) -> BuildRecord:
+        """Store a build, its source and its tasks, each with ``domain.build.initial_status``
+        (manual ones ``awaiting_trigger``)."""
+        ...
+
+    async def list_builds(
+        self,
+        repository: str = "",
+        branch: str = "",
+        status: TaskStatus | None = None,
+        limit: int = 50,
+        before: str = "",
+    ) -> list[BuildRecord]:
+        """Return up to ``limit`` builds, newest first, with their tasks: only those whose
+        source has ``repository``/``branch`` and whose status is ``status`` (when given), and
+        only builds older than build ``before`` (when given)."""
         ...
 
     async def get_build(self, build_id: str) -> BuildRecord | None:
@@ -255,6 +285,16 @@ class ControllerStore(Protocol):
 
     async def count_build_tasks(self, build_id: str, statuses: Collection[TaskStatus]) -> int:
         """Return how many of a build's tasks have one of ``statuses``."""
+        ...
+
+    async def create_attempts(
+        self, build_id: str, attempts: Sequence[NewAttempt]
+    ) -> list[TaskRecord]:
+        """Add the new attempts of a re-run to a build, after its tasks; return them.
+
+        ``domain.rerun.RerunError`` (nothing stored) if one of the re-run attempts was re-run
+        meanwhile, so that two re-runs at once make one new attempt.
+        """
         ...
 
     # --- tasks ----------------------------------------------------------------------------

@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -23,6 +25,9 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
+
+from tests.integration.fake_blobs import METHODS as BLOB_METHODS
+from tests.integration.fake_blobs import FakeBlobs
 
 T = TypeVar("T")
 Answer = tuple[int, dict[str, Any]]  # HTTP status and JSON body
@@ -36,6 +41,7 @@ WORKERS_METHODS = frozenset(
 )
 CI_METHODS = frozenset(
     {"InitialCommands", "ReportCommandUpdates", "AppendLogs", "Heartbeat", "ReportAgentFinished"}
+    | BLOB_METHODS
 )
 TASK_SCOPED = frozenset({"TaskStarted", "TaskFailed", "TaskStopped"}) | CI_METHODS
 STATUS_NAMES = (
@@ -177,6 +183,10 @@ class FakeController:
         self._offer: Callable[[], FakeTask] | None = None
         self._oversize: dict[str, list[tuple[int, bool]]] = {}
         self.oversize_sent: list[str] = []
+        # Snapshot archives served at GET /api/v1/snapshots/<id> (the controller's HTTP API).
+        self.snapshots: dict[str, bytes] = {}
+        # Caches and artifacts: the five Twirp methods and the /blobs/ URLs they hand out.
+        self.blobs = FakeBlobs()
         self._server: ThreadingHTTPServer | None = None
         # Returns why waiting is pointless (e.g. "the worker exited"), or None to go on waiting.
         self.give_up_check: Callable[[], str | None] | None = None
@@ -204,6 +214,7 @@ class FakeController:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.blobs.close()
 
     @property
     def url(self) -> str:
@@ -271,6 +282,24 @@ class FakeController:
         """
         with self._lock:
             self._oversize.setdefault(method, []).extend([(size, chunked)] * count)
+
+    def snapshot_answer(self, path: str, headers: dict[str, str]) -> tuple[int, bytes] | None:
+        """``GET /api/v1/snapshots/<id>`` of a snapshot in ``snapshots``: 200 with its bytes for
+        the task headers of a known task (401 otherwise); None for any other path."""
+        match = re.fullmatch(r"/api/v1/snapshots/([A-Za-z0-9_-]+)", path)
+        if match is None or match.group(1) not in self.snapshots:
+            return None
+        with self._lock:
+            worker = headers.get("worker-name", "")
+            task = self._tasks.get(headers.get("org.cirruslabs.task-id", ""))
+            allowed = (
+                headers.get("registration-token") == self.registration_token
+                and bool(worker)
+                and self._sessions.get(worker) == headers.get("session-token")
+                and task is not None
+                and task.client_secret == headers.get("org.cirruslabs.client-secret")
+            )
+        return (200, self.snapshots[match.group(1)]) if allowed else (401, b"unauthorized")
 
     def take_oversize(self, path: str, status: int) -> tuple[int, bool] | None:
         """The scripted oversize answer for a call to ``path`` answered ``status``, if any."""
@@ -415,6 +444,8 @@ class FakeController:
             return refusal
         worker = headers["worker-name"]
         task_id = headers.get("org.cirruslabs.task-id", "")
+        if method in BLOB_METHODS:
+            return self.blobs.answer(method, task_id, body)
         handler = getattr(self, "_" + re.sub(r"(?<!^)([A-Z])", r"_\1", method).lower())
         result: Answer = handler(worker, task_id, body)
         return result
@@ -625,7 +656,35 @@ def _handler_class(controller: FakeController) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send_oversize(answer, *oversize)
 
+        def do_PUT(self) -> None:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status = controller.blobs.put(self.path, headers, self.rfile)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def do_GET(self) -> None:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            if self.path.startswith("/blobs/"):
+                status, blob = controller.blobs.open_for_get(self.path, headers)
+                self.send_response(status)
+                if blob is None:
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                with blob:
+                    self.send_header("Content-Length", str(os.fstat(blob.fileno()).st_size))
+                    self.end_headers()
+                    shutil.copyfileobj(blob, self.wfile, 1024 * 1024)
+                return
+            snapshot = controller.snapshot_answer(self.path, headers)
+            if snapshot is not None:
+                self.send_response(snapshot[0])
+                self.send_header("Content-Type", "application/gzip")
+                self.send_header("Content-Length", str(len(snapshot[1])))
+                self.end_headers()
+                self.wfile.write(snapshot[1])
+                return
             controller._violate(f"GET {self.path}")
             self._send(*_error("not_found", "Twirp accepts POST only"))
 

@@ -333,7 +333,7 @@ def test_task_logs_print_one_commands_log_or_every_command_as_json(
     assert as_json.returncode == 0, as_json.stderr
     document = json.loads(as_json.stdout)
     logs = {c["name"]: (c["status"], c["log"]) for c in document["commands"]}
-    # The automatic clone comes first; this build has no repository to clone.
+    # The automatic clone comes first; this build (outside git) has no source to fetch.
     assert logs == {
         "clone": ("COMPLETED", NO_SOURCE),
         "main": ("FAILED", "about to fail\n"),

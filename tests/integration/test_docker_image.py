@@ -166,7 +166,6 @@ def test_cirrus_run_completes_the_example_build_inside_the_image_without_a_netwo
         "/build",
         image,
         "run",
-        ".cirrus.yml",
         timeout=120,
     )
 

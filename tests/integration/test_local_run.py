@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
@@ -47,9 +48,11 @@ def session_processes(session_id: int) -> list[psutil.Process]:
     return found
 
 
-def cirrus_run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cirrus_run(
+    cwd: Path, *args: str, extra_env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``cirrus run ARGS`` in ``cwd``; assert that it leaves no process behind."""
-    env = child_environment()
+    env = {**child_environment(), **(extra_env or {})}
     process = subprocess.Popen(
         [str(CIRRUS), "run", *args],
         stdin=subprocess.DEVNULL,
@@ -75,7 +78,7 @@ def cirrus_run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_example_build_completes_with_every_tasks_logs(tmp_path: Path) -> None:
-    result = cirrus_run(tmp_path, str(EXAMPLES / ".cirrus.yml"))
+    result = cirrus_run(tmp_path, "--config", str(EXAMPLES / ".cirrus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "lint:check | hello from " in out
@@ -118,7 +121,7 @@ def test_a_bad_cirrus_yml_is_exit_2_with_the_controllers_error_on_one_line(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "bad.yml").write_text("lint_task:\n  timeout_in: soon\n  script: x\n")
-    result = cirrus_run(tmp_path, "bad.yml")
+    result = cirrus_run(tmp_path, "--config", "bad.yml")
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
@@ -133,7 +136,7 @@ def test_a_missing_cirrus_yml_is_exit_2(tmp_path: Path) -> None:
 
 def test_a_bad_worker_file_is_exit_2_naming_the_key(tmp_path: Path) -> None:
     (tmp_path / "worker.yml").write_text("resources: {cpu: lots}\n")
-    result = cirrus_run(tmp_path, str(EXAMPLES / ".cirrus.yml"), "-f", "worker.yml")
+    result = cirrus_run(tmp_path, "--config", str(EXAMPLES / ".cirrus.yml"), "-f", "worker.yml")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "resources.cpu" in result.stderr

@@ -90,7 +90,7 @@ on_host_task:
 """
     )
 
-    result = cirrus_run(tmp_path, str(build), "-f", str(worker_file))
+    result = cirrus_run(tmp_path, "--config", str(build), "-f", str(worker_file))
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"inside:main | in-the-container {token}" in result.stdout
@@ -125,7 +125,7 @@ labelled_task:
 """
     )
 
-    result = cirrus_run(tmp_path, str(build))
+    result = cirrus_run(tmp_path, "--config", str(build))
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "arm:main | arm-in-the-container" in result.stdout

@@ -27,6 +27,9 @@ from domain.errors import (
 from domain.isolation import TartIsolation
 from domain.ports import ControllerClient
 from domain.protocol import (
+    ArtifactFileInfo,
+    ArtifactsCommit,
+    CacheInfo,
     CommandResult,
     CommandStatus,
     PollRequest,
@@ -366,6 +369,8 @@ def twirp_error(code: str, msg: str) -> bytes:
         (Answer(400, twirp_error("invalid_argument", "bad")), DefiniteControllerError,
          "invalid_argument"),
         (Answer(404, b"not found"), DefiniteControllerError, "not_found"),
+        (Answer(501, twirp_error("unimplemented", "no blobs")), DefiniteControllerError,
+         "unimplemented"),
         (Answer(200, b"not json"), DefiniteControllerError, "malformed_response"),
         (Answer(200, b'{"pollIntervalInSeconds": "soon"}'), DefiniteControllerError,
          "malformed_response"),
@@ -630,3 +635,38 @@ async def test_a_whole_task_against_an_independently_written_controller(
     assert (seen.started, seen.stopped, seen.heartbeats) == (1, 1, 1)
     assert seen.log_text("main") == "hi\n"
     assert seen.final_statuses() == {"main": "COMPLETED"}
+
+
+async def test_the_cache_and_artifact_calls_send_the_proto_json_and_read_the_answers(
+    server: tuple[ScriptedController, str], client: TwirpControllerClient
+) -> None:
+    controller = controller_of(server)
+    await registered(client, controller)
+    task = TaskRef("t-8", CLIENT_SECRET)
+    info = {"key": "pip-1", "sizeInBytes": "10", "creationTimestamp": "5", "createdByTaskId": "3"}
+    controller.reply("CacheInfo", {"info": info})
+    controller.script("CacheInfo", Answer(404, twirp_error("not_found", "no cache")))
+    controller.reply("GenerateCacheDownloadURLs", {"urls": ["/blobs/a?sig=1"]})
+    controller.reply("GenerateCacheUploadURL", {"url": "https://s3/x", "extraHeaders": {"h": "v"}})
+    controller.reply("GenerateArtifactUploadURLs", {"urls": [{"url": "/blobs/f", "headers": {}}]})
+    files = [ArtifactFileInfo("out/a.xml", 12)]
+
+    found = await client.cache_info(task, "pip-1")
+    missing = await client.cache_info(task, "", ["pip-"])
+    downloads = await client.cache_download_urls(task, "pip-1")
+    upload = await client.cache_upload_url(task, "pip-1")
+    artifact_urls = await client.artifact_upload_urls(task, "junit", files)
+    await client.commit_artifacts(task, ArtifactsCommit("junit", "text/xml", "junit", tuple(files)))
+
+    assert found == CacheInfo("pip-1", 10, 5, "3")
+    assert missing is None
+    assert downloads == ("/blobs/a?sig=1",)
+    assert (upload.url, dict(upload.headers)) == ("https://s3/x", {"h": "v"})
+    assert [u.url for u in artifact_urls] == ["/blobs/f"]
+    bodies = {r.path.rsplit("/", 1)[-1]: r.body for r in controller.requests}
+    assert bodies["GenerateArtifactUploadURLs"] == {
+        "name": "junit",
+        "files": [{"path": "out/a.xml", "sizeInBytes": "12"}],
+    }
+    assert bodies["CommitUploadedArtifacts"]["format"] == "junit"
+    assert all(r.headers["org.cirruslabs.task-id"] == "t-8" for r in controller.requests[1:])

@@ -524,10 +524,7 @@ def test_an_unimplemented_instruction_fails_its_command_with_a_log_line_saying_s
     task = fake_controller.queue_task(
         new_task(
             script("before", "echo before-ran"),
-            command(
-                "node_modules",
-                {"cacheInstruction": {"folders": ["node_modules"], "fingerprintScripts": ["ls"]}},
-            ),
+            command("node_modules", {"waitForTerminalInstruction": {}}),
             script("after", "echo after-must-not-run"),
             script("on_failure", "echo on-failure-ran", behaviour="ON_FAILURE"),
         )
@@ -542,7 +539,7 @@ def test_an_unimplemented_instruction_fails_its_command_with_a_log_line_saying_s
         "on_failure": "COMPLETED",
     }
     explanation = done.log_text("node_modules")
-    assert "cache" in explanation.lower()
+    assert "wait_for_terminal" in explanation.lower()
     assert re.search(r"not (supported|implemented)|unsupported|unimplemented", explanation, re.I)
     assert "on-failure-ran" in done.log_text("on_failure")
     assert done.failures == []

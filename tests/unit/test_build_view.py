@@ -8,6 +8,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
@@ -16,6 +17,7 @@ from adapters.controller_api import BuildInfo, CommandInfo, TaskInfo
 from app.build_view import (
     BuildView,
     LogLines,
+    TaskCannotRun,
     build_line,
     command_status_line,
     current_command,
@@ -251,3 +253,85 @@ async def test_following_stops_at_a_final_build_whose_manual_task_still_waits() 
         "test (task 1): COMPLETED",
         "build 7: COMPLETED",
     ]
+
+
+class Ticking:
+    """A monotonic clock that advances ``step`` seconds per reading."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def waiting_states(reasons: Sequence[str]) -> list[tuple[BuildInfo, dict[str, TaskInfo]]]:
+    """One SCHEDULED task waiting with each reason in turn, then the build completes."""
+    states = [
+        (
+            build("EXECUTING", ("1", "mac", "SCHEDULED")),
+            {"1": task("1", "mac", "SCHEDULED", pendingReason=reason)},
+        )
+        for reason in reasons
+    ]
+    done = task("1", "mac", "COMPLETED")
+    states.append((build("COMPLETED", ("1", "mac", "COMPLETED")), {"1": done}))
+    return states
+
+
+async def test_a_waiting_tasks_reason_is_shown_after_the_delay_once_per_new_reason() -> None:
+    reasons = ["all matching workers are busy"] * 3 + ["no worker is registered"] * 2
+    view, out = plain_view()
+
+    await follow_build(
+        ScriptedController(waiting_states(reasons), []),
+        "7",
+        view,
+        poll_seconds=0,
+        pending_after=2.0,
+        monotonic=Ticking(1.0),
+    )
+
+    assert out.getvalue().splitlines() == [
+        "mac (task 1): waiting: all matching workers are busy",
+        "mac (task 1): waiting: no worker is registered",
+        "mac (task 1): COMPLETED",
+        "build 7: COMPLETED",
+    ]
+
+
+async def test_a_reason_is_not_shown_before_the_task_waited_long_enough() -> None:
+    view, out = plain_view()
+
+    await follow_build(
+        ScriptedController(waiting_states(["all matching workers are busy"] * 3), []),
+        "7",
+        view,
+        poll_seconds=0,
+        pending_after=60.0,
+        monotonic=Ticking(1.0),
+    )
+
+    assert "waiting" not in out.getvalue()
+
+
+async def test_a_hopeless_reason_stops_following_with_task_cannot_run() -> None:
+    reason = "no worker with labels arch=arm64, os=darwin"
+    view, out = plain_view()
+
+    with pytest.raises(TaskCannotRun) as caught:
+        await follow_build(
+            ScriptedController(waiting_states([reason] * 5), []),
+            "7",
+            view,
+            poll_seconds=0,
+            pending_after=1.0,
+            hopeless=lambda text: text.startswith("no worker with labels"),
+            monotonic=Ticking(1.0),
+        )
+
+    assert caught.value.reason == reason
+    assert str(caught.value) == f"mac (task 1) cannot run: {reason}"
+    assert out.getvalue().splitlines() == [f"mac (task 1): waiting: {reason}"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.cirrus_config.yaml_source import load_yaml
-from app.local_run import LocalInstances, host_labels
+from app.local_embedded import LocalInstances, host_labels
 from domain.cirrus_config.instances import MappedInstances
 from domain.cirrus_config.nodes import Node
 from domain.isolation import ContainerIsolation, NoneIsolation
@@ -58,3 +58,12 @@ def test_the_host_labels_are_non_empty_lowercase_go_names(key: str) -> None:
     value = host_labels()[key]
     assert value
     assert value == value.lower()
+
+
+def test_a_macos_vm_keeps_its_os_and_arch_so_that_a_linux_host_never_takes_it() -> None:
+    local = LocalInstances(MappedInstances(), {"os": "linux", "arch": "amd64"})
+
+    requirement = local.resolve("macos_instance", node("image: ghcr.io/cirruslabs/macos\n"), {})
+
+    assert requirement.labels["os"] == "darwin"
+    assert requirement.labels["arch"] == "arm64"

@@ -1,10 +1,9 @@
-"""How a script starts from CIRRUS_SHELL and CIRRUS_WORKING_DIR, and the clone script's gate."""
+"""How a script starts from CIRRUS_SHELL and CIRRUS_WORKING_DIR."""
 
 from __future__ import annotations
 
 import pytest
 
-from domain.clone import has_source
 from domain.errors import InstanceError
 from domain.script_launch import CUSTOM_SHELL_PROLOGUE, script_launch, working_directory
 
@@ -55,10 +54,3 @@ def test_cirrus_working_dir_moves_the_working_directory_relative_to_the_instance
     env = {} if value is None else {"CIRRUS_WORKING_DIR": value}
     assert working_directory(env, "/work") == expected
     assert script_launch("true", env, "/work").working_directory == expected
-
-
-def test_there_is_a_source_to_clone_with_a_clone_url_or_a_clone_token() -> None:
-    assert not has_source({})
-    assert not has_source({"CIRRUS_REPO_CLONE_URL": ""})
-    assert has_source({"CIRRUS_REPO_CLONE_URL": "https://example.invalid/r.git"})
-    assert has_source({"CIRRUS_REPO_CLONE_TOKEN": "t"})

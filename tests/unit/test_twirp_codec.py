@@ -33,6 +33,7 @@ from adapters.twirp.messages import (
     WorkerStatus,
     task_identification_for,
 )
+from domain import protocol
 from domain.errors import CirrusError
 from domain.isolation import (
     ContainerIsolation,
@@ -282,7 +283,48 @@ EXAMPLES: dict[tuple[str, str], tuple[object, object]] = {
         ReportAgentFinishedRequest((CommandResult("main", CommandStatus.COMPLETED, 5),)),
         Empty(),
     ),
+    ("CirrusCIService", "CacheInfo"): (
+        protocol.CacheInfoRequest("pip-abc", ("pip-",)),
+        protocol.CacheInfoResponse(protocol.CacheInfo("pip-abc", 2**40, 1700000000, "7")),
+    ),
+    ("CirrusCIService", "GenerateCacheUploadURL"): (
+        protocol.CacheKey("pip-abc"),
+        protocol.UploadUrl("/blobs/c?sig=1", protocol.frozen_str_map({"x-a": "b"})),
+    ),
+    ("CirrusCIService", "GenerateCacheDownloadURLs"): (
+        protocol.CacheKey("pip-abc"),
+        protocol.DownloadUrls(("http://s3/x", "/blobs/y")),
+    ),
+    ("CirrusCIService", "GenerateArtifactUploadURLs"): (
+        protocol.ArtifactUploadRequest("junit", (protocol.ArtifactFileInfo("a/b.xml", 12),)),
+        protocol.ArtifactUploadUrls((protocol.UploadUrl("/blobs/a", protocol.frozen_str_map()),)),
+    ),
+    ("CirrusCIService", "CommitUploadedArtifacts"): (
+        protocol.ArtifactsCommit(
+            "junit", "text/xml", "junit", (protocol.ArtifactFileInfo("a/b.xml", 12),)
+        ),
+        Empty(),
+    ),
 }
+
+
+def test_cache_and_artifact_calls_use_the_proto_json_names() -> None:
+    upload = codec.encode_response(
+        "CirrusCIService",
+        "GenerateCacheUploadURL",
+        protocol.UploadUrl("/blobs/c", protocol.frozen_str_map({"h": "v"})),
+    )
+    files = codec.encode_request(
+        "CirrusCIService",
+        "GenerateArtifactUploadURLs",
+        protocol.ArtifactUploadRequest("a", (protocol.ArtifactFileInfo("f", 3),)),
+    )
+    info = codec.encode_request(
+        "CirrusCIService", "CacheInfo", protocol.CacheInfoRequest("k", ("p",))
+    )
+    assert upload == {"url": "/blobs/c", "extraHeaders": {"h": "v"}}
+    assert files == {"name": "a", "files": [{"path": "f", "sizeInBytes": "3"}]}
+    assert info == {"cacheKey": "k", "cacheKeyPrefixes": ["p"]}
 
 
 def test_every_method_of_both_services_has_an_example() -> None:

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from adapters.container import files_out
 from adapters.container.engine import ContainerEngine, first_error_line
 from adapters.container.session import ExecSession, wrapper_script
 from adapters.host.file_removal import remove_files, remove_tree
@@ -301,6 +302,51 @@ class ContainerInstance:
             raise InstanceError(
                 f"cannot write {target}: {reason[0] if reason else f'status {result.returncode}'}"
             )
+
+    async def copy_in(self, local_dir: str, remote_dir: str) -> None:
+        """Copy the files of host directory ``local_dir`` into ``remote_dir`` in the container.
+
+        ``<engine> cp`` needs nothing in the image (no git, no tar); only the directory itself
+        is made first (unless it is the mounted working directory), from inside, as the image's
+        user.
+        """
+        self._ensure_open()
+        target = posixpath.normpath(posixpath.join(WORKING_DIR, remote_dir))
+        if target != WORKING_DIR:  # the mounted working directory exists already
+            made = await self._engine.run(
+                ["exec", self._container, "mkdir", "-p", target], check=False
+            )
+            if made.returncode != 0:
+                raise InstanceError(
+                    f"cannot create {target}: {first_error_line(made.stderr) or made.returncode}"
+                )
+        source = os.path.join(local_dir, ".")  # the directory's contents, not the directory
+        result = await self._engine.run(["cp", source, f"{self._container}:{target}"], check=False)
+        if result.returncode != 0:
+            raise InstanceError(
+                f"cannot copy the files into {target}: "
+                f"{first_error_line(result.stderr) or f'status {result.returncode}'}"
+            )
+
+    def host_path(self, remote_path: str) -> str | None:
+        """The bind mount's host path of a path under the working directory; ``None`` else."""
+        host_working_dir = os.path.join(self._host_root, "working-dir")
+        return files_out.mounted_path(WORKING_DIR, host_working_dir, remote_path)
+
+    async def list_files(self, root: str) -> tuple[str, ...]:
+        """The files under ``root`` (see ``adapters.container.files_out``)."""
+        self._ensure_open()
+        target = posixpath.normpath(posixpath.join(WORKING_DIR, root))
+        return await files_out.list_files(
+            self._engine, self._container, self.host_path(root), target
+        )
+
+    async def copy_out(self, remote_path: str, local_path: str) -> bool:
+        """Copy ``remote_path`` out (see ``adapters.container.files_out``)."""
+        self._ensure_open()
+        source = posixpath.normpath(posixpath.join(WORKING_DIR, remote_path))
+        mounted = self.host_path(remote_path)
+        return await files_out.copy_out(self._engine, self._container, mounted, source, local_path)
 
     async def close(self) -> None:
         """Stop background scripts, remove the container and the task directory; idempotent."""

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import os
 import re
+import shutil
 import stat
 import tempfile
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from adapters.host.file_removal import remove_files, remove_tree
 from adapters.host.process import BackgroundScript, ScriptProcess, supervise
+from adapters.host.tree_files import copy_path, list_tree_files
 from domain.errors import InstanceError
 from domain.ports import OutputSink
 from domain.script_launch import script_launch
@@ -140,6 +142,38 @@ class HostInstance:
         except OSError as exc:
             raise InstanceError(f"cannot write {target}: {exc}") from exc
 
+    async def copy_in(self, local_dir: str, remote_dir: str) -> None:
+        """Move the files of ``local_dir`` into ``remote_dir`` (relative: to the working dir).
+
+        A rename on the same file system, so a clone lands in place at no cost; a copy else.
+        """
+        self._ensure_open()
+        target = Path(self._working_directory, remote_dir)  # an absolute ``remote_dir`` wins
+        try:
+            await asyncio.to_thread(move_tree, Path(local_dir), target)
+        except OSError as exc:
+            raise InstanceError(f"cannot put the files into {target}: {exc}") from exc
+
+    def host_path(self, remote_path: str) -> str:
+        """Where the worker reads ``remote_path`` directly: the path itself (relative: to the
+        working directory)."""
+        return os.path.join(self._working_directory, remote_path)  # an absolute path wins
+
+    async def list_files(self, root: str) -> tuple[str, ...]:
+        """The regular files under ``root`` (relative: to the working directory)."""
+        try:
+            return await asyncio.to_thread(list_tree_files, self.host_path(root))
+        except OSError as exc:
+            raise InstanceError(f"cannot list the files under {root}: {exc}") from exc
+
+    async def copy_out(self, remote_path: str, local_path: str) -> bool:
+        """Copy the file or directory ``remote_path`` to the host's ``local_path``."""
+        source = self.host_path(remote_path)
+        try:
+            return await asyncio.to_thread(copy_path, source, local_path)
+        except (OSError, shutil.Error) as exc:
+            raise InstanceError(f"cannot copy {source} out: {exc}") from exc
+
     async def close(self) -> None:
         """Stop the background scripts and remove the task's directories; idempotent."""
         if self._closed:
@@ -210,3 +244,32 @@ def read_untrusted_text(path: Path) -> str:
 def _write_file(path: Path, contents: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(contents)
+
+
+def move_tree(source: Path, target: Path) -> None:
+    """Move the entries of ``source`` into ``target`` (made when missing), replacing files.
+
+    Directories on both sides are merged; an entry that cannot be renamed (another file system)
+    is copied, symlinks as symlinks.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in source.iterdir():
+        destination = target / entry.name
+        if _real_dir(entry) and _real_dir(destination):
+            move_tree(entry, destination)
+            continue
+        if destination.is_symlink() or destination.is_file():
+            destination.unlink()
+        elif destination.exists():
+            remove_tree(str(destination))
+        try:
+            os.rename(entry, destination)
+        except OSError:
+            if _real_dir(entry):
+                shutil.copytree(entry, destination, symlinks=True)
+            else:
+                shutil.copy2(entry, destination, follow_symlinks=False)
+
+
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()

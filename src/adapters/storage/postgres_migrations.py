@@ -107,6 +107,105 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         "workers.security_policy: the policy a worker reported (proto3 JSON; {} allows all)",
         ("ALTER TABLE workers ADD COLUMN security_policy TEXT NOT NULL DEFAULT '{}'",),
     ),
+    Migration(
+        5,
+        "builds.source and snapshots: where a build's code comes from, uploaded trees in chunks",
+        (
+            "ALTER TABLE builds ADD COLUMN source TEXT NOT NULL DEFAULT '{}'",
+            # sha256 stays '' until the last chunk is written: readers only see whole snapshots.
+            """CREATE TABLE snapshots (
+                id TEXT PRIMARY KEY,
+                sha256 TEXT NOT NULL DEFAULT '',
+                size BIGINT NOT NULL DEFAULT 0,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            # Chunks of at most 1 MiB, so that uploads and downloads hold one at a time.
+            """CREATE TABLE snapshot_chunks (
+                snapshot_id TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,
+                data BYTEA NOT NULL,
+                PRIMARY KEY (snapshot_id, seq)
+            )""",
+        ),
+    ),
+    Migration(
+        6,
+        "repositories: registered forge repositories, credentials as ENCRYPTED[...] texts",
+        (
+            # key: OWNER/NAME case-folded; token and webhook_secret hold ENCRYPTED[...] texts of
+            # the controller's cipher, never plain values.
+            """CREATE TABLE repositories (
+                key TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                forge TEXT NOT NULL,
+                api_url TEXT NOT NULL,
+                clone_url TEXT NOT NULL,
+                token TEXT NOT NULL,
+                webhook_secret TEXT NOT NULL,
+                default_branch TEXT NOT NULL DEFAULT '',
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
+    Migration(
+        7,
+        "artifacts, task_tests and caches: committed artifact files, JUnit results, cache index",
+        (
+            # One row per committed file; blob_key is what retention asks about.
+            """CREATE TABLE artifacts (
+                task_id BIGINT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                path TEXT NOT NULL,
+                size BIGINT NOT NULL,
+                sha256 TEXT NOT NULL,
+                type TEXT NOT NULL DEFAULT '',
+                format TEXT NOT NULL DEFAULT '',
+                blob_key TEXT NOT NULL UNIQUE,
+                created_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (task_id, name, path)
+            )""",
+            # failures and notices: JSON lists, bounded by domain.artifacts.
+            """CREATE TABLE task_tests (
+                task_id BIGINT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+                passed INTEGER NOT NULL,
+                failed INTEGER NOT NULL,
+                skipped INTEGER NOT NULL,
+                failures TEXT NOT NULL DEFAULT '[]',
+                notices TEXT NOT NULL DEFAULT '[]'
+            )""",
+            # The blob store holds the caches; this index holds their last use for LRU eviction.
+            """CREATE TABLE caches (
+                scope TEXT NOT NULL,
+                key TEXT NOT NULL,
+                repository TEXT NOT NULL,
+                size BIGINT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                last_used_at DOUBLE PRECISION NOT NULL,
+                created_by_task_id TEXT NOT NULL DEFAULT '',
+                PRIMARY KEY (scope, key)
+            )""",
+            "CREATE INDEX caches_repository ON caches (repository, last_used_at)",
+        ),
+    ),
+    Migration(
+        8,
+        "re-runs and user tokens: tasks.attempt and tasks.rerun_of, user_tokens with roles",
+        (
+            "ALTER TABLE tasks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE tasks ADD COLUMN rerun_of BIGINT",
+            # One re-run per attempt: two re-runs at once cannot both add an attempt.
+            "CREATE UNIQUE INDEX tasks_rerun_of ON tasks (rerun_of) WHERE rerun_of IS NOT NULL",
+            # token_hash: the SHA-256 of the token (domain.store.hash_token), never the token.
+            """CREATE TABLE user_tokens (
+                id BIGSERIAL PRIMARY KEY,
+                name TEXT NOT NULL,
+                role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+                token_hash TEXT NOT NULL UNIQUE,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 
 

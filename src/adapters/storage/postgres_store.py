@@ -9,16 +9,20 @@ the same contract tests run against both.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping, Sequence
 
 from psycopg.rows import dict_row
 
-from adapters.storage import postgres_logs, postgres_tasks
+from adapters.storage import build_listing, postgres_attempts, postgres_logs, postgres_tasks
 from adapters.storage.log_chunks import check_log_range
 from adapters.storage.policy_json import dumps_policy
+from adapters.storage.postgres_artifacts import PostgresArtifacts
 from adapters.storage.postgres_connection import Connection, PostgresDatabase
 from adapters.storage.postgres_migrations import POSTGRES_MIGRATIONS
+from adapters.storage.postgres_repositories import PostgresRepositories
 from adapters.storage.postgres_rows import load_task, load_tasks, load_workers
+from adapters.storage.postgres_snapshots import PostgresSnapshots
+from adapters.storage.postgres_user_tokens import PostgresUserTokens
 from adapters.storage.schema_versions import Migration
 from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
 from adapters.storage.stored_records import (
@@ -33,6 +37,9 @@ from domain.build import BuildSpec, TaskStatus
 from domain.policy import SecurityPolicy
 from domain.ports import Clock
 from domain.protocol import CommandResult
+from domain.rerun import NewAttempt
+from domain.snapshots import SnapshotInfo
+from domain.source import BuildSource
 from domain.store import (
     BuildRecord,
     NoSuchTaskError,
@@ -57,6 +64,7 @@ class PostgresStore:
         self._db = database
         self._clock = clock
         self._new_secret = secret_factory
+        self._snapshots = PostgresSnapshots(database, clock)
 
     @classmethod
     async def open(
@@ -76,19 +84,54 @@ class PostgresStore:
         """Close every connection; idempotent."""
         await self._db.aclose()
 
+    def artifacts(self) -> PostgresArtifacts:
+        """Return the artifacts, test results and cache index on this store's database."""
+        return PostgresArtifacts(self._db)
+
+    def repositories(self) -> PostgresRepositories:
+        """Return the registry of repositories on this store's pool."""
+        return PostgresRepositories(self._db, self._clock)
+
+    def user_tokens(self) -> PostgresUserTokens:
+        """Return the user tokens on this store's pool."""
+        return PostgresUserTokens(self._db, self._clock)
+
     # --- builds ---------------------------------------------------------------------------
 
-    async def create_build(self, spec: BuildSpec) -> BuildRecord:
-        """Store a build and its tasks, each with ``domain.build.initial_status``."""
+    async def create_build(self, spec: BuildSpec, source: BuildSource | None = None) -> BuildRecord:
+        """Store a build, its source and its tasks, each with ``domain.build.initial_status``."""
         now = self._clock.now()
 
         async def create(db: Connection) -> BuildRecord:
-            key = await postgres_tasks.insert_build(db, spec, now)
+            key = await postgres_tasks.insert_build(db, spec, now, source)
             build = await postgres_tasks.load_build(db, key)
             assert build is not None  # inserted in this very transaction
             return build
 
         return await self._db.write(create)
+
+    async def list_builds(
+        self,
+        repository: str = "",
+        branch: str = "",
+        status: TaskStatus | None = None,
+        limit: int = 50,
+        before: str = "",
+    ) -> list[BuildRecord]:
+        """Return up to ``limit`` builds, newest first, of a repository, branch and status
+        (each only when given), older than build ``before`` (when given)."""
+
+        async def page(db: Connection, before_key: int | None, count: int) -> list[BuildRecord]:
+            keys = await postgres_tasks.build_keys(db, repository, branch, before_key, count)
+            builds = [await postgres_tasks.load_build(db, key) for key in keys]
+            return [build for build in builds if build is not None]
+
+        return await build_listing.list_builds(
+            lambda key, count: self._db.read(lambda db: page(db, key, count)),
+            status,
+            limit,
+            before,
+        )
 
     async def get_build(self, build_id: str) -> BuildRecord | None:
         """Return a build with its tasks."""
@@ -132,6 +175,17 @@ class PostgresStore:
             return int(row[0])
 
         return await self._db.read_statement(count)
+
+    async def create_attempts(
+        self, build_id: str, attempts: Sequence[NewAttempt]
+    ) -> list[TaskRecord]:
+        """Add the new attempts of a re-run to a build, after its tasks; return them."""
+        key, now = row_key(build_id), self._clock.now()
+        if key is None:
+            return []
+        return await self._db.write(
+            lambda db: postgres_attempts.create_attempts(db, key, attempts, now)
+        )
 
     # --- tasks ----------------------------------------------------------------------------
 
@@ -346,6 +400,20 @@ class PostgresStore:
                 return
             position += len(piece)
             yield piece
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    async def put_snapshot(self, chunks: AsyncIterable[bytes]) -> SnapshotInfo:
+        """Store the bytes ``chunks`` yields as a new snapshot; return it."""
+        return await self._snapshots.put(chunks)
+
+    async def get_snapshot(self, snapshot_id: str) -> SnapshotInfo | None:
+        """Return a complete snapshot (``None`` if unknown or still being written)."""
+        return await self._snapshots.get(snapshot_id)
+
+    def iter_snapshot(self, snapshot_id: str) -> AsyncIterator[bytes]:
+        """Yield a snapshot's bytes in order, one stored chunk at a time (nothing if unknown)."""
+        return self._snapshots.iterate(snapshot_id)
 
     # --- workers --------------------------------------------------------------------------
 

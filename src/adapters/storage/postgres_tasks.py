@@ -13,20 +13,29 @@ from collections.abc import Callable, Collection, Sequence
 
 from adapters.storage.postgres_connection import Connection
 from adapters.storage.postgres_rows import load_task, load_tasks, update_task
-from adapters.storage.spec_json import dumps_str_map, dumps_task_spec, loads_str_map
+from adapters.storage.spec_json import (
+    dumps_source,
+    dumps_str_map,
+    dumps_task_spec,
+    loads_source,
+    loads_str_map,
+)
 from adapters.storage.stored_records import FINAL_SQL
 from domain.build import BuildSpec, TaskStatus, initial_status
 from domain.protocol import CommandResult
+from domain.source import BuildSource
 from domain.store import BuildRecord, NoSuchTaskError, TaskRecord, lost_worker_message
 
 _OCCUPYING = "worker = %s AND stopped_at IS NULL"
 
 
-async def insert_build(connection: Connection, spec: BuildSpec, now: float) -> int:
-    """Insert a build and its tasks; return the build's key."""
+async def insert_build(
+    connection: Connection, spec: BuildSpec, now: float, source: BuildSource | None = None
+) -> int:
+    """Insert a build, its source and its tasks; return the build's key."""
     cursor = await connection.execute(
-        "INSERT INTO builds (environment, created_at) VALUES (%s, %s) RETURNING id",
-        (dumps_str_map(spec.environment), now),
+        "INSERT INTO builds (environment, created_at, source) VALUES (%s, %s, %s) RETURNING id",
+        (dumps_str_map(spec.environment), now, dumps_source(source)),
     )
     row = await cursor.fetchone()
     assert row is not None  # INSERT … RETURNING gives the row it inserted
@@ -56,7 +65,7 @@ async def insert_build(connection: Connection, spec: BuildSpec, now: float) -> i
 async def load_build(connection: Connection, key: int) -> BuildRecord | None:
     """Return a build with its tasks in configuration order."""
     cursor = await connection.execute(
-        "SELECT id, environment, created_at FROM builds WHERE id = %s", (key,)
+        "SELECT id, environment, created_at, source FROM builds WHERE id = %s", (key,)
     )
     row = await cursor.fetchone()
     if row is None:
@@ -66,7 +75,28 @@ async def load_build(connection: Connection, key: int) -> BuildRecord | None:
         environment=loads_str_map(row[1]),
         created_at=float(row[2]),
         tasks=tuple(await load_tasks(connection, "build_id = %s", (key,), order="position")),
+        source=loads_source(row[3]),
     )
+
+
+async def build_keys(
+    connection: Connection, repository: str, branch: str, before: int | None, limit: int
+) -> list[int]:
+    """Return the keys of up to ``limit`` builds, newest first, of a repository and branch
+    (``""``: any) older than ``before`` (``None``: any)."""
+    conditions, parameters = ["TRUE"], list[object]()
+    for field, value in (("repository", repository), ("branch", branch)):
+        if value:
+            conditions.append(f"(source::jsonb ->> '{field}') = %s")
+            parameters.append(value)
+    if before is not None:
+        conditions.append("id < %s")
+        parameters.append(before)
+    cursor = await connection.execute(
+        f"SELECT id FROM builds WHERE {' AND '.join(conditions)} ORDER BY id DESC LIMIT %s",
+        (*parameters, limit),
+    )
+    return [int(row[0]) for row in await cursor.fetchall()]
 
 
 async def load_build_environment(connection: Connection, key: int) -> dict[str, str] | None:

@@ -2,18 +2,22 @@
 
 ``LISTEN``/``NOTIFY`` on one channel, each on a dedicated connection of its own (a listening
 connection cannot run statements while it waits, and the store's pool must not lose one to a
-listener). A payload is a worker's name, or empty for "every worker". A process ignores its own
-notifications (it woke its polls directly). After a lost connection the listener connects
-again and wakes every local poll, as it may have missed notifications meanwhile.
+listener). A payload is a worker's name, empty for "every worker", or ``QUEUED_PREFIX`` and a
+JSON list of ``[task id, labels]`` pairs: queued tasks no poll of the sender could take, which
+a receiver offers to its own polls only if one of its held workers has their labels. A process
+ignores its own notifications (it woke its polls directly). After a lost connection the
+listener connects again and wakes every local poll, as it may have missed notifications
+meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import AsyncConnection
@@ -28,6 +32,27 @@ CHANNEL = "cirrus_poll_wakeups"
 EVERYONE = ""
 """The payload that wakes every worker's polls."""
 
+QUEUED_PREFIX = "\x01queued:"
+"""Starts a payload of queued tasks (a worker name cannot hold a control character)."""
+
+MAX_PAYLOAD_BYTES = 7000
+"""NOTIFY payloads must stay under 8000 bytes: longer lists of tasks are split."""
+
+
+class QueuedTaskNotice(Protocol):
+    """A queued task as ``app.controller.long_poll.QueuedNotice`` describes it."""
+
+    @property
+    def task_id(self) -> str:
+        """The task's id."""
+        ...
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The labels a worker needs for it."""
+        ...
+
+
 CONNECT_TIMEOUT_SECONDS = 10
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 5.0
@@ -40,6 +65,46 @@ class WakeTarget(Protocol):
         """Wake the local polls of one worker, or all of them for ``None``."""
         ...
 
+    async def deliver_queued(self, notices: Sequence[Any]) -> None:
+        """Offer queued tasks (``QueuedNotice``s) to the local polls that may take them."""
+        ...
+
+
+def queued_payloads(notices: Sequence[QueuedTaskNotice]) -> list[str]:
+    """Return the payloads announcing ``notices``, each under ``MAX_PAYLOAD_BYTES``."""
+    payloads: list[str] = []
+    batch: list[list[object]] = []
+    size = 0
+    for notice in notices:
+        entry: list[object] = [notice.task_id, dict(notice.labels)]
+        entry_size = len(json.dumps(entry).encode()) + 1
+        if batch and size + entry_size > MAX_PAYLOAD_BYTES:
+            payloads.append(QUEUED_PREFIX + json.dumps(batch))
+            batch, size = [], 0
+        batch.append(entry)
+        size += entry_size
+    if batch:
+        payloads.append(QUEUED_PREFIX + json.dumps(batch))
+    return payloads
+
+
+def parse_queued(payload: str) -> list[tuple[str, dict[str, str]]]:
+    """Return the ``(task id, labels)`` pairs of a queued payload (empty if malformed)."""
+    try:
+        entries = json.loads(payload.removeprefix(QUEUED_PREFIX))
+    except ValueError:
+        return []
+    if not isinstance(entries, list):
+        return []
+    return [
+        (entry[0], {str(k): str(v) for k, v in entry[1].items()})
+        for entry in entries
+        if isinstance(entry, list)
+        and len(entry) == 2
+        and isinstance(entry[0], str)
+        and isinstance(entry[1], dict)
+    ]
+
 
 _Work = Callable[[Connection, WakeTarget], Awaitable[None]]
 
@@ -47,7 +112,9 @@ _Work = Callable[[Connection, WakeTarget], Awaitable[None]]
 class PostgresWakeups:
     """A ``WakeRelay`` over PostgreSQL notifications; ``run`` it while the controller serves."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, notice: Callable[[str, Mapping[str, str]], Any]) -> None:
+        """``notice`` builds what ``deliver_queued`` takes from a task id and its labels."""
+        self._notice = notice
         self._url = url
         self._where = describe_url(url)
         self._pending: set[str] = set()
@@ -57,6 +124,11 @@ class PostgresWakeups:
     def publish(self, worker_name: str | None) -> None:
         """Queue a notification; the sender coalesces what piles up meanwhile."""
         self._pending.add(EVERYONE if worker_name is None else worker_name)
+        self._has_pending.set()
+
+    def publish_queued(self, notices: Sequence[QueuedTaskNotice]) -> None:
+        """Queue notifications of tasks no local poll could take."""
+        self._pending.update(queued_payloads(notices))
         self._has_pending.set()
 
     async def run(self, target: WakeTarget) -> None:
@@ -93,7 +165,12 @@ class PostgresWakeups:
                 if notification.pid in self._own_pids:
                     continue
                 payload = notification.payload
-                target.deliver(None if payload == EVERYONE else payload)
+                if payload.startswith(QUEUED_PREFIX):
+                    await target.deliver_queued(
+                        [self._notice(task_id, labels) for task_id, labels in parse_queued(payload)]
+                    )
+                else:
+                    target.deliver(None if payload == EVERYONE else payload)
 
     async def _send(self, connection: Connection, _target: WakeTarget) -> None:
         pid = connection.info.backend_pid
@@ -102,7 +179,12 @@ class PostgresWakeups:
             while True:
                 await self._has_pending.wait()
                 self._has_pending.clear()
-                batch = {EVERYONE} if EVERYONE in self._pending else set(self._pending)
+                # "Everyone" covers every worker's wake, but not the queued tasks' offers.
+                batch = (
+                    {EVERYONE, *(p for p in self._pending if p.startswith(QUEUED_PREFIX))}
+                    if EVERYONE in self._pending
+                    else set(self._pending)
+                )
                 self._pending.clear()
                 try:
                     for payload in sorted(batch):

@@ -1,4 +1,5 @@
-"""JSON text of what a store keeps in columns: task specs, string and resource maps, id lists.
+"""JSON text of what a store keeps in columns: task specs, build sources, string and resource
+maps, id lists.
 
 Isolation and commands use the proto3 JSON mapping of the Twirp codec, so a
 stored spec reads like the wire messages and stays readable when new fields appear (absent
@@ -15,6 +16,7 @@ from adapters.twirp.errors import ProtocolDecodeError
 from adapters.twirp.isolation_codec import decode_isolation, encode_isolation
 from adapters.twirp.task_codec import decode_command, encode_command
 from domain.build import TaskSpec
+from domain.source import BuildSource, SourceError, source_from_json, source_to_json
 from domain.store import StoreError
 
 
@@ -134,3 +136,19 @@ def loads_str_list(text: str) -> tuple[str, ...]:
     if not isinstance(body, list):
         raise StoreError("stored list is not a JSON array")
     return tuple(str(item) for item in body)
+
+
+def dumps_source(source: BuildSource | None) -> str:
+    """Return a build's source as JSON text (the API's ``"source"`` object; ``{}``: none)."""
+    return _dumps(source_to_json(source or BuildSource()))
+
+
+def loads_source(text: str) -> BuildSource:
+    """Read a source written by ``dumps_source``."""
+    body = _loads(text, "build source")
+    if not isinstance(body, dict):
+        raise StoreError("stored build source is not a JSON object")
+    try:
+        return source_from_json(body)
+    except SourceError as error:
+        raise StoreError(f"stored build source is malformed: {error}") from error

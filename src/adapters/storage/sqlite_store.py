@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
-from adapters.storage import sqlite_logs, sqlite_tasks
+from adapters.storage import build_listing, sqlite_attempts, sqlite_logs, sqlite_tasks
 from adapters.storage.log_chunks import check_log_range
 from adapters.storage.policy_json import dumps_policy
 from adapters.storage.schema_versions import Migration
 from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
+from adapters.storage.sqlite_artifacts import SqliteArtifacts
 from adapters.storage.sqlite_connection import SqliteConnection
 from adapters.storage.sqlite_migrations import SQLITE_MIGRATIONS
+from adapters.storage.sqlite_repositories import SqliteRepositories
 from adapters.storage.sqlite_rows import load_task, load_tasks, load_workers
+from adapters.storage.sqlite_snapshots import SqliteSnapshots
+from adapters.storage.sqlite_user_tokens import SqliteUserTokens
 from adapters.storage.stored_records import (
     credentials_from_row,
     credentials_query,
@@ -32,6 +36,9 @@ from domain.build import BuildSpec, TaskStatus
 from domain.policy import SecurityPolicy
 from domain.ports import Clock
 from domain.protocol import CommandResult
+from domain.rerun import NewAttempt
+from domain.snapshots import SnapshotInfo
+from domain.source import BuildSource
 from domain.store import (
     BuildRecord,
     NoSuchTaskError,
@@ -53,6 +60,7 @@ class SqliteStore:
         self._db = connection
         self._clock = clock
         self._new_secret = secret_factory
+        self._snapshots = SqliteSnapshots(connection, clock)
 
     @classmethod
     async def open(
@@ -71,18 +79,52 @@ class SqliteStore:
         """Close the connection; idempotent."""
         await self._db.aclose()
 
+    def artifacts(self) -> SqliteArtifacts:
+        """Return the artifacts, test results and cache index on this store's database."""
+        return SqliteArtifacts(self._db)
+
+    def repositories(self) -> SqliteRepositories:
+        """Return the registry of repositories on this store's connection."""
+        return SqliteRepositories(self._db, self._clock)
+
+    def user_tokens(self) -> SqliteUserTokens:
+        """Return the user tokens on this store's connection."""
+        return SqliteUserTokens(self._db, self._clock)
+
     # --- builds ---------------------------------------------------------------------------
 
-    async def create_build(self, spec: BuildSpec) -> BuildRecord:
-        """Store a build and its tasks, each with ``domain.build.initial_status``."""
+    async def create_build(self, spec: BuildSpec, source: BuildSource | None = None) -> BuildRecord:
+        """Store a build, its source and its tasks, each with ``domain.build.initial_status``."""
         now = self._clock.now()
 
         def create(db: sqlite3.Connection) -> BuildRecord:
-            build = sqlite_tasks.load_build(db, sqlite_tasks.insert_build(db, spec, now))
+            build = sqlite_tasks.load_build(db, sqlite_tasks.insert_build(db, spec, now, source))
             assert build is not None  # inserted in this very transaction
             return build
 
         return await self._db.write(create)
+
+    async def list_builds(
+        self,
+        repository: str = "",
+        branch: str = "",
+        status: TaskStatus | None = None,
+        limit: int = 50,
+        before: str = "",
+    ) -> list[BuildRecord]:
+        """Return up to ``limit`` builds, newest first, of a repository, branch and status
+        (each only when given), older than build ``before`` (when given)."""
+
+        def page(db: sqlite3.Connection, before_key: int | None, count: int) -> list[BuildRecord]:
+            keys = sqlite_tasks.build_keys(db, repository, branch, before_key, count)
+            return [build for key in keys if (build := sqlite_tasks.load_build(db, key))]
+
+        return await build_listing.list_builds(
+            lambda key, count: self._db.read(lambda db: page(db, key, count)),
+            status,
+            limit,
+            before,
+        )
 
     async def get_build(self, build_id: str) -> BuildRecord | None:
         """Return a build with its tasks."""
@@ -124,6 +166,17 @@ class SqliteStore:
             return int(row[0])
 
         return await self._db.read(count)
+
+    async def create_attempts(
+        self, build_id: str, attempts: Sequence[NewAttempt]
+    ) -> list[TaskRecord]:
+        """Add the new attempts of a re-run to a build, after its tasks; return them."""
+        key, now = row_key(build_id), self._clock.now()
+        if key is None:
+            return []
+        return await self._db.write(
+            lambda db: sqlite_attempts.create_attempts(db, key, attempts, now)
+        )
 
     # --- tasks ----------------------------------------------------------------------------
 
@@ -325,6 +378,20 @@ class SqliteStore:
                 return
             position += len(piece)
             yield piece
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    async def put_snapshot(self, chunks: AsyncIterable[bytes]) -> SnapshotInfo:
+        """Store the bytes ``chunks`` yields as a new snapshot; return it."""
+        return await self._snapshots.put(chunks)
+
+    async def get_snapshot(self, snapshot_id: str) -> SnapshotInfo | None:
+        """Return a complete snapshot (``None`` if unknown or still being written)."""
+        return await self._snapshots.get(snapshot_id)
+
+    def iter_snapshot(self, snapshot_id: str) -> AsyncIterator[bytes]:
+        """Yield a snapshot's bytes in order, one stored chunk at a time (nothing if unknown)."""
+        return self._snapshots.iterate(snapshot_id)
 
     # --- workers --------------------------------------------------------------------------
 

@@ -10,21 +10,30 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 
-from adapters.storage.spec_json import dumps_str_map, dumps_task_spec, loads_str_map
+from adapters.storage.spec_json import (
+    dumps_source,
+    dumps_str_map,
+    dumps_task_spec,
+    loads_source,
+    loads_str_map,
+)
 from adapters.storage.sqlite_rows import load_task, load_tasks
 from adapters.storage.stored_records import FINAL_SQL
 from domain.build import BuildSpec, TaskStatus, initial_status
 from domain.protocol import CommandResult
+from domain.source import BuildSource
 from domain.store import BuildRecord, NoSuchTaskError, TaskRecord, lost_worker_message
 
 _OCCUPYING = "worker = ? AND stopped_at IS NULL"
 
 
-def insert_build(connection: sqlite3.Connection, spec: BuildSpec, now: float) -> int:
-    """Insert a build and its tasks; return the build's key."""
+def insert_build(
+    connection: sqlite3.Connection, spec: BuildSpec, now: float, source: BuildSource | None = None
+) -> int:
+    """Insert a build, its source and its tasks; return the build's key."""
     cursor = connection.execute(
-        "INSERT INTO builds (environment, created_at) VALUES (?, ?)",
-        (dumps_str_map(spec.environment), now),
+        "INSERT INTO builds (environment, created_at, source) VALUES (?, ?, ?)",
+        (dumps_str_map(spec.environment), now, dumps_source(source)),
     )
     build_key = cursor.lastrowid
     assert build_key is not None  # an INSERT into a rowid table always sets it
@@ -56,7 +65,28 @@ def load_build(connection: sqlite3.Connection, key: int) -> BuildRecord | None:
         environment=loads_str_map(row["environment"]),
         created_at=float(row["created_at"]),
         tasks=tuple(load_tasks(connection, "build_id = ?", (key,), order="position")),
+        source=loads_source(row["source"]),
     )
+
+
+def build_keys(
+    connection: sqlite3.Connection, repository: str, branch: str, before: int | None, limit: int
+) -> list[int]:
+    """Return the keys of up to ``limit`` builds, newest first, of a repository and branch
+    (``""``: any) older than ``before`` (``None``: any)."""
+    conditions, parameters = ["1"], list[object]()
+    for field, value in (("repository", repository), ("branch", branch)):
+        if value:
+            conditions.append(f"json_extract(source, '$.{field}') = ?")
+            parameters.append(value)
+    if before is not None:
+        conditions.append("id < ?")
+        parameters.append(before)
+    rows = connection.execute(
+        f"SELECT id FROM builds WHERE {' AND '.join(conditions)} ORDER BY id DESC LIMIT ?",
+        (*parameters, limit),
+    )
+    return [int(row[0]) for row in rows]
 
 
 def load_build_environment(connection: sqlite3.Connection, key: int) -> dict[str, str] | None:

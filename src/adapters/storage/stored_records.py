@@ -90,6 +90,8 @@ def task_from_row(row: Row, results: Sequence[CommandResult]) -> TaskRecord:
         started_at=row["started_at"],
         stopped_at=row["stopped_at"],
         awaiting_trigger=bool(row["awaiting_trigger"]),
+        attempt=int(row["attempt"]),
+        rerun_of=None if row["rerun_of"] is None else str(row["rerun_of"]),
     )
 
 

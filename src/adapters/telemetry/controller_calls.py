@@ -9,12 +9,16 @@ from typing import TypeVar
 from domain.errors import ControllerError
 from domain.ports import ControllerClient
 from domain.protocol import (
+    ArtifactFileInfo,
+    ArtifactsCommit,
+    CacheInfo,
     CommandResult,
     CommandsResponse,
     PollRequest,
     PollResponse,
     RunningTasksStatus,
     TaskRef,
+    UploadUrl,
     WorkerInfo,
 )
 from domain.telemetry import Metrics
@@ -107,6 +111,36 @@ class MeteredControllerClient:
     async def report_agent_finished(self, task: TaskRef, results: Sequence[CommandResult]) -> None:
         """``ReportAgentFinished``, timed."""
         await self._timed("ReportAgentFinished", self.inner.report_agent_finished(task, results))
+
+    async def cache_info(
+        self, task: TaskRef, cache_key: str, prefixes: Sequence[str] = ()
+    ) -> CacheInfo | None:
+        """``CacheInfo``, timed."""
+        return await self._timed("CacheInfo", self.inner.cache_info(task, cache_key, prefixes))
+
+    async def cache_download_urls(self, task: TaskRef, cache_key: str) -> tuple[str, ...]:
+        """``GenerateCacheDownloadURLs``, timed."""
+        return await self._timed(
+            "GenerateCacheDownloadURLs", self.inner.cache_download_urls(task, cache_key)
+        )
+
+    async def cache_upload_url(self, task: TaskRef, cache_key: str) -> UploadUrl:
+        """``GenerateCacheUploadURL``, timed."""
+        return await self._timed(
+            "GenerateCacheUploadURL", self.inner.cache_upload_url(task, cache_key)
+        )
+
+    async def artifact_upload_urls(
+        self, task: TaskRef, name: str, files: Sequence[ArtifactFileInfo]
+    ) -> tuple[UploadUrl, ...]:
+        """``GenerateArtifactUploadURLs``, timed."""
+        return await self._timed(
+            "GenerateArtifactUploadURLs", self.inner.artifact_upload_urls(task, name, files)
+        )
+
+    async def commit_artifacts(self, task: TaskRef, commit: ArtifactsCommit) -> None:
+        """``CommitUploadedArtifacts``, timed."""
+        await self._timed("CommitUploadedArtifacts", self.inner.commit_artifacts(task, commit))
 
     async def aclose(self) -> None:
         """Release the inner client's connections (not timed)."""

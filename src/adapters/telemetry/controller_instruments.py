@@ -43,6 +43,10 @@ WORKERS_OFFLINE = PREFIX + "workers.offline"
 SCHEDULING_ASSIGNMENTS = PREFIX + "scheduling.assignments"
 SCHEDULING_WAITS = PREFIX + "scheduling.waits"
 TASKS_PICKUP_LATENCY = PREFIX + "tasks.pickup_latency"
+POLL_WAKEUPS = PREFIX + "poll.wakeups"
+"""Held polls woken to look at the queue again (absent until the first; not in METRIC_NAMES)."""
+BLOBS_DELETED = PREFIX + "blobs.deleted"
+"""Blobs deleted by retention, by reason (absent until the first; not in METRIC_NAMES)."""
 
 METRIC_NAMES: tuple[str, ...] = (
     QUEUE_LENGTH,
@@ -114,6 +118,16 @@ class ControllerInstruments:
             unit="{wait}",
             description="Times a queued task was seen waiting for a new reason, by reason.",
         )
+        self._wakeups = meter.create_counter(
+            POLL_WAKEUPS,
+            unit="{wakeup}",
+            description="Held worker polls woken to look for work again.",
+        )
+        self._blobs_deleted = meter.create_counter(
+            BLOBS_DELETED,
+            unit="{blob}",
+            description="Blobs deleted by retention, by reason (expired, orphaned).",
+        )
         self._pickup_latency = meter.create_histogram(
             TASKS_PICKUP_LATENCY,
             unit="s",
@@ -164,6 +178,14 @@ class ControllerInstruments:
     def task_waiting(self, reason: str) -> None:
         """Count a queued task seen waiting for ``reason`` (a category)."""
         self._waits.add(1, {"reason": reason})
+
+    def poll_woken(self) -> None:
+        """Count a held poll woken to look again."""
+        self._wakeups.add(1)
+
+    def blobs_deleted(self, reason: str, count: int) -> None:
+        """Count blobs retention deleted for ``reason``."""
+        self._blobs_deleted.add(count, {"reason": reason})
 
     def publish_gauges(self, gauges: ControllerGauges) -> None:
         """Replace the snapshot the observable gauges report (a reference swap: atomic)."""
@@ -241,6 +263,16 @@ class ControllerTelemetry:
         """Count a queued task seen waiting for ``reason``."""
         if self.instruments is not None:
             self.instruments.task_waiting(reason)
+
+    def poll_woken(self) -> None:
+        """Count a held poll woken to look again."""
+        if self.instruments is not None:
+            self.instruments.poll_woken()
+
+    def blobs_deleted(self, reason: str, count: int) -> None:
+        """Count blobs retention deleted for ``reason``."""
+        if self.instruments is not None:
+            self.instruments.blobs_deleted(reason, count)
 
     def publish_gauges(self, gauges: ControllerGauges) -> None:
         """Replace the snapshot the observable gauges report."""

@@ -28,6 +28,7 @@ from typing import Final, TypeVar
 import httpx
 
 from adapters.twirp.answer_cap import MAX_ANSWER_BYTES, Answer, AnswerTooLargeError, read_capped
+from adapters.twirp.blob_calls import BlobCalls
 from adapters.twirp.codec import (
     CI_SERVICE,
     WORKERS_SERVICE,
@@ -160,8 +161,9 @@ def _direct_http(endpoint: str) -> bool:
     return url.scheme == "http" and not _proxied(url)
 
 
-class TwirpControllerClient:
-    """A ``ControllerClient`` speaking Twirp v7 JSON over HTTP(S) to one controller."""
+class TwirpControllerClient(BlobCalls):
+    """A ``ControllerClient`` speaking Twirp v7 JSON over HTTP(S) to one controller (the cache
+    and artifact calls come from ``BlobCalls``)."""
 
     def __init__(
         self,
@@ -318,12 +320,17 @@ class TwirpControllerClient:
             "worker-name": self._worker_name,
         }
 
-    async def _task_call(
-        self, service: str, method: str, task: TaskRef, body: dict[str, object]
-    ) -> object:
+    def task_headers(self, task: TaskRef) -> dict[str, str]:
+        """The headers of a task-scoped call (also accepted by the snapshot download)."""
         headers = self._worker_headers()
         headers["org.cirruslabs.task-id"] = task.task_id
         headers["org.cirruslabs.client-secret"] = task.client_secret
+        return headers
+
+    async def _task_call(
+        self, service: str, method: str, task: TaskRef, body: dict[str, object]
+    ) -> object:
+        headers = self.task_headers(task)
         return await self._call(
             service, method, body, headers=headers, secrets=(task.client_secret,)
         )
@@ -415,6 +422,9 @@ class TwirpControllerClient:
         code, msg = twirp if twirp else (_STATUS_CODES.get(status, "unknown"), "")
         # Scrub before cutting, so that no part of a secret survives the cut.
         text = f"{method}: HTTP {status}: {scrub(msg)[:_MESSAGE_LIMIT] or response.reason}"
+        if code == "unimplemented":
+            # A controller without this call (e.g. no blob store) will not grow it on a retry.
+            raise DefiniteControllerError(code, text)
         if status >= 500 or status == 429:
             raise TransientControllerError(code, text)
         if 400 <= status < 500:

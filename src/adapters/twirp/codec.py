@@ -13,6 +13,24 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from adapters.twirp.cache_codec import (
+    decode_artifact_upload_request,
+    decode_artifact_upload_urls,
+    decode_artifacts_commit,
+    decode_cache_info_request,
+    decode_cache_info_response,
+    decode_cache_key,
+    decode_generate_url_response,
+    decode_generate_urls_response,
+    encode_artifact_upload_request,
+    encode_artifact_upload_urls,
+    encode_artifacts_commit,
+    encode_cache_info_request,
+    encode_cache_info_response,
+    encode_cache_key,
+    encode_generate_url_response,
+    encode_generate_urls_response,
+)
 from adapters.twirp.errors import ProtocolEncodeError, UnknownMethodError
 from adapters.twirp.isolation_codec import (
     decode_isolation,
@@ -85,7 +103,20 @@ from adapters.twirp.worker_codec import (
     encode_worker_info,
     encode_worker_status,
 )
-from domain.protocol import CommandsResponse, PollRequest, PollResponse, RunningTasksStatus
+from domain.protocol import (
+    ArtifactsCommit,
+    ArtifactUploadRequest,
+    ArtifactUploadUrls,
+    CacheInfoRequest,
+    CacheInfoResponse,
+    CacheKey,
+    CommandsResponse,
+    DownloadUrls,
+    PollRequest,
+    PollResponse,
+    RunningTasksStatus,
+    UploadUrl,
+)
 
 __all__ = [
     "CI_SERVICE",
@@ -179,6 +210,7 @@ def _codec(
 
 
 _EMPTY = (Empty, encode_empty, decode_empty)
+_CACHE_KEY = (CacheKey, encode_cache_key, decode_cache_key)
 _TASK_IDENTIFICATION = (TaskIdentification, encode_task_identification, decode_task_identification)
 
 METHODS: Mapping[tuple[str, str], MethodCodec] = MappingProxyType(
@@ -240,6 +272,28 @@ METHODS: Mapping[tuple[str, str], MethodCodec] = MappingProxyType(
                 decode_report_agent_finished_request,
             ),
             _EMPTY,
+        ),
+        (CI_SERVICE, "CacheInfo"): _codec(
+            (CacheInfoRequest, encode_cache_info_request, decode_cache_info_request),
+            (CacheInfoResponse, encode_cache_info_response, decode_cache_info_response),
+        ),
+        (CI_SERVICE, "GenerateCacheUploadURL"): _codec(
+            _CACHE_KEY, (UploadUrl, encode_generate_url_response, decode_generate_url_response)
+        ),
+        (CI_SERVICE, "GenerateCacheDownloadURLs"): _codec(
+            _CACHE_KEY,
+            (DownloadUrls, encode_generate_urls_response, decode_generate_urls_response),
+        ),
+        (CI_SERVICE, "GenerateArtifactUploadURLs"): _codec(
+            (
+                ArtifactUploadRequest,
+                encode_artifact_upload_request,
+                decode_artifact_upload_request,
+            ),
+            (ArtifactUploadUrls, encode_artifact_upload_urls, decode_artifact_upload_urls),
+        ),
+        (CI_SERVICE, "CommitUploadedArtifacts"): _codec(
+            (ArtifactsCommit, encode_artifacts_commit, decode_artifacts_commit), _EMPTY
         ),
     }
 )

@@ -23,8 +23,9 @@ from typing import Any, Literal
 import asyncssh
 
 from adapters.host.process import BackgroundScript, finish_despite_cancellation
-from adapters.vm import tart, vetu
+from adapters.vm import sftp_copy, tart, vetu
 from adapters.vm.cli import LongRunningCommand, Tool, VmCli, failure_message
+from adapters.vm.sftp_copy import copy_tree
 from adapters.vm.ssh_session import (
     RemoteScript,
     capture_command,
@@ -399,6 +400,31 @@ class VmInstance:
         status, line = await run_command(self._open_connection(), command, stdin=contents)
         if status != 0:
             raise InstanceError(f"cannot write {target}: {line or f'status {status}'}")
+
+    async def copy_in(self, local_dir: str, remote_dir: str) -> None:
+        """Copy the files of host directory ``local_dir`` into ``remote_dir`` over SFTP."""
+        target = (
+            remote_dir if remote_dir.startswith("/") else f"{self._working_directory}/{remote_dir}"
+        )
+        await copy_tree(self._open_connection(), local_dir, target)
+
+    def _guest_path(self, path: str) -> str:
+        return path if path.startswith("/") else f"{self._working_directory}/{path}"
+
+    def host_path(self, remote_path: str) -> str | None:
+        """None: the guest's files are reached over SFTP only."""
+        del remote_path
+        return None
+
+    async def list_files(self, root: str) -> tuple[str, ...]:
+        """The regular files under ``root`` in the guest, listed over SFTP."""
+        return await sftp_copy.list_files(self._open_connection(), self._guest_path(root))
+
+    async def copy_out(self, remote_path: str, local_path: str) -> bool:
+        """Copy the guest's ``remote_path`` to the host's ``local_path`` over SFTP."""
+        return await sftp_copy.copy_out(
+            self._open_connection(), self._guest_path(remote_path), local_path
+        )
 
     async def run_hook(self, command: str) -> None:
         """Run a short setup command in the guest; ``InstanceError`` if it fails."""

@@ -1,6 +1,7 @@
 """The controller's HTTP API for users and tools (PROTOCOL.md, "Controller HTTP API").
 
-JSON in and out under ``/api/v1``, guarded by ``Authorization: Bearer <admin token>``; errors are
+JSON in and out under ``/api/v1``, guarded by ``Authorization: Bearer <token>`` with the role each
+route needs (``app.controller.api_guard``: the admin token, or a user token); errors are
 ``{"error": "<text>"}``. ``/healthz`` and the OpenAPI document at ``/openapi.json`` need no token.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,20 +23,36 @@ from adapters.cirrus_config.parse_build import parse_build
 from adapters.cirrus_config.starlark import SourceFiles
 from adapters.secrets import SecretCipher
 from adapters.twirp.codec import encode_isolation
-from app.controller.auth import TokenHash, admin_authorized
+from app.controller.api_guard import guarded as role_guarded
+from app.controller.auth import ApiAccess, TokenHash
+from app.controller.build_sources import (
+    build_environment,
+    build_query,
+    resolve_source,
+    starlark_files,
+)
 from app.controller.openapi import OPENAPI_DOCUMENT
 from app.controller.request_body import BodyError, parse_json, read_capped
 from app.controller.scheduler_service import SchedulerService
 from app.controller.secrets_api import encrypt_secret
-from domain.build import BuildConfigError, TaskStatus
+from domain.auto_cancellation import superseded_tasks
+from domain.build import BuildConfigError, BuildSpec, TaskStatus
 from domain.cirrus_config.context import InstanceResolver
-from domain.store import BuildRecord, ControllerStore, StoreError, TaskRecord, WorkerRecord
+from domain.repositories import CLONE_TOKEN_REFUSED, CLONE_TOKEN_VARIABLE
+from domain.source import SourceError, source_to_json
+from domain.store import BuildRecord, ControllerStore, TaskRecord, WorkerRecord
+from domain.tokens import Role
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 MANUAL_TRIGGER_REASON = "waiting for a manual trigger"
 """``pendingReason`` of a ``trigger_type: manual`` task nobody triggered yet."""
 
+
+log = logging.getLogger("cirrus.controller")
+
+SUPERSEDED_BUILDS_CHECKED = 100
+"""How many of a branch's latest builds a new build looks at for ``auto_cancellation``."""
 
 BODY_OVERHEAD_BYTES = 64 * 1024
 """What a build's body may hold besides its two texts (the environment, JSON syntax)."""
@@ -52,6 +70,7 @@ class BuildSubmission(pydantic.BaseModel):
     config: str
     environment: dict[str, str] = pydantic.Field(default_factory=dict)
     starlark: str = ""  # the text of the .cirrus.star next to the .cirrus.yml, if any
+    source: dict[str, Any] | None = None  # domain.source JSON; checked by resolve_source
 
     @pydantic.field_validator("environment")
     @classmethod
@@ -81,8 +100,16 @@ def build_json(build: BuildRecord) -> dict[str, Any]:
         "id": build.id,
         "status": build.status.value,
         "tasks": [
-            {"id": task.id, "name": task.name, "status": task.status.value} for task in build.tasks
+            {
+                "id": task.id,
+                "name": task.name,
+                "status": task.status.value,
+                "attempt": task.attempt,
+            }
+            for task in build.tasks
         ],
+        "source": source_to_json(build.source),
+        "createdAt": _timestamp(build.created_at),
     }
 
 
@@ -119,6 +146,8 @@ def task_json(task: TaskRecord) -> dict[str, Any]:
         "skipReason": task.spec.skip_reason,
         "notices": list(task.spec.notices),
         "commands": commands,
+        "attempt": task.attempt,
+        "rerunOf": task.rerun_of,
     }
 
 
@@ -150,10 +179,13 @@ class ControllerApi:
         starlark_http: bool = False,
         starlark_files: SourceFiles | None = None,
         limits: ConfigLimits | None = None,
+        build_filter: Callable[[BuildSpec], BuildSpec] | None = None,
+        access: ApiAccess | None = None,
     ) -> None:
         self._store = store
         self._scheduler = scheduler
-        self._admin_token = admin_token
+        # Who may call what: the admin token, and user tokens with their roles.
+        self.access = access or ApiAccess(admin_token)
         # The controller's cipher: encrypts for the API, and is the ``SecretReader`` that a
         # submission's ``BuildContext`` decrypts ``ENCRYPTED[...]`` values with.
         self.secrets = secrets
@@ -166,37 +198,41 @@ class ControllerApi:
         # How large and deep a submitted configuration may be (the controller file's
         # ``config-max-*`` keys).
         self._limits = limits or ConfigLimits()
+        # ``cirrus run TASK``: keeps the named task and its dependencies (a BuildConfigError,
+        # answered 400, for an unknown name). None everywhere else.
+        self._build_filter = build_filter
 
     def routes(self) -> list[Route]:
         """Return the API's routes."""
         guarded = self._guarded
+        operator, admin = Role.OPERATOR, Role.ADMIN
         return [
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
-            Route("/api/v1/builds", guarded(self.submit_build), methods=["POST"]),
+            Route("/api/v1/builds", guarded(self.submit_build, operator), methods=["POST"]),
+            Route("/api/v1/builds", guarded(self.list_builds), methods=["GET"]),
             Route("/api/v1/builds/{build_id}", guarded(self.get_build), methods=["GET"]),
             Route("/api/v1/tasks/{task_id}", guarded(self.get_task), methods=["GET"]),
             Route(
                 "/api/v1/tasks/{task_id}/logs/{command}", guarded(self.task_log), methods=["GET"]
             ),
-            Route("/api/v1/tasks/{task_id}/cancel", guarded(self.cancel_task), methods=["POST"]),
-            Route("/api/v1/tasks/{task_id}/trigger", guarded(self.trigger_task), methods=["POST"]),
+            Route(
+                "/api/v1/tasks/{task_id}/cancel",
+                guarded(self.cancel_task, operator),
+                methods=["POST"],
+            ),
+            Route(
+                "/api/v1/tasks/{task_id}/trigger",
+                guarded(self.trigger_task, operator),
+                methods=["POST"],
+            ),
             Route("/api/v1/workers", guarded(self.list_workers), methods=["GET"]),
-            Route("/api/v1/secrets/encrypt", guarded(self.encrypt_secret), methods=["POST"]),
+            Route("/api/v1/secrets/encrypt", guarded(self.encrypt_secret, admin), methods=["POST"]),
         ]
 
-    def _guarded(self, endpoint: Endpoint) -> Endpoint:
-        async def guarded(request: Request) -> Response:
-            if not admin_authorized(request.headers.get("authorization"), self._admin_token):
-                response = error_response(401, "missing or wrong admin token (Bearer)")
-                response.headers["WWW-Authenticate"] = "Bearer"
-                return response
-            try:
-                return await endpoint(request)
-            except StoreError:
-                return error_response(503, "the controller's database failed")
-
-        return guarded
+    def _guarded(self, endpoint: Endpoint, needed: Role = Role.VIEWER) -> Endpoint:
+        """Return ``endpoint`` behind the role check (reading needs ``viewer``)."""
+        return role_guarded(self.access, needed, endpoint)
 
     async def healthz(self, _request: Request) -> Response:
         """``GET /healthz``: the process answers."""
@@ -218,20 +254,29 @@ class ControllerApi:
             return error_response(error.status, error.message)
         except pydantic.ValidationError as error:
             return error_response(400, f"invalid request body: {_describe(error)}")
+        if CLONE_TOKEN_VARIABLE in submission.environment:
+            return error_response(400, CLONE_TOKEN_REFUSED)
         try:
-            # In a thread: a .cirrus.star may compute (or call ``http``) for a while, and the
-            # controller keeps answering its workers meanwhile.
-            spec = await asyncio.to_thread(
-                parse_build,
-                submission.config,
-                submission.environment,
-                starlark=submission.starlark,
-                secrets=self.secrets,
-                instances=self.instances,
-                allow_http=self._starlark_http,
-                files=self._starlark_files,
-                limits=self._limits,
-            )
+            source = await resolve_source(self._store, submission.source)
+        except SourceError as error:
+            return error_response(400, f"invalid request body: {error}")
+        try:
+            files = starlark_files(self._store, source, submission.starlark, self._starlark_files)
+            async with files as readable:
+                # In a thread: a .cirrus.star may compute (or call ``http``) for a while, and
+                # the controller keeps answering its workers meanwhile.
+                spec = await asyncio.to_thread(
+                    parse_build,
+                    submission.config,
+                    build_environment(source, submission.environment),
+                    starlark=submission.starlark,
+                    secrets=self.secrets,
+                    instances=self.instances,
+                    allow_http=self._starlark_http,
+                    files=readable,
+                    limits=self._limits,
+                    changed_files=None if source is None else source.changed_files,
+                )
         except ConfigLimitError as error:
             return error_response(413 if error.too_large else 400, str(error))
         except BuildConfigError as error:
@@ -239,11 +284,40 @@ class ControllerApi:
         except RecursionError:
             # A .cirrus.star can still build a value nested deeper than any YAML may be.
             return error_response(400, "the configuration is nested too deeply")
-        build = await self._store.create_build(spec)
+        if self._build_filter is not None:
+            try:
+                spec = self._build_filter(spec)
+            except BuildConfigError as error:
+                return error_response(400, str(error))
+        build = await self._store.create_build(spec, source)
+        await self._cancel_superseded(build)
         await self._scheduler.advance_build(build.id)
-        await self._scheduler.build_submitted()
+        await self._scheduler.build_submitted(build.id)
         current = await self._store.get_build(build.id) or build
         return JSONResponse(build_json(current), status_code=201)
+
+    async def _cancel_superseded(self, build: BuildRecord) -> None:
+        """Cancel the ``auto_cancellation`` tasks of older builds of the same branch or PR."""
+        source = build.source
+        if not source.repository or not (source.branch or source.pr is not None):
+            return
+        older = await self._store.list_builds(
+            source.repository, source.branch, None, SUPERSEDED_BUILDS_CHECKED, build.id
+        )
+        for task_id in superseded_tasks(build, older):
+            log.info("task %s: cancelled, build %s supersedes it", task_id, build.id)
+            await self._scheduler.cancel(task_id)
+
+    async def list_builds(self, request: Request) -> Response:
+        """``GET /api/v1/builds``: ``{"builds": [...]}``, newest first, filtered."""
+        try:
+            query = build_query(request.query_params)
+        except ValueError as error:
+            return error_response(400, str(error))
+        builds = await self._store.list_builds(
+            query.repository, query.branch, query.status, query.limit, query.before
+        )
+        return JSONResponse({"builds": [build_json(build) for build in builds]})
 
     async def get_build(self, request: Request) -> Response:
         """``GET /api/v1/builds/{id}``."""

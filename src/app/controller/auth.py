@@ -1,4 +1,5 @@
-"""Credentials of the controller: registration, session and task secrets, and the admin token.
+"""Credentials of the controller: registration, session and task secrets, the admin token, and
+the roles of user tokens (``ApiAccess``: the one place that says which role a token has).
 
 Every comparison runs in constant time (``hmac.compare_digest``) so that response times do not
 leak how much of a guess was right. Tokens never appear in log lines or error messages.
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from domain.store import ControllerStore, TaskAssignment, hash_token, token_matches
+from domain.tokens import Role, UserTokenStore
 
 REGISTRATION_TOKEN_HEADER = "registration-token"
 SESSION_TOKEN_HEADER = "session-token"
@@ -148,3 +150,27 @@ class WorkerAuthenticator:
 def admin_authorized(authorization: str | None, admin_token: TokenHash) -> bool:
     """Return whether an ``Authorization`` header carries the admin token."""
     return admin_token.matches(bearer_token(authorization))
+
+
+class ApiAccess:
+    """Says which role a token has: the admin token is ``admin``; a user token has the role
+    it was made with (looked up by its hash in ``tokens``); anything else has none."""
+
+    def __init__(self, admin_token: TokenHash, tokens: UserTokenStore | None = None) -> None:
+        self.admin_token = admin_token
+        self.tokens = tokens
+
+    async def role_of(self, token: str) -> Role | None:
+        """Return the role of ``token`` (``None`` if it is no token of this controller)."""
+        if not token:
+            return None
+        if self.admin_token.matches(token):
+            return Role.ADMIN
+        if self.tokens is None:
+            return None
+        # The hash is looked up, not compared: a 256-bit random token's hash gives nothing away.
+        return await self.tokens.role_of_token(hash_token(token))
+
+    async def role_of_header(self, authorization: str | None) -> Role | None:
+        """Return the role of the Bearer token of an ``Authorization`` header."""
+        return await self.role_of(bearer_token(authorization))

@@ -84,6 +84,10 @@ class ControllerMetrics(Protocol):
         """A queued task was seen waiting for the reason category ``reason``."""
         ...
 
+    def poll_woken(self) -> None:
+        """A held poll was woken to look for work again."""
+        ...
+
     def publish_gauges(self, gauges: ControllerGauges) -> None:
         """Replace the snapshot the observable gauges report."""
         ...
@@ -105,6 +109,9 @@ class NullControllerMetrics:
         """Ignore."""
 
     def task_waiting(self, reason: str) -> None:
+        """Ignore."""
+
+    def poll_woken(self) -> None:
         """Ignore."""
 
     def publish_gauges(self, gauges: ControllerGauges) -> None:
@@ -186,7 +193,9 @@ class MetricsRefresher:
         """Read the store now, publish the gauges and count new waits; return the gauges."""
         async with self._lock:
             queued = await self._store.queued_tasks()
-            views = await self._scheduler.worker_views()
+            # What each worker holds matters only to why a queued task waits; reading it is
+            # one query per worker, too much to repeat after every task of a big pool.
+            views = await self._scheduler.worker_views(held=bool(queued))
             reasons = {
                 task.id: wait_category(pending_reason(task.as_queued(), views)) for task in queued
             }

@@ -2,32 +2,34 @@
 
 It hands queued tasks to polling workers (claimed atomically in the store, so that several
 controller processes never give one task twice), turns worker reports into task statuses,
-releases dependants, and declares silent workers lost. Whatever may give a worker work wakes
-its held ``Poll`` through ``PollWaiters``.
+releases dependants, and declares silent workers lost. Newly queued tasks wake only the held
+poll chosen to take each (``PollDispatcher``); whatever else may give one worker work wakes its
+held ``Poll`` through ``PollWaiters``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Collection, Sequence
 
-from app.controller.long_poll import PollWaiters
+from app.controller.liveness import LivenessSweeps
+from app.controller.long_poll import PollTicket, PollWaiters
 from app.controller.metrics import ControllerMetrics, MetricsRefresher, NullControllerMetrics
+from app.controller.poll_dispatch import PollDispatcher
+from app.controller.task_outcome import released_from, stopped_status
+from app.controller.worker_capacity import can_take_more, queued_view, sum_resources, with_tasks
 from domain.build import BuildSpec, TaskStatus, counted_status
 from domain.control_characters import printable
 from domain.ports import Clock
-from domain.protocol import CommandResult, CommandStatus
+from domain.protocol import CommandResult
+from domain.rerun import split_attempts
 from domain.scheduling import (
     QueuedTask,
     WorkerView,
     advance_dependencies,
     assign,
-    free_resources,
-    is_alive,
     pending_reason,
-    uses_resources,
 )
 from domain.store import (
     ControllerStore,
@@ -50,109 +52,12 @@ handed it out); the second poll is a margin against any ordering surprise.
 FIRST_QUEUE_PAGE_SIZE = 16
 """Queued tasks a scheduling pass reads first: a worker usually takes a few, or none."""
 
-STALL_SECONDS = 5.0
-"""A liveness sweep whose store read takes longer than this, or that comes this much later than
-due, finds the controller (or its database) back from an outage: silence counts afresh."""
-
 QUEUE_PAGE_SIZE = 64
 """Queued tasks each further read takes, while the worker could take more: a queue may be long
 (say, of tasks for other labels) before a task this worker fits."""
 
 
-def stopped_status(task: TaskRecord, now: float) -> tuple[TaskStatus, str]:
-    """Return the final status (and failure message) of a task whose worker sent ``TaskStopped``.
-
-    ``FAILED`` if ``TaskFailed`` came or a command failed; ``ABORTED`` if a cancel was requested;
-    ``FAILED`` with a timeout message if a command was aborted once the task's timeout had run
-    out (the worker aborts the running command on expiry; as hosted Cirrus CI, a timed-out task
-    fails); ``ABORTED`` if a command was aborted otherwise (the worker cancelled it); else
-    ``COMPLETED``. ``now`` is when ``TaskStopped`` arrived.
-    """
-    if task.status.is_final:
-        return task.status, task.failure_message
-    failed = [r.name for r in task.command_results if r.status is CommandStatus.FAILED]
-    if failed:
-        return TaskStatus.FAILED, f'command "{failed[0]}" failed'
-    if task.cancel_requested:
-        return TaskStatus.ABORTED, ""
-    aborted = [r.name for r in task.command_results if r.status is CommandStatus.ABORTED]
-    if aborted and timed_out(task, now):
-        return TaskStatus.FAILED, (
-            f'timed out after {task.spec.timeout_seconds} s (command "{aborted[0]}" was aborted)'
-        )
-    if aborted:
-        return TaskStatus.ABORTED, ""
-    return TaskStatus.COMPLETED, ""
-
-
-TIMEOUT_SLACK_SECONDS = 1.0
-"""How much sooner than its timeout a task may stop and still count as timed out: the worker
-starts its timer when ``InitialCommands`` answers, which can be a moment before the controller
-receives the ``TaskStarted`` that stamps ``started_at``."""
-
-
-def timed_out(task: TaskRecord, now: float) -> bool:
-    """Whether a started task has run (about) its whole timeout by ``now``."""
-    limit = task.spec.timeout_seconds
-    return (
-        limit > 0
-        and task.started_at is not None
-        and now - task.started_at >= limit - TIMEOUT_SLACK_SECONDS
-    )
-
-
-def _released_from(task: TaskRecord, worker_name: str) -> bool:
-    # A lost worker's started task stays recorded against it, failed with this message.
-    return task.status is TaskStatus.FAILED and task.failure_message == lost_worker_message(
-        worker_name
-    )
-
-
-def queued_view(task: TaskRecord) -> QueuedTask:
-    """Return what the scheduler needs of a queued task."""
-    return task.as_queued()
-
-
-def can_take_more(worker: WorkerView) -> bool:
-    """Return whether some task could still fit ``worker`` (if not, the queue needs no look).
-
-    The converse of ``domain.scheduling.assign``'s rules: a worker running nothing takes any
-    task; one running a resource-less task (or any task, without resources) takes nothing more;
-    otherwise a task needs a positive amount of some resource, so some must be left free.
-    """
-    if worker.paused or not worker.online:
-        return False
-    if not worker.running_task_ids:
-        return True
-    if not uses_resources(worker.resources_in_use):
-        return False
-    free = free_resources(worker.resources_total, worker.resources_in_use)
-    return any(amount > 0 for amount in free.values())
-
-
-def with_tasks(worker: WorkerView, tasks: Sequence[TaskRecord]) -> WorkerView:
-    """Return ``worker`` as it will be once it also holds ``tasks``."""
-    if not tasks:
-        return worker
-    in_use = dict(worker.resources_in_use)
-    for key, amount in _sum_resources(tasks).items():
-        in_use[key] = in_use.get(key, 0.0) + amount
-    return replace(
-        worker,
-        resources_in_use=in_use,
-        running_task_ids=(*worker.running_task_ids, *(task.id for task in tasks)),
-    )
-
-
-def _sum_resources(tasks: Iterable[TaskRecord]) -> dict[str, float]:
-    total: dict[str, float] = {}
-    for task in tasks:
-        for key, amount in task.spec.resources.items():
-            total[key] = total.get(key, 0.0) + amount
-    return total
-
-
-class SchedulerService:
+class SchedulerService(LivenessSweeps):
     """Applies ``domain.scheduling`` to the store on behalf of the Twirp services and the API."""
 
     def __init__(
@@ -167,8 +72,10 @@ class SchedulerService:
         self._store = store
         self._clock = clock
         self._waiters = waiters
+        self._dispatcher = PollDispatcher(store, waiters)
         self.offline_after_seconds = offline_after_seconds
         self._metrics: ControllerMetrics = metrics or NullControllerMetrics()
+        waiters.count_wake = self._metrics.poll_woken
         # Keeps the gauges current; None when nobody reads them.
         self.metrics_refresher = (
             None if metrics is None else MetricsRefresher(store, self, self._metrics)
@@ -184,17 +91,6 @@ class SchedulerService:
 
     # --- workers ----------------------------------------------------------------------------
 
-    def is_online(self, worker: WorkerRecord) -> bool:
-        """Return whether a worker polled recently enough to count as alive (silence counting
-        from the later of its last call and this controller's return from an outage)."""
-        return is_alive(
-            worker.last_seen, self._watching_since, self._clock.now(), self.offline_after_seconds
-        )
-
-    def watching_again(self) -> None:
-        """Count every worker's silence from now: the controller or its database was away."""
-        self._watching_since = self._clock.now()
-
     async def worker_view(self, worker: WorkerRecord) -> WorkerView:
         """Return the scheduler's view of a worker, with the controller's own accounting."""
         return self._view(worker, await self._store.tasks_of_worker(worker.name))
@@ -204,16 +100,20 @@ class SchedulerService:
             name=worker.name,
             labels=worker.labels,
             resources_total=worker.resources_total,
-            resources_in_use=_sum_resources(held),
+            resources_in_use=sum_resources(held),
             running_task_ids=tuple(task.id for task in held),
             paused=worker.disabled,
             online=self.is_online(worker),
             policy=worker.security_policy,
         )
 
-    async def worker_views(self) -> list[WorkerView]:
-        """Return the scheduler's view of every registered worker."""
-        return [await self.worker_view(w) for w in await self._store.list_workers()]
+    async def worker_views(self, *, held: bool = True) -> list[WorkerView]:
+        """Return the scheduler's view of every registered worker (``held=False``: without
+        reading the tasks each holds, one read for all)."""
+        workers = await self._store.list_workers()
+        if not held:
+            return [self._view(w, ()) for w in workers]
+        return [await self.worker_view(w) for w in workers]
 
     def _changed(self) -> None:
         # What tasks wait for may have changed: the refresher reads the store again soon.
@@ -234,7 +134,8 @@ class SchedulerService:
         record = await self._store.set_disabled(
             worker_name, disabled, until_register=until_register
         )
-        if record is not None and not disabled:
+        if record is not None:
+            # Resumed: it may take work; paused: its held poll's view must say so.
             self._waiters.wake(worker_name)
         self._changed()
         return record
@@ -248,21 +149,32 @@ class SchedulerService:
         *,
         settle: bool,
         claim: bool,
+        ticket: PollTicket | None = None,
     ) -> tuple[list[str], list[TaskRecord]]:
         """Look once on behalf of a ``Poll``: return the tasks the worker must stop and the
         queued tasks it was handed (claimed only if ``claim``).
 
         ``worker`` is the record the poll just stored; ``settle`` also fails the tasks the
         worker left out of its polls (once per poll: ``MISSED_POLLS_BEFORE_LOST`` counts
-        polls). The worker's tasks are read once for all of it.
+        polls). The worker's tasks are read once for all of it. ``ticket``, the poll's, gets the
+        worker's view for later dispatches; tasks it was chosen for and did not take are
+        offered again.
         """
+        promised: list[str] = []
+        if ticket is not None:
+            promised, ticket.promised, ticket.view = ticket.promised, [], None
         async with self._assign_lock:
             held = await self._store.tasks_of_worker(worker.name)
             if settle:
                 held = await self._settle_unreported(worker.name, held, set(reported))
             to_stop = await self._to_stop(worker.name, held, reported)
-            to_start = await self._claim(worker, held, set(to_stop)) if claim else []
-            return to_stop, to_start
+            to_start, view = await self._claim(worker, held, set(to_stop)) if claim else ([], None)
+        if ticket is not None:
+            ticket.view = view
+        taken = {task.id for task in to_start}
+        if missed := [task_id for task_id in promised if task_id not in taken]:
+            await self._dispatcher.reoffer(missed)
+        return to_stop, to_start
 
     async def _to_stop(
         self, worker_name: str, held: Sequence[TaskRecord], reported: Sequence[str]
@@ -277,7 +189,7 @@ class SchedulerService:
             if task_id in held_ids:
                 continue
             task = await self._store.get_task(task_id)
-            if task is None or task.worker != worker_name or _released_from(task, worker_name):
+            if task is None or task.worker != worker_name or released_from(task, worker_name):
                 stop.append(task_id)
         return list(dict.fromkeys(stop))
 
@@ -321,13 +233,15 @@ class SchedulerService:
             if worker is None:
                 return []
             held = await self._store.tasks_of_worker(worker_name)
-            return await self._claim(worker, held, exclude)
+            claimed, _ = await self._claim(worker, held, exclude)
+            return claimed
 
     async def _claim(
         self, worker: WorkerRecord, held: Sequence[TaskRecord], exclude: Collection[str]
-    ) -> list[TaskRecord]:
+    ) -> tuple[list[TaskRecord], WorkerView]:
         # Runs under the assignment lock, with ``held`` read under it. The queue is read
         # oldest first, a page at a time, and only while the worker could still take something.
+        # Returns the claimed tasks and the worker's view with them.
         view = self._view(worker, held)
         chosen: list[TaskRecord] = []
         after = 0
@@ -354,7 +268,7 @@ class SchedulerService:
                 self._metrics.task_assigned(worker.name, record.updated_at - queued.updated_at)
         if seen_queue:
             self._changed()
-        return claimed
+        return claimed, with_tasks(self._view(worker, held), claimed)
 
     async def pending_reason(self, task: TaskRecord) -> str:
         """Return, in words, why a queued task has no worker yet."""
@@ -411,7 +325,9 @@ class SchedulerService:
         # a big build's every task for each task that ends would cost O(tasks) per task.
         if not await self._store.count_build_tasks(build_id, {TaskStatus.CREATED}):
             return
-        tasks = await self._store.list_build_tasks(build_id)
+        # Only the latest attempt of each task counts: a dependency on a re-run task waits for
+        # its new attempt (``domain.rerun``).
+        tasks, _ = split_attempts(await self._store.list_build_tasks(build_id))
         # Positions resolve names and aliases alike; a skip by condition and an allowed failure
         # count as completed for the dependants (``counted_status``).
         positions = BuildSpec(tasks=tuple(task.spec for task in tasks)).dependency_indices()
@@ -421,12 +337,14 @@ class SchedulerService:
             for task, indices in zip(tasks, positions, strict=True)
         }
         held = {task.id for task in tasks if task.awaiting_trigger}
-        queued = False
+        by_id = {task.id: task for task in tasks}
+        queued: list[QueuedTask] = []
         for task_id, status in advance_dependencies(statuses, depends_on, held).items():
             changed = await self._store.set_status(task_id, {TaskStatus.CREATED}, status)
-            queued = queued or (changed and status is TaskStatus.SCHEDULED)
+            if changed and status is TaskStatus.SCHEDULED:
+                queued.append(queued_view(by_id[task_id]))
         if queued:
-            self._waiters.wake_all()
+            self._dispatcher.offer(queued)
             self._changed()
 
     async def trigger(self, task_id: str) -> TaskRecord | None:
@@ -437,64 +355,13 @@ class SchedulerService:
         await self.advance_build(record.build_id)
         return await self._store.get_task(task_id) or record
 
-    async def build_submitted(self) -> None:
-        """Wake every held poll: the new build's first tasks are queued."""
-        self._waiters.wake_all()
+    async def build_submitted(self, build_id: str | None = None) -> None:
+        """Offer a new build's queued tasks to the held polls (without ``build_id``: the first
+        page of the queue)."""
+        if build_id is None:
+            queued = await self._store.queued_tasks(QUEUE_PAGE_SIZE)
+        else:
+            tasks = await self._store.list_build_tasks(build_id)
+            queued = [t for t in tasks if t.status is TaskStatus.SCHEDULED and t.worker is None]
+        self._dispatcher.offer([queued_view(task) for task in queued])
         self._changed()
-
-    # --- liveness -----------------------------------------------------------------------------
-
-    async def sweep(self) -> list[str]:
-        """Declare workers that stopped polling lost and release their tasks; return their names.
-
-        Never-started tasks go back to the queue, started ones fail, cancelled ones abort.
-        """
-        lost: list[str] = []
-        requeued = False
-        began = self._clock.monotonic()
-        try:
-            workers = await self._store.list_workers()
-        except Exception:
-            self._store_failed = True
-            raise
-        if self._store_failed or self._clock.monotonic() - began > STALL_SECONDS:
-            # The database was away (or hung): workers could not be heard meanwhile.
-            log.warning("the database is back; counting workers' silence from now")
-            self._store_failed = False
-            self.watching_again()
-        for worker in workers:
-            if self.is_online(worker):
-                continue
-            released = await self._store.release_worker(worker.name)
-            if not released:
-                continue
-            lost.append(worker.name)
-            log.warning(
-                "worker %s was lost; released %d task(s)", printable(worker.name), len(released)
-            )
-            for task in released:
-                self._missed.pop(task.id, None)
-                requeued = requeued or task.status is TaskStatus.SCHEDULED
-            for build_id in dict.fromkeys(task.build_id for task in released):
-                await self.advance_build(build_id)
-        if requeued:
-            self._waiters.wake_all()
-        if lost:
-            self._changed()
-        return lost
-
-    async def run_sweeps(self, every_seconds: float) -> None:
-        """Sweep forever, every ``every_seconds`` (cancel the task to stop)."""
-        due = self._clock.monotonic() + every_seconds
-        while True:
-            await asyncio.sleep(max(0.0, due - self._clock.monotonic()))
-            if self._clock.monotonic() - due > STALL_SECONDS:
-                # This process was stopped or starved (SIGSTOP, a stalled event loop): it could
-                # not hear workers meanwhile.
-                log.warning("the liveness sweep is late; counting workers' silence from now")
-                self.watching_again()
-            due = self._clock.monotonic() + every_seconds
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("the liveness sweep failed; trying again later")

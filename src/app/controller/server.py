@@ -21,20 +21,45 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters.blobs.config import BlobSettings
+from adapters.blobs.filesystem import FilesystemBlobStore
 from adapters.cirrus_config.limits import ConfigLimits
 from adapters.cirrus_config.starlark import SourceFiles
 from adapters.secrets import SecretCipher
+from adapters.storage.memory_repositories import MemoryRepositories
+from adapters.storage.memory_user_tokens import MemoryUserTokens
 from app.controller.api import ControllerApi
-from app.controller.auth import TokenHash, WorkerAuthenticator
+from app.controller.artifact_service import ArtifactService
+from app.controller.artifacts_api import ArtifactsApi
+from app.controller.auth import ApiAccess, TokenHash, WorkerAuthenticator
+from app.controller.blob_calls import BlobCalls
+from app.controller.blobs_api import DEFAULT_BLOB_MAX_BYTES, BlobsApi
+from app.controller.cache_service import CacheService
 from app.controller.long_poll import PollWaiters
 from app.controller.metrics import DEFAULT_REFRESH_SECONDS, ControllerMetrics
+from app.controller.repositories_api import RepositoriesApi
+from app.controller.reruns_api import RerunsApi
+from app.controller.retention import (
+    BlobRetention,
+    CommittedArtifacts,
+    RetentionMetrics,
+    RetentionSettings,
+)
 from app.controller.scheduler_service import SchedulerService
+from app.controller.snapshots_api import DEFAULT_SNAPSHOT_MAX_BYTES, SnapshotsApi
 from app.controller.task_logs import DEFAULT_LOG_QUOTA_BYTES, TaskLogWriter
+from app.controller.tokens_api import TokensApi
 from app.controller.twirp_services import TwirpServices
+from app.web.site import WebInterface
 from app.worker.clock import SystemClock
+from domain.artifacts import CacheLimits, HasArtifacts
+from domain.blobs import BlobStore
+from domain.build import BuildSpec
 from domain.cirrus_config.context import InstanceResolver
 from domain.ports import Clock
+from domain.repositories import HasRepositories, RepositoryStore
 from domain.store import ControllerStore
+from domain.tokens import HasUserTokens
 
 DEFAULT_POLL_INTERVAL_SECONDS = 10
 """What ``PollResponse.pollIntervalInSeconds`` says, and how long an idle ``Poll`` is held."""
@@ -51,6 +76,11 @@ class ControllerLimits:
     worker_offline_after_seconds: float | None = None
     log_quota_bytes: int = DEFAULT_LOG_QUOTA_BYTES
     config: ConfigLimits = field(default_factory=ConfigLimits)  # the ``config-max-*`` keys
+    snapshot_max_bytes: int = DEFAULT_SNAPSHOT_MAX_BYTES  # ``snapshot-max-bytes``
+    blobs: BlobSettings = field(default_factory=BlobSettings)  # ``blobs:``
+    retention: RetentionSettings = field(default_factory=RetentionSettings)  # ``retention:``
+    caches: CacheLimits = field(default_factory=CacheLimits)  # ``caches:``
+    web_public: bool = False  # ``web: {public: true}``: pages readable without login
 
 
 def default_offline_after(poll_interval_seconds: int) -> float:
@@ -65,14 +95,18 @@ class ControllerRuntime:
     scheduler: SchedulerService
     waiters: PollWaiters
     sweep_every_seconds: float
+    web: WebInterface | None = None
 
     async def sweep(self) -> list[str]:
         """Declare workers that stopped polling lost now; return their names."""
         return await self.scheduler.sweep()
 
     def release_polls(self) -> None:
-        """Answer every held ``Poll`` now, and later ones at once (shutdown has begun)."""
+        """Answer every held ``Poll`` now, and later ones at once (shutdown has begun); end
+        the web pages' live streams."""
         self.waiters.close()
+        if self.web is not None:
+            self.web.live.close()
 
 
 def create_app(
@@ -91,6 +125,14 @@ def create_app(
     starlark_files: SourceFiles | None = None,
     config_limits: ConfigLimits | None = None,
     log_quota_bytes: int = DEFAULT_LOG_QUOTA_BYTES,
+    snapshot_max_bytes: int = DEFAULT_SNAPSHOT_MAX_BYTES,
+    build_filter: Callable[[BuildSpec], BuildSpec] | None = None,
+    repositories: RepositoryStore | None = None,
+    blobs: BlobStore | None = None,
+    blob_max_bytes: int = DEFAULT_BLOB_MAX_BYTES,
+    retention: RetentionSettings | None = None,
+    cache_limits: CacheLimits | None = None,
+    web_public: bool = False,
 ) -> Starlette:
     """Return the controller app: ``/twirp/...``, ``/api/v1/...``, ``/openapi.json``, ``/healthz``.
 
@@ -109,7 +151,20 @@ def create_app(
     what its ``fs`` module reads (default: nothing). ``config_limits`` bounds the size, depth
     and expanded node count of submitted configurations (default: ``ConfigLimits()``).
     A task keeps at most ``log_quota_bytes``
-    of logs, all its commands together (``app.controller.task_logs``).
+    of logs, all its commands together (``app.controller.task_logs``). ``build_filter``
+    changes every parsed build before it is stored (``cirrus run TASK`` keeps one task and its
+    dependencies); a ``BuildConfigError`` it raises refuses the submission with a 400.
+    ``repositories`` is the registry of ``/api/v1/repositories`` whose clone tokens tasks get
+    (default: the one on ``store``'s database, or one in memory for a store without it).
+    A snapshot upload (``POST /api/v1/snapshots``) may be ``snapshot_max_bytes`` long.
+    ``blobs`` keeps caches and artifacts (default: none, so no cache or artifact calls); a
+    filesystem store's signed ``/blobs/...`` endpoints are mounted, taking up to
+    ``blob_max_bytes`` per upload, and the lifespan runs blob ``retention`` (default settings).
+    With ``blobs`` and a store that keeps artifacts (``HasArtifacts``), the cache and artifact
+    Twirp calls and ``/api/v1/tasks/{id}/artifacts`` are served; ``cache_limits`` bounds each
+    cache and each repository's total (least recently used caches are evicted).
+    The web interface (``app.web``) is served at ``/``; ``web_public`` shows its builds and
+    logs without login, read-only.
     """
     if not 1 <= poll_interval_seconds <= 3600:
         raise ValueError(f"poll_interval_seconds must be 1..3600, got {poll_interval_seconds}")
@@ -128,6 +183,21 @@ def create_app(
     )
     auth = WorkerAuthenticator(store, expected_registration)
     cipher = secrets if secrets is not None else SecretCipher.generate()
+    if repositories is None:
+        repositories = (
+            store.repositories()
+            if isinstance(store, HasRepositories)
+            else MemoryRepositories(the_clock)
+        )
+    artifacts = store.artifacts() if isinstance(store, HasArtifacts) else None
+    blob_calls = (
+        None
+        if blobs is None or artifacts is None
+        else BlobCalls(
+            CacheService(blobs, artifacts, store, the_clock, cache_limits),
+            ArtifactService(blobs, artifacts, the_clock),
+        )
+    )
     twirp = TwirpServices(
         store,
         scheduler,
@@ -137,7 +207,14 @@ def create_app(
         poll_interval_seconds=poll_interval_seconds,
         secrets=cipher,
         logs=TaskLogWriter(store, log_quota_bytes),
+        repositories=repositories,
+        blob_calls=blob_calls,
     )
+    # One role check for the API and the pages: the admin token, and user tokens with roles.
+    user_tokens = (
+        store.user_tokens() if isinstance(store, HasUserTokens) else MemoryUserTokens(the_clock)
+    )
+    access = ApiAccess(expected_admin, user_tokens)
     api = ControllerApi(
         store,
         scheduler,
@@ -147,9 +224,24 @@ def create_app(
         starlark_http=starlark_http,
         starlark_files=starlark_files,
         limits=config_limits,
+        build_filter=build_filter,
+        access=access,
     )
     sweep_every = max(0.5, min(poll_interval_seconds, offline_after / 3))
-    runtime = ControllerRuntime(scheduler, waiters, sweep_every_seconds=sweep_every)
+
+    def _retention(store: ControllerStore, blobs: BlobStore) -> BlobRetention:
+        return BlobRetention(
+            blobs,
+            store,
+            retention,
+            # Without a store of committed artifacts, no orphan is recognised as one.
+            committed=artifacts if isinstance(artifacts, CommittedArtifacts) else None,
+            metrics=metrics if isinstance(metrics, RetentionMetrics) else None,
+            clock=the_clock,
+        )
+
+    web = WebInterface(store, scheduler, expected_admin, public=web_public, access=access)
+    runtime = ControllerRuntime(scheduler, waiters, sweep_every_seconds=sweep_every, web=web)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -158,6 +250,8 @@ def create_app(
         if refresher is not None:
             refresher.request()  # the first gauges right away
             background.append(asyncio.create_task(refresher.run(metrics_refresh_seconds)))
+        if blobs is not None:
+            background.append(asyncio.create_task(_retention(store, blobs).run()))
         try:
             yield
         finally:
@@ -171,9 +265,24 @@ def create_app(
     routes = [
         Route("/twirp/{rest:path}", twirp.handle, methods=["POST", "GET", "PUT", "DELETE"]),
         *api.routes(),
+        *RepositoriesApi(repositories, cipher, expected_admin, access=access).routes(),
+        *RerunsApi(store, scheduler, access).routes(),
+        *TokensApi(user_tokens, access).routes(),
+        *SnapshotsApi(
+            store,
+            admin_token=expected_admin,
+            workers=auth,
+            max_bytes=snapshot_max_bytes,
+            access=access,
+        ).routes(),
     ]
+    if blobs is not None and artifacts is not None:
+        routes.extend(ArtifactsApi(store, artifacts, blobs, admin_token=expected_admin).routes())
+    if isinstance(blobs, FilesystemBlobStore):
+        routes.extend(BlobsApi(blobs, blobs.signer, max_bytes=blob_max_bytes).routes())
     if metrics is not None and metrics.prometheus_enabled:
         routes.append(Route("/metrics", _metrics_endpoint(metrics), methods=["GET"]))
+    routes.extend(web.routes())  # last: the API's paths win over the pages
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -183,6 +292,7 @@ def create_app(
     # plain 404 instead.
     app.router.redirect_slashes = False
     app.state.controller = runtime
+    app.state.blobs = blobs
     return app
 
 

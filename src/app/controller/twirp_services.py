@@ -12,8 +12,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
-from types import MappingProxyType
-from typing import Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -48,10 +46,13 @@ from app.controller.auth import (
     WorkerAuthenticator,
     new_session_token,
 )
+from app.controller.blob_calls import BLOB_METHODS, BlobCalls, no_blob_store
+from app.controller.clone_tokens import CloneTokens
 from app.controller.long_poll import PollTicket, PollWaiters
 from app.controller.request_body import BodyError, parse_json, read_capped, twirp_body_limit
 from app.controller.scheduler_service import SchedulerService
 from app.controller.task_logs import LogChunkTooLarge, TaskLogWriter
+from app.controller.twirp_errors import TwirpError, twirp_error_response
 from domain.cirrus_config.context import NoSecrets, SecretError, SecretReader
 from domain.control_characters import label_problem, printable
 from domain.ports import Clock
@@ -62,40 +63,10 @@ from domain.protocol import (
     PollResponse,
     RunningTasksStatus,
 )
+from domain.repositories import RepositoryStore
 from domain.store import ControllerStore, StoreError, TaskRecord, hash_token
 
 log = logging.getLogger("cirrus.controller")
-
-TWIRP_STATUS: Final[Mapping[str, int]] = MappingProxyType(
-    {
-        "bad_route": 404,
-        "malformed": 400,
-        "invalid_argument": 400,
-        "unauthenticated": 401,
-        "permission_denied": 403,
-        "not_found": 404,
-        "already_exists": 409,
-        "resource_exhausted": 429,
-        "failed_precondition": 412,
-        "internal": 500,
-        "unavailable": 503,
-        "deadline_exceeded": 504,
-    }
-)
-
-
-class TwirpError(Exception):
-    """A Twirp error answer: ``code`` (see ``TWIRP_STATUS``) and a message for the caller."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-def twirp_error_response(code: str, message: str) -> JSONResponse:
-    """Return the Twirp error body with the HTTP status of ``code``."""
-    return JSONResponse({"code": code, "msg": message}, status_code=TWIRP_STATUS.get(code, 500))
 
 
 def task_environment(task: TaskRecord, build_environment: Mapping[str, str]) -> dict[str, str]:
@@ -160,10 +131,15 @@ class TwirpServices:
         poll_interval_seconds: int,
         secrets: SecretReader | None = None,
         logs: TaskLogWriter | None = None,
+        repositories: RepositoryStore | None = None,
+        blob_calls: BlobCalls | None = None,
     ) -> None:
         self._store = store
+        self._blob_calls = blob_calls  # None: no blob store
         self._logs = logs if logs is not None else TaskLogWriter(store)
         self._secrets: SecretReader = secrets if secrets is not None else NoSecrets()
+        # The registered repositories, whose clone tokens tasks get (None: no registry).
+        self._clone_tokens = CloneTokens(repositories, self._secrets)
         self._scheduler = scheduler
         self._waiters = waiters
         self._auth = auth
@@ -182,6 +158,7 @@ class TwirpServices:
             (CI_SERVICE, "AppendLogs"): self._append_logs,
             (CI_SERVICE, "Heartbeat"): self._heartbeat,
             (CI_SERVICE, "ReportAgentFinished"): self._report_agent_finished,
+            **{(CI_SERVICE, method): self._blob_call(method) for method in BLOB_METHODS},
         }
 
     async def handle(self, request: Request) -> Response:
@@ -264,7 +241,7 @@ class TwirpServices:
             settle = True
             while True:
                 to_stop, to_start = await self._scheduler.poll_pass(
-                    record, reported, settle=settle, claim=not ticket.done
+                    record, reported, settle=settle, claim=not ticket.done, ticket=ticket
                 )
                 if to_stop or to_start or ticket.done:
                     break
@@ -348,13 +325,17 @@ class TwirpServices:
             revealed = reveal_secrets(
                 task_environment(task, build_environment), self._secrets, repository
             )
+            granted = await self._clone_tokens.grant(repository, revealed.environment)
         except SecretError as error:
             raise TwirpError("failed_precondition", f"task {task.id}: {error}") from None
+        # Added to the answer only: the token is never in the stored spec or build environment.
         return CommandsResponse(
-            environment=revealed.environment,
+            environment={**revealed.environment, **granted.environment},
             commands=task.spec.commands,
             timeout_in_seconds=task.spec.timeout_seconds,
-            secrets_to_mask=revealed.secrets_to_mask,
+            secrets_to_mask=tuple(
+                dict.fromkeys([*revealed.secrets_to_mask, *granted.secrets_to_mask])
+            ),
         )
 
     async def _report_command_updates(
@@ -390,3 +371,14 @@ class TwirpServices:
         caller = _still_running(await self._auth.task(headers), "ReportAgentFinished")
         await self._scheduler.command_results(caller.task, message.command_results)
         return Empty()
+
+    def _blob_call(self, method: str) -> Handler:
+        """The handler of a cache or artifact call (``app.controller.blob_calls``)."""
+
+        async def handler(message: object, headers: Mapping[str, str], _r: Request) -> object:
+            caller = _still_running(await self._auth.task(headers), method)
+            if self._blob_calls is None:
+                raise no_blob_store(method)
+            return await self._blob_calls.answer(method, caller.task, message)
+
+        return handler

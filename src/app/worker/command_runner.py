@@ -10,14 +10,18 @@ import asyncio
 import contextlib
 import logging
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
+from adapters.source_fetch import fetch_source, task_workspace
 from adapters.telemetry.noop import NullTaskTrace
+from app.worker.artifacts import TaskArtifacts
+from app.worker.caches import TaskCaches
 from app.worker.log_stream import CommandLog
 from app.worker.retry import Sleep
 from app.worker.running_task import RunningTask
 from app.worker.task_env import TaskEnvironment
-from domain.clone import NO_SOURCE_MESSAGE, clone_script, has_source
+from domain.clone import NO_SOURCE_MESSAGE, CloneError, has_source
 from domain.commands import (
     ExecutionState,
     after_cancel,
@@ -28,9 +32,11 @@ from domain.commands import (
     skipped,
     status_of_exit_code,
 )
-from domain.ports import BackgroundProcess, Clock, ControllerClient, Instance
+from domain.ports import BackgroundProcess, Clock, ControllerClient, Instance, OutputSink
 from domain.protocol import (
+    ArtifactsInstruction,
     BackgroundScriptInstruction,
+    CacheInstruction,
     CloneInstruction,
     Command,
     CommandResult,
@@ -39,6 +45,9 @@ from domain.protocol import (
     ExitInstruction,
     FileInstruction,
     ScriptInstruction,
+    TaskRef,
+    UnknownInstruction,
+    UploadCacheInstruction,
 )
 from domain.script_launch import DIRECT, SHELL_VARIABLE, WORKING_DIR_VARIABLE
 from domain.telemetry import TaskTrace
@@ -46,6 +55,25 @@ from domain.telemetry import TaskTrace
 log = logging.getLogger("cirrus.worker")
 
 ENV_FILE_VARIABLE = "CIRRUS_ENV"
+
+
+@runtime_checkable
+class TaskHeaders(Protocol):
+    """A controller client that can name a task's call headers (to download its snapshot)."""
+
+    def task_headers(self, task: TaskRef) -> dict[str, str]:
+        """The headers of a task-scoped call."""
+        ...
+
+
+def call_headers(client: object, task: TaskRef) -> dict[str, str]:
+    """The task-scoped call headers of ``client``, or of the client it wraps (``inner``, as the
+    metered client does); none when no client in the chain can name them."""
+    for _ in range(8):  # a bound, in case of a cycle
+        if isinstance(client, TaskHeaders):
+            return client.task_headers(task)
+        client = getattr(client, "inner", None)
+    return {}
 
 
 def task_variables(
@@ -84,7 +112,10 @@ def task_environment(
 
 def instruction_name(command: Command) -> str:
     """Return a readable name of a command's instruction kind, for log lines."""
-    return type(command.instruction).__name__.removesuffix("Instruction").lower() or "unknown"
+    instruction = command.instruction
+    if isinstance(instruction, UnknownInstruction) and instruction.name:
+        return instruction.name.removesuffix("_instruction")
+    return type(instruction).__name__.removesuffix("Instruction").lower() or "unknown"
 
 
 class CommandRunner:
@@ -116,6 +147,10 @@ class CommandRunner:
             response.secrets_to_mask,
         )
         self._background: list[tuple[BackgroundProcess, CommandLog]] = []
+        self._caches = TaskCaches(
+            running=running, instance=instance, env=self._env, run_scripts=self._run_scripts
+        )
+        self._artifacts = TaskArtifacts(running=running, instance=instance, env=self._env)
         self._state = ExecutionState()
         self._deadline: float | None = None
 
@@ -244,6 +279,12 @@ class CommandRunner:
                     return await self._clone(output), False
                 case ExitInstruction():
                     return CommandStatus.COMPLETED, False
+                case CacheInstruction():
+                    return await self._caches.restore(command.name, instruction, output), False
+                case UploadCacheInstruction(cache_name=cache_name):
+                    return await self._caches.upload(cache_name, output), False
+                case ArtifactsInstruction():
+                    return await self._artifacts.upload(command.name, instruction, output), False
                 case _:
                     await output.line(
                         f"The {instruction_name(command)} instruction of command "
@@ -266,11 +307,21 @@ class CommandRunner:
         return "\n".join(scripts)
 
     async def _script(self, scripts: tuple[str, ...], output: CommandLog) -> CommandStatus:
+        return status_of_exit_code(await self._run_scripts(scripts, output))
+
+    async def _run_scripts(self, scripts: Sequence[str], output: OutputSink) -> int:
+        """Run script lines with the command's environment and ``$CIRRUS_ENV``; the exit code.
+
+        Also the cache instructions' fingerprint and populate scripts.
+        """
         env_file = await self._instance.create_env_file()
         env = await self._env.for_command({ENV_FILE_VARIABLE: env_file})
-        code = await self._instance.run_script(await self._script_text(scripts, env), env, output)
-        await self._take_env_file(env_file, output)
-        return status_of_exit_code(code)
+        text = await self._script_text(tuple(scripts), env)
+        code = await self._instance.run_script(text, env, output)
+        error = await self._env.merge_env_file(await self._instance.take_env_file(env_file))
+        if error is not None:
+            await output.write(f"{error}\n".encode())
+        return code
 
     async def _background_script(
         self, scripts: tuple[str, ...], output: CommandLog
@@ -291,13 +342,28 @@ class CommandRunner:
             await output.line(error)
 
     async def _clone(self, output: CommandLog) -> CommandStatus:
+        """Fetch the source on the worker host, then put its files into the instance.
+
+        The instance needs neither git nor network access; the files land in
+        ``CIRRUS_WORKING_DIR``, as the agent's clone did.
+        """
         env = await self._env.for_command()
         if not has_source(env):
             await output.line(NO_SOURCE_MESSAGE)
             return CommandStatus.COMPLETED
-        # The clone script is the worker's own /bin/sh text, whatever shell the task picked.
-        env.pop(SHELL_VARIABLE, None)
-        return status_of_exit_code(await self._instance.run_script(clone_script(), env, output))
+        client = self._running.upstream.client
+        headers = call_headers(client, self._running.ref)
+        async with task_workspace(self._running.task_id) as workspace:
+            directory = workspace / "source"
+            try:
+                await fetch_source(
+                    env, directory, output, endpoint=client.endpoint, headers=headers
+                )
+            except CloneError as error:
+                await output.line(str(error))
+                return CommandStatus.FAILED
+            await self._instance.copy_in(str(directory), env[WORKING_DIR_VARIABLE])
+        return CommandStatus.COMPLETED
 
     async def _write_file(self, instruction: FileInstruction, output: CommandLog) -> CommandStatus:
         env = await self._env.for_command()

@@ -6,7 +6,7 @@ reads, so that the tests see what was read as well as what was handed out.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.storage.sqlite_store import SqliteStore
-from app.controller.long_poll import PollWaiters, QueueWatch
+from app.controller.long_poll import PollWaiters, QueuedNotice, QueueWatch
 from app.controller.scheduler_service import (
     FIRST_QUEUE_PAGE_SIZE,
     QUEUE_PAGE_SIZE,
     SchedulerService,
-    can_take_more,
-    with_tasks,
 )
+from app.controller.worker_capacity import can_take_more, with_tasks
 from domain.build import BuildSpec, TaskSpec, TaskStatus
 from domain.scheduling import QueuedTask, WorkerView, assign
 from domain.store import QueueSummary, TaskRecord
@@ -60,6 +59,7 @@ class Target:
 
     def __init__(self) -> None:
         self.delivered: list[str | None] = []
+        self.offered: list[list[str]] = []
 
     def deliver(self, worker_name: str | None) -> None:
         """Record."""
@@ -68,6 +68,14 @@ class Target:
     def waiting_workers(self) -> list[str]:
         """Nobody in particular."""
         return []
+
+    def busy_waiting_workers(self) -> list[str]:
+        """Nobody in particular."""
+        return []
+
+    async def deliver_queued(self, notices: Sequence[QueuedNotice]) -> None:
+        """Record the offered task ids."""
+        self.offered.append([notice.task_id for notice in notices])
 
 
 @pytest.fixture
@@ -173,24 +181,28 @@ async def test_excluded_tasks_are_passed_over_and_later_ones_handed_out(
     assert [task.id for task in claimed] == [ids[1], ids[3]]
 
 
-async def test_queue_watch_wakes_for_queued_and_requeued_tasks_but_not_for_claims(
+async def test_queue_watch_offers_queued_and_requeued_tasks_but_reads_nothing_for_claims(
     store: CountingStore,
 ) -> None:
     watch = QueueWatch(store)  # a real store underneath
     target = Target()
     await watch.check_once(target, [])
-    assert target.delivered == []
+    assert target.offered == []
     first, second = await _submit(store, TaskSpec("a"), TaskSpec("b"))
+    await store.inner.set_status(first, {TaskStatus.CREATED}, TaskStatus.SCHEDULED)
+    await store.inner.set_status(second, {TaskStatus.CREATED}, TaskStatus.SCHEDULED)
     await watch.check_once(target, [])
-    assert target.delivered == [None]
+    assert target.offered == [[first, second]]
+    reads = len(store.queue_reads)
     await store.inner.claim_task(first, "w1")
     await watch.check_once(target, [])
-    assert target.delivered == [None]
+    assert target.offered == [[first, second]]
+    assert len(store.queue_reads) == reads  # a claim shrinks the queue: nothing to read
     await store.inner.claim_task(second, "w1")
     await store.inner.release_worker("w1")
     await watch.check_once(target, [])
-    assert target.delivered == [None, None]
-    assert store.queue_reads == []
+    assert target.offered == [[first, second], [first, second]]  # both were never started
+    assert target.delivered == []  # nobody was woken wholesale
     assert store.summaries == 4
 
 

@@ -56,7 +56,7 @@ async def test_the_openapi_document_describes_the_call(controller: RunningContro
     document = (await controller.api("GET", "/openapi.json", token=None)).json()
 
     operation = document["paths"]["/api/v1/secrets/encrypt"]["post"]
-    assert set(operation["responses"]) == {"200", "400", "401", "413", "503"}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "413", "503"}
     assert document["components"]["schemas"]["SecretEncryption"]["required"] == ["value"]
 
 

@@ -268,7 +268,7 @@ async def test_the_openapi_document_describes_the_trigger(served: Served) -> Non
     document = (await served.controller.api("GET", "/openapi.json", token=None)).json()
 
     trigger = document["paths"]["/api/v1/tasks/{id}/trigger"]["post"]
-    assert set(trigger["responses"]) == {"200", "401", "404", "409", "503"}
+    assert set(trigger["responses"]) == {"200", "401", "403", "404", "409", "503"}
     assert {"alias", "allowFailures", "triggerType", "skipReason"} <= set(
         document["components"]["schemas"]["Task"]["properties"]
     )

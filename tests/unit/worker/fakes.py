@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from domain.errors import ControllerError, InstanceError, TransientControllerError
 from domain.modifiers import ResourceModifier
 from domain.ports import BackgroundProcess, Instance, OutputSink
 from domain.protocol import (
     AgentAwareTask,
+    ArtifactFileInfo,
+    ArtifactsCommit,
+    CacheInfo,
     CommandResult,
     CommandsResponse,
     PollRequest,
     PollResponse,
     RunningTasksStatus,
     TaskRef,
+    UploadUrl,
     WorkerInfo,
 )
 
@@ -171,6 +177,33 @@ class FakeController:
         self._enter("report_agent_finished")
         self.calls.append(("finished", tuple((r.name, r.status.name) for r in results)))
 
+    async def cache_info(
+        self, task: TaskRef, cache_key: str, prefixes: Sequence[str] = ()
+    ) -> CacheInfo | None:
+        self._enter("cache_info")
+        self.calls.append(("cache_info", (cache_key, tuple(prefixes))))
+        return None  # no caches: a cache instruction of this fake always misses
+
+    async def cache_download_urls(self, task: TaskRef, cache_key: str) -> tuple[str, ...]:
+        self._enter("cache_download_urls")
+        return ()
+
+    async def cache_upload_url(self, task: TaskRef, cache_key: str) -> UploadUrl:
+        self._enter("cache_upload_url")
+        self.calls.append(("cache_upload_url", cache_key))
+        return UploadUrl(url=f"/blobs/caches/{cache_key}")
+
+    async def artifact_upload_urls(
+        self, task: TaskRef, name: str, files: Sequence[ArtifactFileInfo]
+    ) -> tuple[UploadUrl, ...]:
+        self._enter("artifact_upload_urls")
+        self.calls.append(("artifact_upload_urls", (name, tuple(files))))
+        return tuple(UploadUrl(url=f"/blobs/artifacts/{name}/{f.path}") for f in files)
+
+    async def commit_artifacts(self, task: TaskRef, commit: ArtifactsCommit) -> None:
+        self._enter("commit_artifacts")
+        self.calls.append(("commit_artifacts", commit))
+
     async def aclose(self) -> None:
         self.closed = True
 
@@ -199,6 +232,7 @@ class FakeInstance:
         self.task_id = task_id
         self.scripts: list[tuple[str, dict[str, str]]] = []
         self.files: dict[str, bytes] = {}
+        self.copied: list[tuple[str, str]] = []
         self.background: list[FakeBackground] = []
         self.closed = False
         self.interrupted: list[str] = []
@@ -253,8 +287,39 @@ class FakeInstance:
     async def write_file(self, path: str, contents: bytes) -> None:
         self.files[path] = contents
 
+    async def copy_in(self, local_dir: str, remote_dir: str) -> None:
+        self.copied.append((local_dir, remote_dir))
+
+    def host_path(self, remote_path: str) -> str | None:
+        return None  # like a VM: files reach the worker only through copy_out
+
+    def _absolute(self, path: str) -> str:
+        return posixpath.normpath(posixpath.join(self.working_directory, path))
+
+    async def list_files(self, root: str) -> tuple[str, ...]:
+        prefix = self._absolute(root) + "/"
+        return tuple(
+            sorted(
+                self._absolute(p)[len(prefix) :]
+                for p in self.files
+                if self._absolute(p).startswith(prefix)
+            )
+        )
+
+    async def copy_out(self, remote_path: str, local_path: str) -> bool:
+        wanted = self._absolute(remote_path)
+        found = {p: c for p, c in self.files.items() if self._absolute(p) == wanted}
+        for contents in found.values():
+            await asyncio.to_thread(_write, Path(local_path), contents)
+        return bool(found)
+
     async def close(self) -> None:
         self.closed = True
+
+
+def _write(target: Path, contents: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(contents)
 
 
 class FakeInstances:

@@ -412,7 +412,7 @@ async def test_reports_survive_an_outage_and_arrive_in_order_after_recovery() ->
     assert await finish(rig, run) == 0
 
 
-async def test_file_exit_and_unsupported_instructions() -> None:
+async def test_file_exit_and_an_upload_of_an_unknown_cache() -> None:
     rig = Rig()
     rig.controller.commands["t1"] = CommandsResponse(
         environment={"KEY": "from-env", "DIR": "sub"},
@@ -443,7 +443,7 @@ async def test_file_exit_and_unsupported_instructions() -> None:
             ("al", "COMPLETED"),
         )
     ]
-    assert b"not supported" in rig.controller.logs("t1", "cache")
+    assert b"No cache found for x!" in rig.controller.logs("t1", "cache")
     assert b"MISSING" in rig.controller.logs("t1", "f3")
     assert await finish(rig, run) == 0
 

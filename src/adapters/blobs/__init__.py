@@ -1,0 +1,1 @@
+"""Blob store adapters: a local directory (default) and S3-compatible object storage."""

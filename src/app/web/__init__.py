@@ -1,0 +1,1 @@
+"""The controller's web interface: server-rendered pages, live updates (SSE) and badges."""
