@@ -65,7 +65,8 @@ gates: lint format typecheck imports
 
 # Debian packages and local images the integration tests use: podman, runc and a busybox
 # image for the container isolation; PostgreSQL for the store tests (each test run starts its
-# own private cluster on 127.0.0.1); systemd-analyze for the deploy-file tests;
+# own private cluster on 127.0.0.1); systemd-analyze for the deploy-file tests; git-lfs for
+# the CIRRUS_CLONE_LFS tests;
 # OpenSSH sshd for the Tart/Vetu simulators; Chromium and chromedriver for the web tests;
 # a QEMU Linux guest (kernel + initramfs) for the Vetu test that boots a real guest.
 system-deps:

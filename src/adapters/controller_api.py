@@ -37,6 +37,7 @@ from pydantic import (
 
 from adapters.controller_access import BuildRerun, TaskRerun, UserTokenCreated, UserTokenList
 from adapters.controller_artifacts import TaskArtifacts
+from adapters.controller_crons import CronEntry, CronList
 from domain.errors import CirrusError
 from domain.source import BuildSource, SourceError, source_from_json, source_to_json
 
@@ -354,6 +355,19 @@ class ControllerApiClient:
         body = {"failedOnly": failed_only}
         response = await self._send("POST", f"/builds/{_segment(build_id)}/rerun", json=body)
         return _parse(BuildRerun, response)
+
+    async def approve_build(self, build_id: str) -> BuildInfo:
+        """Approve a held build (a fork's pull request): its tasks start."""
+        response = await self._send("POST", f"/builds/{_segment(build_id)}/approve")
+        return _parse(BuildInfo, response)
+
+    async def add_cron(self, cron: Mapping[str, str]) -> CronEntry:
+        """Add (or replace) a cron: ``name``, ``repository``, ``branch``, ``expression``."""
+        return _parse(CronEntry, await self._send("POST", "/crons", json=dict(cron)))
+
+    async def list_crons(self) -> CronList:
+        """Return the crons."""
+        return _parse(CronList, await self._send("GET", "/crons"))
 
     async def create_token(self, role: str, name: str = "") -> UserTokenCreated:
         """Make a user token with ``role`` (the answer holds the token, once)."""

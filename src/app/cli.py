@@ -53,6 +53,7 @@ class LazyGroup(click.Group):
         "workers": "app.user_commands:workers",
         "secret": "app.secret_commands:secret",
         "repo": "app.repo_commands:repo",
+        "cron": "app.cron_commands:cron",
         "token": "app.token_commands:token",
         "controller": "app.controller_commands:controller",
         "run": "app.local_run:run",

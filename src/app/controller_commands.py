@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import resource
@@ -56,6 +57,7 @@ from adapters.storage.postgres_wakeups import PostgresWakeups
 from adapters.telemetry.controller_instruments import setup_controller_telemetry
 from app.controller.blobs_api import DEFAULT_BLOB_MAX_BYTES
 from app.controller.cache_service import CACHES_SECTION, parse_cache_limits
+from app.controller.forge_settings import FORGE_FILE_KEYS, ForgeSettings, forge_settings_of
 from app.controller.long_poll import QueuedNotice, QueueWatch, WakeRelay
 from app.controller.retention import SECTION as RETENTION_SECTION
 from app.controller.retention import RetentionSettings, parse_retention
@@ -116,6 +118,7 @@ FILE_KEYS = (
     WEB_SECTION,
     *CONFIG_LIMIT_KEYS,
     SNAPSHOT_MAX_BYTES_KEY,
+    *FORGE_FILE_KEYS,
 )
 
 
@@ -311,7 +314,8 @@ def read_controller_file(path: str) -> dict[str, str]:
                 raise ControllerSetupError(str(key), "must be true or false")
             values[key] = "true" if value else "false"
             continue
-        if not isinstance(value, str | int) or isinstance(value, bool):
+        # Numbers of seconds may be fractions (``forge-retry-initial-seconds: 0.5``).
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ControllerSetupError(str(key), "must be a string")
         values[key] = str(value)
     return values
@@ -408,6 +412,16 @@ async def open_controller_blobs(
         return await open_blob_store(settings, default_directory_of(target, os.environ), store)
     except ConfigError as error:
         raise ControllerSetupError(error.key, error.message) from None
+
+
+def _with_public_url(
+    settings: ForgeSettings, address: ListenAddress, sock: socket.socket
+) -> ForgeSettings:
+    """Return ``settings`` whose public URL defaults to the listen URL (its real port)."""
+    if settings.public_url:
+        return settings
+    listened = ListenAddress(address.host, sock.getsockname()[1])
+    return dataclasses.replace(settings, public_url=listened.url)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -551,6 +565,7 @@ async def _open_and_serve(
                 blob_max_bytes=limits.blobs.max_bytes or DEFAULT_BLOB_MAX_BYTES,
                 retention=limits.retention,
                 cache_limits=limits.caches,
+                forge=_with_public_url(limits.forge, address, sock),
             )
         )
         stop.attach(server)
@@ -677,6 +692,7 @@ def run(
                     blobs=blob_settings,
                     retention=retention,
                     caches=read_cache_limits(file),
+                    forge=forge_settings_of(values),
                 ),
             )
         )

@@ -298,6 +298,18 @@ def rerun_build(
         )
 
 
+@build.command(name="approve", cls=OneLineUsageCommand)
+@click.argument("build_id", metavar="ID")
+@api_options
+def approve_build(build_id: str, controller: str, token: str | None, as_json: bool) -> None:
+    """Approve a build of a pull request from a fork: its tasks start, with their secrets."""
+    answer = call_controller(controller, token, lambda client: client.approve_build(build_id))
+    if as_json:
+        click.echo(dumps(answer.document()))
+        return
+    click.echo(f"build {answer.id} approved: {answer.status}")
+
+
 # --- task -----------------------------------------------------------------------------------
 
 

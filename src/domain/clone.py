@@ -309,6 +309,9 @@ def git_environment(source: GitSource) -> dict[str, str]:
         "GIT_ASKPASS": "",
         "SSH_ASKPASS": "",
         "GCM_INTERACTIVE": "never",
+        # As on Cirrus CI, LFS files stay pointers unless CIRRUS_CLONE_LFS asks for them: a
+        # host whose git-lfs installed its filters globally would otherwise fetch them anyway.
+        "GIT_LFS_SKIP_SMUDGE": "1",
     }
     scope = credential_scope(source.url)
     if source.has_token and scope is not None:

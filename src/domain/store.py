@@ -170,6 +170,7 @@ class BuildRecord:
     tasks: tuple[TaskRecord, ...] = ()
     source: BuildSource = field(default_factory=BuildSource)
     earlier_attempts: tuple[TaskRecord, ...] = ()
+    submitted_by: str = ""  # the submitting token's name ("admin": the admin token; "": unknown)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "environment", frozen_str_map(self.environment))
@@ -249,9 +250,11 @@ class ControllerStore(SnapshotStore, Protocol):
 
     # --- builds ---------------------------------------------------------------------------
 
-    async def create_build(self, spec: BuildSpec, source: BuildSource | None = None) -> BuildRecord:
-        """Store a build, its source and its tasks, each with ``domain.build.initial_status``
-        (manual ones ``awaiting_trigger``)."""
+    async def create_build(
+        self, spec: BuildSpec, source: BuildSource | None = None, *, submitted_by: str = ""
+    ) -> BuildRecord:
+        """Store a build, its source, who submitted it and its tasks, each with
+        ``domain.build.initial_status`` (manual ones ``awaiting_trigger``)."""
         ...
 
     async def list_builds(
@@ -261,10 +264,13 @@ class ControllerStore(SnapshotStore, Protocol):
         status: TaskStatus | None = None,
         limit: int = 50,
         before: str = "",
+        *,
+        submitted_by: str = "",
     ) -> list[BuildRecord]:
         """Return up to ``limit`` builds, newest first, with their tasks: only those whose
-        source has ``repository``/``branch`` and whose status is ``status`` (when given), and
-        only builds older than build ``before`` (when given)."""
+        source has ``repository``/``branch``, whose status is ``status`` and that
+        ``submitted_by`` submitted (each when given), and only builds older than build
+        ``before`` (when given)."""
         ...
 
     async def get_build(self, build_id: str) -> BuildRecord | None:

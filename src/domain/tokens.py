@@ -94,6 +94,10 @@ class UserTokenStore(Protocol):
         """Return the role of the token with this hash (``None`` if there is none)."""
         ...
 
+    async def token_of_hash(self, token_hash: str) -> UserToken | None:
+        """Return the token with this hash, without it (``None`` if there is none)."""
+        ...
+
     async def list_user_tokens(self) -> list[UserToken]:
         """Return every user token, oldest first."""
         ...

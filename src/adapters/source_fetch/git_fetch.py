@@ -175,6 +175,12 @@ async def fetch_git(
         initial_wait=options.get("initial_wait", 1.0),
         max_wait=options.get("max_wait", 15.0),
     )
+    # Checked before cloning: git fails the checkout of LFS files on its own, less clearly,
+    # when the machine's git configuration names the missing git-lfs as a filter.
+    if source.lfs and shutil.which("git-lfs") is None:
+        raise CloneError(
+            "CIRRUS_CLONE_LFS is true, but git-lfs is not installed on the worker host"
+        )
     if source.depth > 0:
         await git.line(f"Limiting clone depth to {source.depth}!")
     target = str(directory)
@@ -193,10 +199,6 @@ async def fetch_git(
         await git.line(f"Hard resetting to {source.commit}...")
         await git.run(reset_step(source, target))
     for step in finishing_steps(source, target):
-        if step.args[2:3] == ("lfs",) and shutil.which("git-lfs") is None:
-            raise CloneError(
-                "CIRRUS_CLONE_LFS is true, but git-lfs is not installed on the worker host"
-            )
         await git.run(step)
     _, head = await git.capture("-C", target, "rev-parse", "HEAD")
     await git.line(f"Checked out {head} on {source.branch} branch.")

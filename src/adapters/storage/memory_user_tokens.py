@@ -24,6 +24,11 @@ class MemoryUserTokens:
         roles = [token.role for token, stored in self._tokens.values() if stored == token_hash]
         return roles[0] if roles else None
 
+    async def token_of_hash(self, token_hash: str) -> UserToken | None:
+        """Return the token with this hash, without it (``None`` if there is none)."""
+        found = [token for token, stored in self._tokens.values() if stored == token_hash]
+        return found[0] if found else None
+
     async def list_user_tokens(self) -> list[UserToken]:
         """Return every user token, oldest first."""
         return [token for token, _ in self._tokens.values()]

@@ -14,10 +14,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, 
 from psycopg.rows import dict_row
 
 from adapters.storage import build_listing, postgres_attempts, postgres_logs, postgres_tasks
+from adapters.storage.forge_tables import ForgeTables
 from adapters.storage.log_chunks import check_log_range
 from adapters.storage.policy_json import dumps_policy
 from adapters.storage.postgres_artifacts import PostgresArtifacts
 from adapters.storage.postgres_connection import Connection, PostgresDatabase
+from adapters.storage.postgres_forge import postgres_forge_tables
 from adapters.storage.postgres_migrations import POSTGRES_MIGRATIONS
 from adapters.storage.postgres_repositories import PostgresRepositories
 from adapters.storage.postgres_rows import load_task, load_tasks, load_workers
@@ -88,6 +90,10 @@ class PostgresStore:
         """Return the artifacts, test results and cache index on this store's database."""
         return PostgresArtifacts(self._db)
 
+    def forge(self) -> ForgeTables:
+        """Return the forge tables (webhooks, statuses, approvals, crons) on this pool."""
+        return postgres_forge_tables(self._db, self._clock)
+
     def repositories(self) -> PostgresRepositories:
         """Return the registry of repositories on this store's pool."""
         return PostgresRepositories(self._db, self._clock)
@@ -98,12 +104,14 @@ class PostgresStore:
 
     # --- builds ---------------------------------------------------------------------------
 
-    async def create_build(self, spec: BuildSpec, source: BuildSource | None = None) -> BuildRecord:
+    async def create_build(
+        self, spec: BuildSpec, source: BuildSource | None = None, *, submitted_by: str = ""
+    ) -> BuildRecord:
         """Store a build, its source and its tasks, each with ``domain.build.initial_status``."""
         now = self._clock.now()
 
         async def create(db: Connection) -> BuildRecord:
-            key = await postgres_tasks.insert_build(db, spec, now, source)
+            key = await postgres_tasks.insert_build(db, spec, now, source, submitted_by)
             build = await postgres_tasks.load_build(db, key)
             assert build is not None  # inserted in this very transaction
             return build
@@ -117,12 +125,16 @@ class PostgresStore:
         status: TaskStatus | None = None,
         limit: int = 50,
         before: str = "",
+        *,
+        submitted_by: str = "",
     ) -> list[BuildRecord]:
         """Return up to ``limit`` builds, newest first, of a repository, branch and status
         (each only when given), older than build ``before`` (when given)."""
 
         async def page(db: Connection, before_key: int | None, count: int) -> list[BuildRecord]:
-            keys = await postgres_tasks.build_keys(db, repository, branch, before_key, count)
+            keys = await postgres_tasks.build_keys(
+                db, repository, branch, before_key, count, submitted_by
+            )
             builds = [await postgres_tasks.load_build(db, key) for key in keys]
             return [build for build in builds if build is not None]
 

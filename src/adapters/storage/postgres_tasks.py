@@ -30,12 +30,17 @@ _OCCUPYING = "worker = %s AND stopped_at IS NULL"
 
 
 async def insert_build(
-    connection: Connection, spec: BuildSpec, now: float, source: BuildSource | None = None
+    connection: Connection,
+    spec: BuildSpec,
+    now: float,
+    source: BuildSource | None = None,
+    submitted_by: str = "",
 ) -> int:
-    """Insert a build, its source and its tasks; return the build's key."""
+    """Insert a build, its source, its submitter and its tasks; return the build's key."""
     cursor = await connection.execute(
-        "INSERT INTO builds (environment, created_at, source) VALUES (%s, %s, %s) RETURNING id",
-        (dumps_str_map(spec.environment), now, dumps_source(source)),
+        "INSERT INTO builds (environment, created_at, source, submitted_by) "
+        "VALUES (%s, %s, %s, %s) RETURNING id",
+        (dumps_str_map(spec.environment), now, dumps_source(source), submitted_by),
     )
     row = await cursor.fetchone()
     assert row is not None  # INSERT … RETURNING gives the row it inserted
@@ -65,7 +70,8 @@ async def insert_build(
 async def load_build(connection: Connection, key: int) -> BuildRecord | None:
     """Return a build with its tasks in configuration order."""
     cursor = await connection.execute(
-        "SELECT id, environment, created_at, source FROM builds WHERE id = %s", (key,)
+        "SELECT id, environment, created_at, source, submitted_by FROM builds WHERE id = %s",
+        (key,),
     )
     row = await cursor.fetchone()
     if row is None:
@@ -76,19 +82,28 @@ async def load_build(connection: Connection, key: int) -> BuildRecord | None:
         created_at=float(row[2]),
         tasks=tuple(await load_tasks(connection, "build_id = %s", (key,), order="position")),
         source=loads_source(row[3]),
+        submitted_by=str(row[4]),
     )
 
 
 async def build_keys(
-    connection: Connection, repository: str, branch: str, before: int | None, limit: int
+    connection: Connection,
+    repository: str,
+    branch: str,
+    before: int | None,
+    limit: int,
+    submitted_by: str = "",
 ) -> list[int]:
-    """Return the keys of up to ``limit`` builds, newest first, of a repository and branch
-    (``""``: any) older than ``before`` (``None``: any)."""
+    """Return the keys of up to ``limit`` builds, newest first, of a repository, branch and
+    submitter (``""``: any) older than ``before`` (``None``: any)."""
     conditions, parameters = ["TRUE"], list[object]()
     for field, value in (("repository", repository), ("branch", branch)):
         if value:
             conditions.append(f"(source::jsonb ->> '{field}') = %s")
             parameters.append(value)
+    if submitted_by:
+        conditions.append("submitted_by = %s")
+        parameters.append(submitted_by)
     if before is not None:
         conditions.append("id < %s")
         parameters.append(before)

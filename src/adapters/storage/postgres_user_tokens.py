@@ -11,6 +11,7 @@ from adapters.storage.postgres_connection import Connection, PostgresDatabase
 from adapters.storage.user_token_rows import (
     INSERT_TOKEN,
     SELECT_ALL,
+    SELECT_BY_HASH,
     SELECT_ROLE,
     stored_role,
     token_from_row,
@@ -51,6 +52,17 @@ class PostgresUserTokens:
             await cursor.execute(SELECT_ROLE.format(p=_P), (token_hash,))
             row = await cursor.fetchone()
             return None if row is None else stored_role(row["role"])
+
+        return await self._db.read_statement(read)
+
+    async def token_of_hash(self, token_hash: str) -> UserToken | None:
+        """Return the token with this hash, without it (``None`` if there is none)."""
+
+        async def read(db: Connection) -> UserToken | None:
+            cursor = db.cursor(row_factory=dict_row)
+            await cursor.execute(SELECT_BY_HASH.format(p=_P), (token_hash,))
+            row = await cursor.fetchone()
+            return None if row is None else token_from_row(row)
 
         return await self._db.read_statement(read)
 

@@ -198,6 +198,73 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        9,
+        "forges: webhook_deliveries, status_outbox, status_watches, build_approvals, cron_jobs",
+        (
+            # Forge webhooks (issue 17): each delivery once, by the forge's delivery id.
+            """CREATE TABLE webhook_deliveries (
+                delivery_id TEXT PRIMARY KEY,
+                forge TEXT NOT NULL,
+                event TEXT NOT NULL,
+                repository TEXT NOT NULL DEFAULT '',
+                build_id TEXT NOT NULL DEFAULT '',
+                received_at REAL NOT NULL
+            )""",
+            # Commit statuses to post, in id order per (repository, commit_sha, context);
+            # next_attempt_at doubles as the claim of the controller posting a row.
+            """CREATE TABLE status_outbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                repository TEXT NOT NULL,
+                commit_sha TEXT NOT NULL,
+                context TEXT NOT NULL,
+                state TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                target_url TEXT NOT NULL DEFAULT '',
+                created_at REAL NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at REAL NOT NULL,
+                last_error TEXT NOT NULL DEFAULT '',
+                sent_at REAL
+            )""",
+            "CREATE INDEX status_outbox_unsent ON status_outbox (id) WHERE sent_at IS NULL",
+            # Builds whose statuses go to a forge; reported: JSON {context: state} enqueued.
+            """CREATE TABLE status_watches (
+                build_id TEXT PRIMARY KEY,
+                repository TEXT NOT NULL,
+                commit_sha TEXT NOT NULL,
+                reported TEXT NOT NULL DEFAULT '{}',
+                finished INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL
+            )""",
+            # Builds of fork pull requests: their tasks wait until approved_at is set.
+            """CREATE TABLE build_approvals (
+                build_id TEXT PRIMARY KEY,
+                reason TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                approved_at REAL,
+                approved_by TEXT NOT NULL DEFAULT ''
+            )""",
+            # next_run: the next time the cron is due; claimed by UPDATE ... WHERE next_run = old.
+            """CREATE TABLE cron_jobs (
+                repository TEXT NOT NULL,
+                name TEXT NOT NULL,
+                branch TEXT NOT NULL,
+                expression TEXT NOT NULL,
+                next_run REAL NOT NULL,
+                last_run REAL,
+                last_build_id TEXT NOT NULL DEFAULT '',
+                last_error TEXT NOT NULL DEFAULT '',
+                created_at REAL NOT NULL,
+                PRIMARY KEY (repository, name)
+            )""",
+        ),
+    ),
+    Migration(
+        10,
+        "builds.submitted_by: the name of the token that submitted a build (web 'mine')",
+        ("ALTER TABLE builds ADD COLUMN submitted_by TEXT NOT NULL DEFAULT ''",),
+    ),
 )
 
 

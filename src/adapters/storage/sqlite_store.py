@@ -13,12 +13,14 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, 
 from pathlib import Path
 
 from adapters.storage import build_listing, sqlite_attempts, sqlite_logs, sqlite_tasks
+from adapters.storage.forge_tables import ForgeTables
 from adapters.storage.log_chunks import check_log_range
 from adapters.storage.policy_json import dumps_policy
 from adapters.storage.schema_versions import Migration
 from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
 from adapters.storage.sqlite_artifacts import SqliteArtifacts
 from adapters.storage.sqlite_connection import SqliteConnection
+from adapters.storage.sqlite_forge import sqlite_forge_tables
 from adapters.storage.sqlite_migrations import SQLITE_MIGRATIONS
 from adapters.storage.sqlite_repositories import SqliteRepositories
 from adapters.storage.sqlite_rows import load_task, load_tasks, load_workers
@@ -83,6 +85,10 @@ class SqliteStore:
         """Return the artifacts, test results and cache index on this store's database."""
         return SqliteArtifacts(self._db)
 
+    def forge(self) -> ForgeTables:
+        """Return the forge tables (webhooks, statuses, approvals, crons) on this connection."""
+        return sqlite_forge_tables(self._db, self._clock)
+
     def repositories(self) -> SqliteRepositories:
         """Return the registry of repositories on this store's connection."""
         return SqliteRepositories(self._db, self._clock)
@@ -93,12 +99,16 @@ class SqliteStore:
 
     # --- builds ---------------------------------------------------------------------------
 
-    async def create_build(self, spec: BuildSpec, source: BuildSource | None = None) -> BuildRecord:
+    async def create_build(
+        self, spec: BuildSpec, source: BuildSource | None = None, *, submitted_by: str = ""
+    ) -> BuildRecord:
         """Store a build, its source and its tasks, each with ``domain.build.initial_status``."""
         now = self._clock.now()
 
         def create(db: sqlite3.Connection) -> BuildRecord:
-            build = sqlite_tasks.load_build(db, sqlite_tasks.insert_build(db, spec, now, source))
+            build = sqlite_tasks.load_build(
+                db, sqlite_tasks.insert_build(db, spec, now, source, submitted_by)
+            )
             assert build is not None  # inserted in this very transaction
             return build
 
@@ -111,12 +121,14 @@ class SqliteStore:
         status: TaskStatus | None = None,
         limit: int = 50,
         before: str = "",
+        *,
+        submitted_by: str = "",
     ) -> list[BuildRecord]:
         """Return up to ``limit`` builds, newest first, of a repository, branch and status
         (each only when given), older than build ``before`` (when given)."""
 
         def page(db: sqlite3.Connection, before_key: int | None, count: int) -> list[BuildRecord]:
-            keys = sqlite_tasks.build_keys(db, repository, branch, before_key, count)
+            keys = sqlite_tasks.build_keys(db, repository, branch, before_key, count, submitted_by)
             return [build for key in keys if (build := sqlite_tasks.load_build(db, key))]
 
         return await build_listing.list_builds(

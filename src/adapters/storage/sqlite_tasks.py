@@ -28,12 +28,16 @@ _OCCUPYING = "worker = ? AND stopped_at IS NULL"
 
 
 def insert_build(
-    connection: sqlite3.Connection, spec: BuildSpec, now: float, source: BuildSource | None = None
+    connection: sqlite3.Connection,
+    spec: BuildSpec,
+    now: float,
+    source: BuildSource | None = None,
+    submitted_by: str = "",
 ) -> int:
-    """Insert a build, its source and its tasks; return the build's key."""
+    """Insert a build, its source, its submitter and its tasks; return the build's key."""
     cursor = connection.execute(
-        "INSERT INTO builds (environment, created_at, source) VALUES (?, ?, ?)",
-        (dumps_str_map(spec.environment), now, dumps_source(source)),
+        "INSERT INTO builds (environment, created_at, source, submitted_by) VALUES (?, ?, ?, ?)",
+        (dumps_str_map(spec.environment), now, dumps_source(source), submitted_by),
     )
     build_key = cursor.lastrowid
     assert build_key is not None  # an INSERT into a rowid table always sets it
@@ -66,19 +70,28 @@ def load_build(connection: sqlite3.Connection, key: int) -> BuildRecord | None:
         created_at=float(row["created_at"]),
         tasks=tuple(load_tasks(connection, "build_id = ?", (key,), order="position")),
         source=loads_source(row["source"]),
+        submitted_by=str(row["submitted_by"]),
     )
 
 
 def build_keys(
-    connection: sqlite3.Connection, repository: str, branch: str, before: int | None, limit: int
+    connection: sqlite3.Connection,
+    repository: str,
+    branch: str,
+    before: int | None,
+    limit: int,
+    submitted_by: str = "",
 ) -> list[int]:
-    """Return the keys of up to ``limit`` builds, newest first, of a repository and branch
-    (``""``: any) older than ``before`` (``None``: any)."""
+    """Return the keys of up to ``limit`` builds, newest first, of a repository, branch and
+    submitter (``""``: any) older than ``before`` (``None``: any)."""
     conditions, parameters = ["1"], list[object]()
     for field, value in (("repository", repository), ("branch", branch)):
         if value:
             conditions.append(f"json_extract(source, '$.{field}') = ?")
             parameters.append(value)
+    if submitted_by:
+        conditions.append("submitted_by = ?")
+        parameters.append(submitted_by)
     if before is not None:
         conditions.append("id < ?")
         parameters.append(before)

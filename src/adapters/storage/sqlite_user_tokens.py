@@ -11,6 +11,7 @@ from adapters.storage.sqlite_connection import SqliteConnection
 from adapters.storage.user_token_rows import (
     INSERT_TOKEN,
     SELECT_ALL,
+    SELECT_BY_HASH,
     SELECT_ROLE,
     stored_role,
     token_from_row,
@@ -43,6 +44,15 @@ class SqliteUserTokens:
         def read(db: sqlite3.Connection) -> Role | None:
             row = db.execute(SELECT_ROLE.format(p=_P), (token_hash,)).fetchone()
             return None if row is None else stored_role(row["role"])
+
+        return await self._db.read(read)
+
+    async def token_of_hash(self, token_hash: str) -> UserToken | None:
+        """Return the token with this hash, without it (``None`` if there is none)."""
+
+        def read(db: sqlite3.Connection) -> UserToken | None:
+            row = db.execute(SELECT_BY_HASH.format(p=_P), (token_hash,)).fetchone()
+            return None if row is None else token_from_row(row)
 
         return await self._db.read(read)
 

@@ -15,6 +15,7 @@ INSERT_TOKEN = (
     "RETURNING id, name, role, created_at"
 )
 SELECT_ROLE = "SELECT role FROM user_tokens WHERE token_hash = {p}"
+SELECT_BY_HASH = "SELECT id, name, role, created_at FROM user_tokens WHERE token_hash = {p}"
 SELECT_ALL = "SELECT id, name, role, created_at FROM user_tokens ORDER BY id"
 
 

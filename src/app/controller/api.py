@@ -7,7 +7,6 @@ route needs (``app.controller.api_guard``: the admin token, or a user token); er
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,23 +18,17 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from adapters.cirrus_config.limits import MAX_BYTES_KEY, ConfigLimitError, ConfigLimits
-from adapters.cirrus_config.parse_build import parse_build
 from adapters.cirrus_config.starlark import SourceFiles
 from adapters.secrets import SecretCipher
 from adapters.twirp.codec import encode_isolation
 from app.controller.api_guard import guarded as role_guarded
-from app.controller.auth import ApiAccess, TokenHash
-from app.controller.build_sources import (
-    build_environment,
-    build_query,
-    resolve_source,
-    starlark_files,
-)
+from app.controller.auth import ApiAccess, TokenHash, bearer_token
+from app.controller.build_creation import BuildCreator, BuildRequest, ParseSettings
+from app.controller.build_sources import build_query, resolve_source
 from app.controller.openapi import OPENAPI_DOCUMENT
 from app.controller.request_body import BodyError, parse_json, read_capped
 from app.controller.scheduler_service import SchedulerService
 from app.controller.secrets_api import encrypt_secret
-from domain.auto_cancellation import superseded_tasks
 from domain.build import BuildConfigError, BuildSpec, TaskStatus
 from domain.cirrus_config.context import InstanceResolver
 from domain.repositories import CLONE_TOKEN_REFUSED, CLONE_TOKEN_VARIABLE
@@ -50,9 +43,6 @@ MANUAL_TRIGGER_REASON = "waiting for a manual trigger"
 
 
 log = logging.getLogger("cirrus.controller")
-
-SUPERSEDED_BUILDS_CHECKED = 100
-"""How many of a branch's latest builds a new build looks at for ``auto_cancellation``."""
 
 BODY_OVERHEAD_BYTES = 64 * 1024
 """What a build's body may hold besides its two texts (the environment, JSON syntax)."""
@@ -201,6 +191,17 @@ class ControllerApi:
         # ``cirrus run TASK``: keeps the named task and its dependencies (a BuildConfigError,
         # answered 400, for an unknown name). None everywhere else.
         self._build_filter = build_filter
+        # Why a build's tasks wait for an approval (a fork's pull request; set by
+        # ``app.controller.forge_setup``), or None.
+        self.approval_wait: Callable[[str], Awaitable[str | None]] | None = None
+        # The one path from a configuration to a scheduled build (webhooks and crons share it).
+        self.builds = BuildCreator(
+            store,
+            scheduler,
+            ParseSettings(
+                secrets, instances, starlark_http, starlark_files, self._limits, build_filter
+            ),
+        )
 
     def routes(self) -> list[Route]:
         """Return the API's routes."""
@@ -260,53 +261,24 @@ class ControllerApi:
             source = await resolve_source(self._store, submission.source)
         except SourceError as error:
             return error_response(400, f"invalid request body: {error}")
+        # Who submitted it: the web builds list's "mine" filter.
+        who = await self.access.identity_of(bearer_token(request.headers.get("authorization")))
+        request_ = BuildRequest(
+            submission.config,
+            submission.environment,
+            submission.starlark,
+            source,
+            submitted_by=who[0] if who else "",
+        )
         try:
-            files = starlark_files(self._store, source, submission.starlark, self._starlark_files)
-            async with files as readable:
-                # In a thread: a .cirrus.star may compute (or call ``http``) for a while, and
-                # the controller keeps answering its workers meanwhile.
-                spec = await asyncio.to_thread(
-                    parse_build,
-                    submission.config,
-                    build_environment(source, submission.environment),
-                    starlark=submission.starlark,
-                    secrets=self.secrets,
-                    instances=self.instances,
-                    allow_http=self._starlark_http,
-                    files=readable,
-                    limits=self._limits,
-                    changed_files=None if source is None else source.changed_files,
-                )
+            current = await self.builds.create(request_)
         except ConfigLimitError as error:
             return error_response(413 if error.too_large else 400, str(error))
         except BuildConfigError as error:
             return error_response(400, str(error))
         except RecursionError:
-            # A .cirrus.star can still build a value nested deeper than any YAML may be.
             return error_response(400, "the configuration is nested too deeply")
-        if self._build_filter is not None:
-            try:
-                spec = self._build_filter(spec)
-            except BuildConfigError as error:
-                return error_response(400, str(error))
-        build = await self._store.create_build(spec, source)
-        await self._cancel_superseded(build)
-        await self._scheduler.advance_build(build.id)
-        await self._scheduler.build_submitted(build.id)
-        current = await self._store.get_build(build.id) or build
         return JSONResponse(build_json(current), status_code=201)
-
-    async def _cancel_superseded(self, build: BuildRecord) -> None:
-        """Cancel the ``auto_cancellation`` tasks of older builds of the same branch or PR."""
-        source = build.source
-        if not source.repository or not (source.branch or source.pr is not None):
-            return
-        older = await self._store.list_builds(
-            source.repository, source.branch, None, SUPERSEDED_BUILDS_CHECKED, build.id
-        )
-        for task_id in superseded_tasks(build, older):
-            log.info("task %s: cancelled, build %s supersedes it", task_id, build.id)
-            await self._scheduler.cancel(task_id)
 
     async def list_builds(self, request: Request) -> Response:
         """``GET /api/v1/builds``: ``{"builds": [...]}``, newest first, filtered."""
@@ -336,6 +308,10 @@ class ControllerApi:
             body["pendingReason"] = await self._scheduler.pending_reason(task)
         elif task.waiting_for_trigger:
             body["pendingReason"] = MANUAL_TRIGGER_REASON
+        elif task.status is TaskStatus.CREATED and (
+            approval := self.approval_wait and await self.approval_wait(task.build_id)
+        ):
+            body["pendingReason"] = approval
         elif task.status is TaskStatus.CREATED:
             waiting = ", ".join(task.spec.depends_on)
             body["pendingReason"] = f"waiting for {waiting} to complete"

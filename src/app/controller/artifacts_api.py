@@ -5,7 +5,8 @@
   "message"}], "notices": [...]}}``, ``tests`` null when the task has no JUnit artifact.
 * ``GET /api/v1/tasks/{id}/artifacts/{name}/{path}`` streams one file from the blob store.
 
-Both want the admin token, like the rest of the API.
+Both want a token with the ``viewer`` role at least (the admin token, or a user token), like
+the rest of the API (``api_guard``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app.controller.auth import TokenHash, admin_authorized
+from app.controller.api_guard import guarded
+from app.controller.auth import ApiAccess
 from domain.artifacts import ArtifactRecord, ArtifactStore, TestResults
 from domain.blobs import BlobStore
-from domain.store import ControllerStore, StoreError
+from domain.store import ControllerStore
+from domain.tokens import Role
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -80,12 +83,12 @@ class ArtifactsApi:
         artifacts: ArtifactStore,
         blobs: BlobStore,
         *,
-        admin_token: TokenHash,
+        access: ApiAccess,
     ) -> None:
         self._store = store
         self._artifacts = artifacts
         self._blobs = blobs
-        self._admin_token = admin_token
+        self._access = access
 
     def routes(self) -> list[Route]:
         """Return the routes."""
@@ -103,17 +106,7 @@ class ArtifactsApi:
         ]
 
     def _guarded(self, endpoint: Endpoint) -> Endpoint:
-        async def guarded(request: Request) -> Response:
-            if not admin_authorized(request.headers.get("authorization"), self._admin_token):
-                response = _error(401, "missing or wrong admin token (Bearer)")
-                response.headers["WWW-Authenticate"] = "Bearer"
-                return response
-            try:
-                return await endpoint(request)
-            except StoreError:
-                return _error(503, "the controller's database failed")
-
-        return guarded
+        return guarded(self._access, Role.VIEWER, endpoint)
 
     async def list_artifacts(self, request: Request) -> Response:
         """``GET /api/v1/tasks/{id}/artifacts``."""

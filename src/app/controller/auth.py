@@ -152,6 +152,10 @@ def admin_authorized(authorization: str | None, admin_token: TokenHash) -> bool:
     return admin_token.matches(bearer_token(authorization))
 
 
+ADMIN_IDENTITY = "admin"
+"""Who the admin token is, as builds record their submitter."""
+
+
 class ApiAccess:
     """Says which role a token has: the admin token is ``admin``; a user token has the role
     it was made with (looked up by its hash in ``tokens``); anything else has none."""
@@ -174,3 +178,15 @@ class ApiAccess:
     async def role_of_header(self, authorization: str | None) -> Role | None:
         """Return the role of the Bearer token of an ``Authorization`` header."""
         return await self.role_of(bearer_token(authorization))
+
+    async def identity_of(self, token: str) -> tuple[str, Role] | None:
+        """Return who ``token`` is: ``("admin", ADMIN)`` for the admin token, a user token's
+        name (``token #<id>`` when it has none) and role; ``None`` for no token of this one."""
+        if not token:
+            return None
+        if self.admin_token.matches(token):
+            return ADMIN_IDENTITY, Role.ADMIN
+        if self.tokens is None:
+            return None
+        found = await self.tokens.token_of_hash(hash_token(token))
+        return None if found is None else (found.name or f"token #{found.id}", found.role)

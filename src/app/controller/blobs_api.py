@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -87,6 +87,11 @@ class BlobsApi:
             )
         except _TooLarge:
             return self._too_large()
+        except ClientDisconnect:
+            # A client killed mid-upload: nothing was published (``put`` dropped its temporary
+            # file); a line, not a traceback. Nobody reads the answer.
+            log.warning("upload of blob %s abandoned: the client went away", key)
+            return _error(400, "the client went away during the upload")
         except BlobIntegrityError as error:
             return _error(422, str(error))
         except InvalidBlobKey as error:

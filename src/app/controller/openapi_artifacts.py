@@ -25,7 +25,7 @@ def _path_parameter(name: str, description: str = "") -> dict[str, Any]:
     return parameter
 
 
-_UNAUTHORIZED = _error("missing or wrong admin token")
+_UNAUTHORIZED = _error("missing or wrong token (the admin token or a user token)")
 
 ARTIFACT_PATHS: dict[str, Any] = {
     "/api/v1/tasks/{id}/artifacts": {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from app.controller.liveness import LivenessSweeps
 from app.controller.long_poll import PollTicket, PollWaiters
@@ -88,6 +88,10 @@ class SchedulerService(LivenessSweeps):
         # its own or of its database (``domain.scheduling.silence``).
         self._watching_since = clock.now()
         self._store_failed = False
+        # Forges (``app.controller.forge_setup``): whether a build's tasks wait for an
+        # approval (a fork's pull request), and a nudge for the commit status reporter.
+        self.approval_gate: Callable[[str], Awaitable[bool]] | None = None
+        self.on_change: Callable[[], None] | None = None
 
     # --- workers ----------------------------------------------------------------------------
 
@@ -116,6 +120,8 @@ class SchedulerService(LivenessSweeps):
         return [await self.worker_view(w) for w in workers]
 
     def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
         # What tasks wait for may have changed: the refresher reads the store again soon.
         if self.metrics_refresher is not None:
             self.metrics_refresher.request()
@@ -337,6 +343,8 @@ class SchedulerService(LivenessSweeps):
             for task, indices in zip(tasks, positions, strict=True)
         }
         held = {task.id for task in tasks if task.awaiting_trigger}
+        if self.approval_gate is not None and await self.approval_gate(build_id):
+            held = {task.id for task in tasks}
         by_id = {task.id: task for task in tasks}
         queued: list[QueuedTask] = []
         for task_id, status in advance_dependencies(statuses, depends_on, held).items():

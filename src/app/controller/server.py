@@ -35,6 +35,8 @@ from app.controller.auth import ApiAccess, TokenHash, WorkerAuthenticator
 from app.controller.blob_calls import BlobCalls
 from app.controller.blobs_api import DEFAULT_BLOB_MAX_BYTES, BlobsApi
 from app.controller.cache_service import CacheService
+from app.controller.forge_settings import ForgeSettings
+from app.controller.forge_setup import forge_parts
 from app.controller.long_poll import PollWaiters
 from app.controller.metrics import DEFAULT_REFRESH_SECONDS, ControllerMetrics
 from app.controller.repositories_api import RepositoriesApi
@@ -81,6 +83,7 @@ class ControllerLimits:
     retention: RetentionSettings = field(default_factory=RetentionSettings)  # ``retention:``
     caches: CacheLimits = field(default_factory=CacheLimits)  # ``caches:``
     web_public: bool = False  # ``web: {public: true}``: pages readable without login
+    forge: ForgeSettings = field(default_factory=ForgeSettings)  # public-url, forge-*, cron-*
 
 
 def default_offline_after(poll_interval_seconds: int) -> float:
@@ -133,6 +136,7 @@ def create_app(
     retention: RetentionSettings | None = None,
     cache_limits: CacheLimits | None = None,
     web_public: bool = False,
+    forge: ForgeSettings | None = None,
 ) -> Starlette:
     """Return the controller app: ``/twirp/...``, ``/api/v1/...``, ``/openapi.json``, ``/healthz``.
 
@@ -164,7 +168,8 @@ def create_app(
     Twirp calls and ``/api/v1/tasks/{id}/artifacts`` are served; ``cache_limits`` bounds each
     cache and each repository's total (least recently used caches are evicted).
     The web interface (``app.web``) is served at ``/``; ``web_public`` shows its builds and
-    logs without login, read-only.
+    logs without login, read-only. ``forge`` sets the webhooks', commit statuses' and crons'
+    public URL, retries and intervals (``app.controller.forge_setup``).
     """
     if not 1 <= poll_interval_seconds <= 3600:
         raise ValueError(f"poll_interval_seconds must be 1..3600, got {poll_interval_seconds}")
@@ -240,8 +245,28 @@ def create_app(
             clock=the_clock,
         )
 
-    web = WebInterface(store, scheduler, expected_admin, public=web_public, access=access)
+    web = WebInterface(
+        store,
+        scheduler,
+        expected_admin,
+        public=web_public,
+        access=access,
+        artifacts=artifacts,
+        blobs=blobs,
+    )
     runtime = ControllerRuntime(scheduler, waiters, sweep_every_seconds=sweep_every, web=web)
+    forges = forge_parts(
+        store,
+        api,
+        twirp,
+        scheduler,
+        repositories,
+        cipher,
+        access,
+        the_clock,
+        forge or ForgeSettings(),
+        web=web,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -252,6 +277,7 @@ def create_app(
             background.append(asyncio.create_task(refresher.run(metrics_refresh_seconds)))
         if blobs is not None:
             background.append(asyncio.create_task(_retention(store, blobs).run()))
+        background.extend(asyncio.create_task(loop()) for loop in forges.loops)
         try:
             yield
         finally:
@@ -268,6 +294,7 @@ def create_app(
         *RepositoriesApi(repositories, cipher, expected_admin, access=access).routes(),
         *RerunsApi(store, scheduler, access).routes(),
         *TokensApi(user_tokens, access).routes(),
+        *forges.routes,
         *SnapshotsApi(
             store,
             admin_token=expected_admin,
@@ -277,7 +304,7 @@ def create_app(
         ).routes(),
     ]
     if blobs is not None and artifacts is not None:
-        routes.extend(ArtifactsApi(store, artifacts, blobs, admin_token=expected_admin).routes())
+        routes.extend(ArtifactsApi(store, artifacts, blobs, access=access).routes())
     if isinstance(blobs, FilesystemBlobStore):
         routes.extend(BlobsApi(blobs, blobs.signer, max_bytes=blob_max_bytes).routes())
     if metrics is not None and metrics.prometheus_enabled:
@@ -293,6 +320,7 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.controller = runtime
     app.state.blobs = blobs
+    app.state.forge = forges  # its cron runner and status reporter, for tests
     return app
 
 

@@ -140,6 +140,9 @@ class TwirpServices:
         self._secrets: SecretReader = secrets if secrets is not None else NoSecrets()
         # The registered repositories, whose clone tokens tasks get (None: no registry).
         self._clone_tokens = CloneTokens(repositories, self._secrets)
+        # Why a build waits for an approval (a fork's pull request; ``forge_setup`` sets it):
+        # such a task never gets its secrets, even if a worker got hold of it.
+        self.approval_wait: Callable[[str], Awaitable[str | None]] | None = None
         self._scheduler = scheduler
         self._waiters = waiters
         self._auth = auth
@@ -317,6 +320,8 @@ class TwirpServices:
         task = await self._store.get_task(assignment.id)
         if task is None:
             raise TwirpError("not_found", f"task {assignment.id} does not exist")
+        if self.approval_wait is not None and (wait := await self.approval_wait(task.build_id)):
+            raise TwirpError("failed_precondition", f"task {task.id}: {wait}")
         build_environment = await self._store.build_environment(task.build_id) or {}
         # The build's repository, not the task's environment: a task must not pick the
         # repository whose secrets it gets.

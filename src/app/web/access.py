@@ -35,6 +35,7 @@ class Session:
     role: Role | None = None
     csrf: str = ""
     expires: float = 0.0
+    user: str = ""  # the token's name, as builds record their submitter ("admin": admin token)
 
 
 ANONYMOUS = Session()
@@ -82,10 +83,10 @@ class SessionCodec:
     def _sign(self, data: bytes) -> str:
         return hmac.new(self._key, data, hashlib.sha256).hexdigest()
 
-    def issue(self, role: Role, now: float) -> tuple[str, Session]:
-        """Return a new session's cookie value and the session."""
-        session = Session(role, secrets.token_urlsafe(24), now + SESSION_SECONDS)
-        body = {"role": role.value, "csrf": session.csrf, "exp": session.expires}
+    def issue(self, role: Role, now: float, user: str = "") -> tuple[str, Session]:
+        """Return a new session's cookie value and the session (``user``: the token's name)."""
+        session = Session(role, secrets.token_urlsafe(24), now + SESSION_SECONDS, user)
+        body = {"role": role.value, "csrf": session.csrf, "exp": session.expires, "user": user}
         body["tok"] = self._token_mark
         payload = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
         return f"{payload}.{self._sign(payload.encode())}", session
@@ -101,7 +102,8 @@ class SessionCodec:
             padded = payload + "=" * (-len(payload) % 4)
             body = json.loads(base64.urlsafe_b64decode(padded))
             role = Role(body["role"])
-            session = Session(role, str(body["csrf"]), float(body["exp"]))
+            user = str(body.get("user", ""))
+            session = Session(role, str(body["csrf"]), float(body["exp"]), user)
             mark = str(body["tok"])
         except (ValueError, KeyError, TypeError, binascii.Error):
             return ANONYMOUS

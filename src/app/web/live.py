@@ -10,6 +10,7 @@ the task's total log size grew. Streams end when the controller begins to shut d
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -128,6 +129,36 @@ class LiveStreams:
             self._reads.forget_older_than(60.0)
             if not await self._pause():
                 return
+
+    async def list_events(self, build_ids: list[str]) -> AsyncIterator[bytes]:
+        """Yield a ``builds`` event with the statuses of the listed builds that changed; end
+        when all of them are final (the builds list)."""
+        shown: dict[str, str] = {}
+        quiet_since = time.monotonic()
+        pending = list(build_ids)
+        while pending:
+            changed: dict[str, dict[str, str]] = {}
+            for build_id in list(pending):
+                read = functools.partial(self._store.get_build, build_id)
+                build = await self._reads.get(("build", build_id), read)
+                if build is None or build.status.is_final:
+                    pending.remove(build_id)
+                if build is not None and shown.get(build_id) != build.status.value:
+                    shown[build_id] = build.status.value
+                    changed[build_id] = {
+                        "status": build.status.value,
+                        "statusClass": status_class(build.status.value),
+                    }
+            if changed:
+                yield sse("builds", changed)
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > HEARTBEAT_SECONDS:
+                yield b": keep-alive\n\n"
+                quiet_since = time.monotonic()
+            self._reads.forget_older_than(60.0)
+            if not pending or not await self._pause():
+                break
+        yield sse("end", {})
 
     async def task_events(self, task_id: str, offsets: dict[str, int]) -> AsyncIterator[bytes]:
         """Yield ``task`` events on status changes and ``log`` events with the bytes appended

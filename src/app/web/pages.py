@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from typing import Any
 
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from adapters.twirp.codec import encode_isolation
 from app.controller.api import MANUAL_TRIGGER_REASON
 from app.controller.reruns import NoSuchRecordError, rerun_build, rerun_task
 from app.controller.worker_capacity import queued_view
+from app.web.artifact_pages import build_tests, task_artifacts
 from app.web.badges import badge_svg
 from app.web.log_view import ansi_to_html, log_window
 from app.web.site import Visitor, WebInterface
@@ -26,6 +28,8 @@ from domain.scheduling import WorkerView, pending_reason
 from domain.store import TaskRecord
 
 BUILDS_PER_PAGE = 25
+NOBODY = "\x00"
+"""What a session of an older cookie (no token name) filters "mine" by: matches no build."""
 QUEUE_SHOWN = 200
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
@@ -46,6 +50,7 @@ def page_routes(web: WebInterface) -> list[Route]:
         Route("/workers", pages.workers, methods=["GET"]),
         Route("/workers/pause", pages.pause, methods=["POST"]),
         Route("/queue", pages.queue, methods=["GET"]),
+        Route("/live/builds", pages.live_builds, methods=["GET"]),
         Route("/live/builds/{build_id}", pages.live_build, methods=["GET"]),
         Route("/live/tasks/{task_id}", pages.live_task, methods=["GET"]),
         Route("/badge/{owner}/{repo}/{branch:path}", pages.badge, methods=["GET"]),
@@ -69,12 +74,25 @@ class Pages:
         status_name = query.get("status", "")
         status = TaskStatus(status_name) if status_name in TaskStatus.__members__ else None
         before = query.get("before", "")
+        # "mine": the builds the logged-in token submitted (a visitor has none).
+        mine = query.get("mine") == "1" and visitor.may.logged_in
         builds = await self.store.list_builds(
-            repository, branch, status, BUILDS_PER_PAGE + 1, before if before.isdigit() else ""
+            repository,
+            branch,
+            status,
+            BUILDS_PER_PAGE + 1,
+            before if before.isdigit() else "",
+            submitted_by=(visitor.session.user or NOBODY) if mine else "",
         )
         more = len(builds) > BUILDS_PER_PAGE
         builds = builds[:BUILDS_PER_PAGE]
-        filters = {"repository": repository, "branch": branch, "status": status_name}
+        filters = {
+            "repository": repository,
+            "branch": branch,
+            "status": status_name,
+            "mine": "1" if mine else "",
+        }
+        running = [build.id for build in builds if not build.status.is_final]
         return self.web.render(
             request,
             visitor,
@@ -84,6 +102,9 @@ class Pages:
             statuses=list(TaskStatus),
             older=builds[-1].id if more and builds else "",
             now=time.time(),
+            live="/live/builds?" + urllib.parse.urlencode({"id": running}, doseq=True)
+            if running
+            else "",
         )
 
     async def build(self, request: Request) -> Response:
@@ -108,6 +129,8 @@ class Pages:
             names={task.id: task.name for task in build.tasks},
             dependencies=_dependency_ids(build.tasks, build.spec.dependency_indices()),
             failed_tasks=[t for t in build.tasks if t.status in RERUN_FAILED_STATUSES],
+            tests=await build_tests(self.web, build.tasks),
+            approval=await self.web.approval_wait(build.id) if self.web.approval_wait else None,
         )
 
     async def _pending_reasons(self, tasks: list[TaskRecord]) -> dict[str, str]:
@@ -155,6 +178,7 @@ class Pages:
             reason=reasons.get(task.id, ""),
             seconds=task_seconds(task, time.time()),
             isolation=_isolation_text(task),
+            artifacts=await task_artifacts(self.web, task.id),
         )
 
     async def raw_log(self, request: Request) -> Response:
@@ -290,6 +314,15 @@ class Pages:
         if not visitor.may.view:
             return Response("log in first", 401, media_type="text/plain")
         events = self.web.live.build_events(request.path_params["build_id"])
+        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def live_builds(self, request: Request) -> Response:
+        """``GET /live/builds?id=...``: Server-Sent Events of the listed builds' statuses."""
+        visitor = await self.web.visitor(request)
+        if not visitor.may.view:
+            return Response("log in first", 401, media_type="text/plain")
+        ids = [i for i in request.query_params.getlist("id") if i.isdigit()][:BUILDS_PER_PAGE]
+        events = self.web.live.list_events(ids)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def live_task(self, request: Request) -> Response:

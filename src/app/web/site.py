@@ -1,7 +1,8 @@
 """The web interface's plumbing: templates, sessions, CSRF-checked forms, static files, routes.
 
-``WebInterface(store, scheduler, admin_token, public=...).routes()`` is what ``create_app``
-mounts at ``/``; its ``live.close()`` ends the SSE streams when the controller shuts down.
+``WebInterface(store, scheduler, admin_token, public=..., artifacts=..., blobs=...).routes()`` is
+what ``create_app`` mounts at ``/``; its ``live.close()`` ends the SSE streams when the
+controller shuts down.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from app.web.access import (
 )
 from app.web.live import LiveStreams
 from app.web.views import change_of, format_duration, format_time, status_class
+from domain.artifacts import ArtifactStore
+from domain.blobs import BlobStore
 from domain.store import ControllerStore
 
 HERE = Path(__file__).parent
@@ -69,9 +72,16 @@ class WebInterface:
         *,
         public: bool = False,
         access: ApiAccess | None = None,
+        artifacts: ArtifactStore | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.store = store
+        # Both or neither: the task page lists artifacts and tests, and serves their bytes.
+        self.artifacts = artifacts if blobs is not None else None
+        self.blobs = blobs
         self.scheduler = scheduler
+        # Why a build waits for an approval (a fork's pull request; ``forge_setup`` sets it).
+        self.approval_wait: Callable[[str], Awaitable[str | None]] | None = None
         self.public = public
         self.live = LiveStreams(store)
         self._admin_token = admin_token
@@ -101,7 +111,8 @@ class WebInterface:
 
     def routes(self) -> list[Route]:
         """Return every route of the web interface."""
-        from app.web.pages import page_routes  # the pages use this module's helpers
+        from app.web.artifact_pages import artifact_routes  # they use this module's helpers
+        from app.web.pages import page_routes
 
         return [
             Route("/login", self.login_form, methods=["GET"]),
@@ -109,6 +120,7 @@ class WebInterface:
             Route("/logout", self.logout, methods=["POST"]),
             Route("/static/{name}", self.static_file, methods=["GET"]),
             *page_routes(self),
+            *artifact_routes(self),
         ]
 
     # --- sessions ---------------------------------------------------------------------------
@@ -156,13 +168,14 @@ class WebInterface:
         cookie with the token's role."""
         form = await _form(request)
         target = _safe_next(form.get("next") if form else None)
-        role = None if form is None else await self._access.role_of(form.get("token", ""))
-        if role is None:
+        who = None if form is None else await self._access.identity_of(form.get("token", ""))
+        if who is None:
             visitor = await self.visitor(request)
             return self.render(
                 request, visitor, "login.html", 401, next=target, error="Wrong token."
             )
-        cookie, _session = (await self.codec()).issue(role, time.time())
+        user, role = who
+        cookie, _session = (await self.codec()).issue(role, time.time(), user)
         response = RedirectResponse(target, 303)
         response.set_cookie(
             SESSION_COOKIE,

@@ -57,6 +57,16 @@
     });
   }
 
+  function onBuilds(event) {
+    // The builds list: each listed build's status.
+    var data = JSON.parse(event.data);
+    Object.keys(data).forEach(function (id) {
+      document.querySelectorAll('[data-build="' + id + '"] .status').forEach(function (e) {
+        setStatus(e, data[id].status, data[id].statusClass);
+      });
+    });
+  }
+
   function onTask(event) {
     var data = JSON.parse(event.data);
     var status = document.getElementById("task-status");
@@ -96,6 +106,7 @@
   function open() {
     var source = new EventSource(streamUrl());
     source.addEventListener("build", onBuild);
+    source.addEventListener("builds", onBuilds);
     source.addEventListener("task", onTask);
     source.addEventListener("log", onLog);
     source.addEventListener("end", function () { source.close(); });

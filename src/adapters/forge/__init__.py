@@ -1,0 +1,1 @@
+"""Clients of the forges' HTTP APIs (GitHub, Gitea/Forgejo)."""
