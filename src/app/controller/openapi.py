@@ -6,6 +6,7 @@ from typing import Any
 
 from app.controller.openapi_access import ACCESS_PATHS, ACCESS_SCHEMAS, FORBIDDEN
 from app.controller.openapi_artifacts import ARTIFACT_PATHS, ARTIFACT_SCHEMAS
+from app.controller.openapi_forge import FORGE_PATHS, FORGE_SCHEMAS
 
 _STATUS = {
     "type": "string",
@@ -560,6 +561,8 @@ OPENAPI_DOCUMENT["paths"].update(ARTIFACT_PATHS)
 OPENAPI_DOCUMENT["components"]["schemas"].update(ARTIFACT_SCHEMAS)
 OPENAPI_DOCUMENT["paths"].update(ACCESS_PATHS)
 OPENAPI_DOCUMENT["components"]["schemas"].update(ACCESS_SCHEMAS)
+OPENAPI_DOCUMENT["paths"].update(FORGE_PATHS)
+OPENAPI_DOCUMENT["components"]["schemas"].update(FORGE_SCHEMAS)
 
 _UNAVAILABLE = _json(_ref("Error"), "the controller's database failed; try again")
 for _path, _operations in OPENAPI_DOCUMENT["paths"].items():

@@ -5,23 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.controller.openapi_parts import error_response as _error
+from app.controller.openapi_parts import json_response as _json
+from app.controller.openapi_parts import path_parameter
+from app.controller.openapi_parts import ref as _ref
 from domain.tokens import TOKEN_NAME_MAX, Role
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
-
-
 def _id_parameter() -> dict[str, Any]:
-    return {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    return path_parameter("id")
 
 
 FORBIDDEN = _error("the token's role may not do this; `error` names the role needed")

@@ -4,26 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
-
-
-def _path_parameter(name: str, description: str = "") -> dict[str, Any]:
-    parameter: dict[str, Any] = {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string"},
-    }
-    if description:
-        parameter["description"] = description
-    return parameter
-
+from app.controller.openapi_parts import error_response as _error
+from app.controller.openapi_parts import path_parameter as _path_parameter
+from app.controller.openapi_parts import ref as _ref
 
 _UNAUTHORIZED = _error("missing or wrong token (the admin token or a user token)")
 
