@@ -54,6 +54,7 @@ class ForgeState:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     failed_posts: int = 0
     failing: bool = False
+    requests: list[str] = field(default_factory=list)  # "METHOD path", as they came
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def statuses_of(self, context: str) -> list[str]:
@@ -76,6 +77,8 @@ def _handler(state: ForgeState) -> type[StubHandler]:
 
         def _route(self, method: str) -> None:
             path, _, query = self.path.partition("?")
+            with state.lock:
+                state.requests.append(f"{method} {path}")
             path = path.removeprefix("/api/v1")
             for verb, pattern, name in _ROUTES:
                 match = pattern.fullmatch(path)

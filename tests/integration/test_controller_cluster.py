@@ -436,3 +436,41 @@ def test_a_controller_killed_mid_build_and_restarted_finishes_the_build(stack: S
             headers={"Authorization": f"Bearer {stack.admin_token}"},
         )
         assert log.text.startswith("done t"), log.text
+
+
+def test_a_log_line_reaches_the_live_task_page_of_the_other_controller(stack: Stack) -> None:
+    # The task runs on the worker of controller 0; the page streams from the last controller
+    # (another process on the same PostgreSQL, or the same one on SQLite).
+    barrier = stack.tmp_path / "go-on"
+    script = f'echo first-line; while [ ! -e "{barrier}" ]; do sleep 0.1; done; echo second-line'
+    config = (
+        'persistent_worker:\n  labels:\n    side: "0"\n'
+        f"task:\n  name: live\n  main_script: {json.dumps(script)}\n"
+    )
+    task_id = stack.submit(config)["tasks"][0]["id"]
+
+    def first_line_logged() -> int | None:
+        response = httpx.get(
+            f"{stack.urls[0]}/api/v1/tasks/{task_id}/logs/main",
+            headers={"Authorization": f"Bearer {stack.admin_token}"},
+            timeout=30,
+        )
+        return len(response.content) if b"first-line" in response.content else None
+
+    offset = wait_for(first_line_logged, BUILD_TIMEOUT, "the task's first line")
+    with httpx.Client(base_url=stack.urls[-1], timeout=30) as page:
+        page.post("/login", data={"token": stack.admin_token, "next": "/"})
+        assert "cirrus_session" in page.cookies
+        live = f"/live/tasks/{task_id}?log=main&at={offset}"
+        with page.stream("GET", live) as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            barrier.touch()
+            deadline = time.monotonic() + BUILD_TIMEOUT
+            received: list[str] = []
+            for line in events.iter_lines():
+                received.append(line)
+                if "second-line" in line or time.monotonic() > deadline:
+                    break
+    assert any(line.startswith("data: ") and "second-line" in line for line in received), received
+    assert not any("first-line" in line for line in received)  # only what came after `at`
+    assert stack.final_build(stack.task(task_id)["buildId"])["status"] == "COMPLETED"

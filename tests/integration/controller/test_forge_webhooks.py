@@ -319,3 +319,37 @@ async def test_the_build_page_of_a_forks_build_has_an_approve_button_that_starts
     assert approved.status_code == 303
     build = await scene.controller.build(build_id)
     assert [t["status"] for t in build["tasks"]] == ["SCHEDULED"]
+
+
+async def test_a_gitea_push_signed_as_gitea_builds_the_commit_and_posts_statuses_there(
+    scene: Scene,
+) -> None:
+    # The same repository registered again as a Gitea one: its API is the stand-in's /api/v1.
+    registration = {
+        "name": REPOSITORY,
+        "forge": "gitea",
+        "url": f"{scene.forge_url}/api/v1",
+        "token": "gitea-token",
+        "webhookSecret": SECRET,
+        "cloneUrl": "http://127.0.0.1:9/acme/app.git",
+    }
+    answer = await scene.controller.api("POST", "/api/v1/repositories", registration)
+    assert answer.status_code == 200, answer.text
+    sha = scene.repo.commit({".cirrus.yml": CONFIG.format(secret="plain")}, "first")
+    payload = push_payload(REPOSITORY, "main", ZERO, sha, "http://unused")
+    forged = await deliver(scene.controller.http, "gitea", "push", payload, "wrong", "g-0")
+    assert forged.status_code == 401
+    delivered = await deliver(scene.controller.http, "gitea", "push", payload, SECRET, "g-1")
+    assert delivered.status_code == 201, delivered.text
+    build = await scene.controller.build(delivered.json()["build"])
+    assert build["source"]["commit"] == sha
+    await run_one_task(scene)
+
+    async def posted() -> bool:
+        return scene.forge.statuses_of("cirrus-ci")[-1:] == ["success"]
+
+    await until(posted)
+    assert {s["sha"] for s in scene.forge.statuses} == {sha}
+    # Read and reported through Gitea's API paths.
+    assert f"GET /api/v1/repos/{REPOSITORY}/contents/.cirrus.yml" in scene.forge.requests
+    assert f"POST /api/v1/repos/{REPOSITORY}/statuses/{sha}" in scene.forge.requests
