@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import faulthandler
 import logging
 import os
 import resource
@@ -664,6 +665,9 @@ def run(
 ) -> None:
     """Serve the worker protocol and the HTTP API until SIGTERM or SIGINT."""
     configure_logging("info", None, None, 0, console_rich=False)
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: what a controller that does not
+    # stop (or answer) is waiting for, without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         values = read_controller_file(file) if file else {}
         instances = read_instance_mapping(file)

@@ -114,7 +114,8 @@ class Process:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             # What it said last tells why it did not stop (a request, a task, the store).
-            tail = "\n".join(self.stderr().splitlines()[-30:])
+            dump_stacks(self)
+            tail = "\n".join(self.stderr().splitlines()[-60:])
             message = f"still running {timeout}s after SIGTERM; stderr:\n{tail}"
             raise AssertionError(message) from None
         finally:
@@ -126,6 +127,16 @@ class Process:
             os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
+
+
+def dump_stacks(process: Process) -> None:
+    """Ask a stuck controller for its threads' stacks (SIGUSR1: faulthandler) before it is
+    killed, so that its stderr says where it waits."""
+    # (A worker has no such handler: SIGUSR1 ends it, as the kill that follows would.)
+    if process.alive():
+        with contextlib.suppress(ProcessLookupError):
+            process.process.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)  # the dump is written by the process itself
 
 
 @dataclass

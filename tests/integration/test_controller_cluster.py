@@ -29,6 +29,7 @@ from tests.integration.test_controller_cli import (
     CIRRUS,
     Process,
     clean_environment,
+    dump_stacks,
     printed_token,
     wait_for,
 )
@@ -204,7 +205,9 @@ def reap(process: Process, what: str) -> list[str]:
         if code != 0:
             complaints.append(f"{what} exited with {code}: {process.stderr()[-2000:]}")
     except subprocess.TimeoutExpired:
-        complaints.append(f"{what} still ran 60 s after SIGTERM")
+        dump_stacks(process)
+        tail = "\n".join(process.stderr().splitlines()[-60:])
+        complaints.append(f"{what} still ran 60 s after SIGTERM; its stderr ends:\n{tail}")
     left = session_members(process.process.pid)
     if left:
         complaints.append(f"{what} left {[p.pid for p in left]} running")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -64,6 +65,10 @@ from domain.store import ControllerStore
 from domain.tokens import HasUserTokens
 
 DEFAULT_POLL_INTERVAL_SECONDS = 10
+BACKGROUND_STOP_SECONDS = 10.0
+"""How long shutdown waits for the cancelled background jobs (sweeps, retention, forges)."""
+
+log = logging.getLogger("cirrus.controller")
 """What ``PollResponse.pollIntervalInSeconds`` says, and how long an idle ``Poll`` is held."""
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -284,9 +289,11 @@ def create_app(
             waiters.close()
             for task in background:
                 task.cancel()
-            for task in background:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Bounded: a background job that does not end when cancelled is named in the log,
+            # and the controller stops anyway.
+            _done, pending = await asyncio.wait(background, timeout=BACKGROUND_STOP_SECONDS)
+            for task in pending:
+                log.error("shutdown: background job %s did not stop when cancelled", task)
 
     routes = [
         Route("/twirp/{rest:path}", twirp.handle, methods=["POST", "GET", "PUT", "DELETE"]),
