@@ -79,7 +79,8 @@ def error_response(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": printable}, status_code=status)
 
 
-def _timestamp(seconds: float) -> str:
+def api_timestamp(seconds: float) -> str:
+    """Return a UNIX time as the API writes times: ISO 8601 in UTC with a ``Z``."""
     moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
     return moment.isoformat().replace("+00:00", "Z")
 
@@ -99,7 +100,7 @@ def build_json(build: BuildRecord) -> dict[str, Any]:
             for task in build.tasks
         ],
         "source": source_to_json(build.source),
-        "createdAt": _timestamp(build.created_at),
+        "createdAt": api_timestamp(build.created_at),
     }
 
 
@@ -151,7 +152,7 @@ def worker_json(worker: WorkerRecord, online: bool) -> dict[str, Any]:
         "runningTasks": list(worker.running_task_ids),
         "disabled": worker.disabled,
         "online": online,
-        "lastSeen": _timestamp(worker.last_seen),
+        "lastSeen": api_timestamp(worker.last_seen),
     }
 
 

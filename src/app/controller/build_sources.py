@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 
 from adapters.cirrus_config.starlark import SourceFiles
+from adapters.storage.build_listing import MAX_LIST_LIMIT
 from app.controller.snapshot_files import open_snapshot_files
 from domain.build import TaskStatus
 from domain.source import BuildSource, SourceError, source_environment, source_from_json
 from domain.store import ControllerStore
 
 DEFAULT_LIST_LIMIT = 50
-MAX_LIST_LIMIT = 1000
 
 
 async def resolve_source(

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.controller.api import build_json, error_response
+from app.controller.api import api_timestamp, build_json, error_response
 from app.controller.api_guard import guarded
 from app.controller.auth import ApiAccess
 from app.controller.cron_service import CronExpressionError, next_run
@@ -48,8 +47,8 @@ def cron_json(cron: CronJob) -> dict[str, Any]:
         "repository": cron.repository,
         "branch": cron.branch,
         "expression": cron.expression,
-        "nextRun": _timestamp(cron.next_run),
-        "lastRun": None if cron.last_run is None else _timestamp(cron.last_run),
+        "nextRun": api_timestamp(cron.next_run),
+        "lastRun": None if cron.last_run is None else api_timestamp(cron.last_run),
         "lastBuildId": cron.last_build_id,
         "lastError": cron.last_error,
     }
@@ -144,8 +143,3 @@ class ForgeApi:
     async def list_crons(self, _request: Request) -> Response:
         """``GET /api/v1/crons``."""
         return JSONResponse({"crons": [cron_json(c) for c in await self._forge.list_crons()]})
-
-
-def _timestamp(seconds: float) -> str:
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-    return moment.isoformat().replace("+00:00", "Z")

@@ -13,7 +13,6 @@ cipher, bound to the repository; no answer and no log line carries either.
 
 from __future__ import annotations
 
-import datetime
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters.secrets import SecretCipher, SecretValueError
+from app.controller.api import api_timestamp
 from app.controller.api_guard import refusal
 from app.controller.auth import ApiAccess, TokenHash
 from app.controller.request_body import BodyError, parse_json, read_capped
@@ -63,11 +63,6 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _timestamp(seconds: float) -> str:
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def repository_json(repository: Repository) -> dict[str, Any]:
     """Return a repository as the API shows it: never a credential."""
     document: dict[str, Any] = {
@@ -78,8 +73,8 @@ def repository_json(repository: Repository) -> dict[str, Any]:
     }
     if repository.default_branch:
         document["defaultBranch"] = repository.default_branch
-    document["createdAt"] = _timestamp(repository.created_at)
-    document["updatedAt"] = _timestamp(repository.updated_at)
+    document["createdAt"] = api_timestamp(repository.created_at)
+    document["updatedAt"] = api_timestamp(repository.updated_at)
     return document
 
 
