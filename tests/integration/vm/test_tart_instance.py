@@ -199,15 +199,17 @@ async def test_cancelling_a_script_kills_it_in_the_vm_and_close_deletes_the_vm(
     instance = await simulator.factory("tart").create("9", tart_isolation(simulator))
     try:
         sink = RecordingSink()
-        script = "trap 'echo interrupted' INT\necho started\nsleep 1001 & wait\nsleep 1002"
+        # Durations no other test uses: tests running alongside (containers, other VMs) may
+        # run `sleep 1001` under the same uid.
+        script = "trap 'echo interrupted' INT\necho started\nsleep 7391 & wait\nsleep 7392"
         running = asyncio.create_task(instance.run_script(script, {}, sink))
         await wait_until(
-            lambda: b"started" in sink.data and bool(guest_processes(simulator, "sleep 1001"))
+            lambda: b"started" in sink.data and bool(guest_processes(simulator, "sleep 7391"))
         )
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
-        assert guest_processes(simulator, "sleep 100") == []
+        assert guest_processes(simulator, "sleep 739") == []
         # The connection is still usable after a cancelled script.
         after = RecordingSink()
         assert await instance.run_script("echo still here", {}, after) == 0
