@@ -34,6 +34,20 @@ from domain.protocol import (
 )
 from domain.resources import free_resources, sum_resources
 from domain.telemetry import Metrics, WorkerGauges
+from domain.worker_plan import (
+    Action,
+    IgnoreTask,
+    RefuseTask,
+    ShutDown,
+    StartTask,
+    StopTask,
+    UpdateStandby,
+    WorkerMode,
+    accepts_standby,
+    drain,
+    finished,
+    plan,
+)
 
 log = logging.getLogger("cirrus.worker")
 
@@ -85,10 +99,7 @@ class Worker:
         # Without VM factories (unit tests of other parts) pushed parameters are only kept.
         self.standby_parameters = settings.standby
         self.standby_keeper = standby
-        self.refusing = False
-        self.finish_when_idle = False
-        self.polling_stopped = False
-        self.paused = False
+        self.mode = WorkerMode(ephemeral=settings.ephemeral)
         self._task_runs: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self._wake = {id(upstream): asyncio.Event() for upstream in self.upstreams}
@@ -100,6 +111,23 @@ class Worker:
         self._drain_told: dict[int, int] = {}
         if standby is not None:
             standby.on_change = self._standby_changed
+
+    # --- the mode (domain/worker_plan.py), read by the status view and tests ----------------
+
+    @property
+    def refusing(self) -> bool:
+        """New tasks are refused."""
+        return self.mode.refusing
+
+    @property
+    def paused(self) -> bool:
+        """A drain began."""
+        return self.mode.paused
+
+    @property
+    def polling_stopped(self) -> bool:
+        """A controller asked the worker to shut down: the poll loops end."""
+        return not self.mode.polling
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -127,9 +155,7 @@ class Worker:
         if self.paused:
             return
         log.info("draining: no new tasks; waiting for %d running task(s)", len(self.tasks))
-        self.refusing = True
-        self.finish_when_idle = True
-        self.paused = True
+        self.mode = drain(self.mode)
         if self.standby_keeper is not None:
             self.standby_keeper.discard()
         for upstream in self.upstreams:
@@ -219,7 +245,7 @@ class Worker:
 
     def maybe_create_standby(self) -> None:
         """Start warming a standby in the background when one is due (never waits for it)."""
-        if self.standby_keeper is None or self.refusing:
+        if self.standby_keeper is None or not accepts_standby(self.mode):
             return
         free = free_resources(self.settings.resources_total, self.resources_in_use())
         self.standby_keeper.maybe_create(len(self.tasks), free)
@@ -231,7 +257,7 @@ class Worker:
 
     async def _until_finished(self) -> None:
         while True:
-            if self.finish_when_idle and not self.tasks:
+            if finished(self.mode, len(self.tasks)):
                 # Deliver everything still queued (e.g. UpdateStatus) before leaving.
                 await asyncio.gather(*(o.drained() for o in self.outboxes.values()))
                 if not self.tasks:
@@ -314,41 +340,45 @@ class Worker:
             wake.clear()
 
     def handle(self, upstream: Upstream, response: PollResponse) -> int:
-        """Act on a poll response: stop, then start, then shutdown, then standby updates.
+        """Act on a poll response as ``domain.worker_plan.plan`` decides, in its order.
 
         Return how many tasks it started (refused, forbidden and duplicate ones not counted).
         """
-        for task_id in response.tasks_to_stop:
-            running = self.tasks.get(task_id)
-            log.info("stopping task %s%s", task_id, "" if running else " (not running here)")
-            if running is not None:
-                running.cancel()
-        accepted = sum(self._start(upstream, task) for task in response.tasks_to_start)
-        if response.shutdown:
-            log.info("%s asked the worker to shut down", upstream.endpoint)
-            self.polling_stopped = True
-            self.refusing = True
-            self.finish_when_idle = True
-            for wake in self._wake.values():
-                wake.set()
-            self._changed.set()
-            if self.standby_keeper is not None:
-                self.standby_keeper.discard()
-        elif response.updated_standby_instances:
-            pushed = response.updated_standby_instances[0]
-            if self.standby_keeper is not None:
-                self.standby_keeper.update(pushed)
-                self.standby_parameters = self.standby_keeper.parameters
-                self.maybe_create_standby()
-            else:
-                self.standby_parameters = pushed
-        return accepted
+        self.mode, actions = plan(self.mode, response, frozenset(self.tasks))
+        return sum(self._carry_out(upstream, action) for action in actions)
 
-    def _start(self, upstream: Upstream, task: AgentAwareTask) -> bool:
+    def _carry_out(self, upstream: Upstream, action: Action) -> bool:
+        """Carry out one planned action; return whether it started a task that will run."""
+        match action:
+            case StopTask(task_id):
+                running = self.tasks.get(task_id)
+                log.info("stopping task %s%s", task_id, "" if running else " (not running here)")
+                if running is not None:
+                    running.cancel()
+            case IgnoreTask(task_id):
+                log.warning("task %s is already running; ignored", task_id)
+            case StartTask(task):
+                return self._start(upstream, task, refuse=False)
+            case RefuseTask(task):
+                self._start(upstream, task, refuse=True)
+            case ShutDown():
+                log.info("%s asked the worker to shut down", upstream.endpoint)
+                for wake in self._wake.values():
+                    wake.set()
+                self._changed.set()
+                if self.standby_keeper is not None:
+                    self.standby_keeper.discard()
+            case UpdateStandby(pushed):
+                if self.standby_keeper is not None:
+                    self.standby_keeper.update(pushed)
+                    self.standby_parameters = self.standby_keeper.parameters
+                    self.maybe_create_standby()
+                else:
+                    self.standby_parameters = pushed
+        return False
+
+    def _start(self, upstream: Upstream, task: AgentAwareTask, *, refuse: bool) -> bool:
         """Track and run (or refuse) ``task``; return whether it will really run."""
-        if task.task_id in self.tasks:
-            log.warning("task %s is already running; ignored", task.task_id)
-            return False
         running = RunningTask(
             task=task,
             upstream=upstream,
@@ -356,11 +386,6 @@ class Worker:
             accepted_at=self.clock.now(),
         )
         self.tasks[task.task_id] = running
-        refuse = self.refusing
-        if self.settings.ephemeral and not refuse:
-            # The one task of an ephemeral worker: refuse every later one, stop after it.
-            self.refusing = True
-            self.finish_when_idle = True
         if refuse:
             work = self.runner.refuse(running, refusal_message(self.settings.name))
         else:
