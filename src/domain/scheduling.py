@@ -41,6 +41,7 @@ from domain.policy import (
     isolation_policy,
 )
 from domain.protocol import frozen_float_map, frozen_str_map
+from domain.resources import fits, free_resources
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,16 +124,6 @@ def _refused_part(policies: Sequence[SecurityPolicy], isolation: Isolation) -> s
     return f"the volumes of this {isolation.kind} isolation"
 
 
-def free_resources(total: Mapping[str, float], in_use: Mapping[str, float]) -> dict[str, float]:
-    """Return total minus in-use per key (keys only in use show up negative)."""
-    return {key: total.get(key, 0.0) - in_use.get(key, 0.0) for key in {*total, *in_use}}
-
-
-def fits(requested: Mapping[str, float], free: Mapping[str, float]) -> bool:
-    """Return whether ``free[key] >= requested[key]`` for every key, a missing key being 0."""
-    return all(free.get(key, 0.0) >= amount for key, amount in requested.items())
-
-
 def _exclusively_busy(worker: WorkerView) -> bool:
     # A worker that runs something while using no resources runs a resource-less task, or is a
     # worker without resources, which runs one task at a time anyway.
@@ -142,7 +133,7 @@ def _exclusively_busy(worker: WorkerView) -> bool:
 def _could_take_now(worker: WorkerView, task: QueuedTask) -> bool:
     if uses_resources(task.resources):
         return not _exclusively_busy(worker) and fits(
-            task.resources, free_resources(worker.resources_total, worker.resources_in_use)
+            free_resources(worker.resources_total, worker.resources_in_use), task.resources
         )
     return not worker.running_task_ids
 
@@ -166,7 +157,7 @@ def assign(
         if not policy_admits(worker.policy, task.isolation):
             continue
         if uses_resources(task.resources):
-            if not fits(task.resources, free_resources(worker.resources_total, in_use)):
+            if not fits(free_resources(worker.resources_total, in_use), task.resources):
                 continue
             for key, amount in task.resources.items():
                 in_use[key] = in_use.get(key, 0.0) + amount
@@ -266,7 +257,7 @@ def pending_reason(task: QueuedTask, workers: Sequence[WorkerView]) -> str:
         if all(w.running_task_ids for w in active):
             return "all matching workers are busy"
         return "waiting for a matching worker to poll"
-    capable = [w for w in active if fits(task.resources, w.resources_total)]
+    capable = [w for w in active if fits(w.resources_total, task.resources)]
     if not capable:
         return f"no matching worker has {_format_map(task.resources)} in total"
     if any(_could_take_now(w, task) for w in capable):

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from domain.scheduling import QueuedTask, WorkerView, free_resources, uses_resources
+from domain.resources import free_resources
+from domain.scheduling import QueuedTask, WorkerView, uses_resources
 from domain.store import TaskRecord
 
 
