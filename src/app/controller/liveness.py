@@ -9,12 +9,12 @@ import asyncio
 import logging
 
 from app.controller.poll_dispatch import PollDispatcher
-from app.controller.worker_capacity import queued_view
 from domain.build import TaskStatus
 from domain.control_characters import printable
 from domain.ports import Clock
 from domain.scheduling import QueuedTask, is_alive
 from domain.store import ControllerStore, WorkerRecord
+from domain.worker_capacity import queued_view
 
 log = logging.getLogger("cirrus.controller")
 

@@ -17,8 +17,6 @@ from app.controller.liveness import LivenessSweeps
 from app.controller.long_poll import PollTicket, PollWaiters
 from app.controller.metrics import ControllerMetrics, MetricsRefresher, NullControllerMetrics
 from app.controller.poll_dispatch import PollDispatcher
-from app.controller.task_outcome import released_from, stopped_status
-from app.controller.worker_capacity import can_take_more, queued_view, sum_resources, with_tasks
 from domain.build import BuildSpec, TaskStatus, counted_status
 from domain.control_characters import printable
 from domain.ports import Clock
@@ -38,6 +36,8 @@ from domain.store import (
     WorkerRecord,
     lost_worker_message,
 )
+from domain.task_outcome import released_from, stopped_status
+from domain.worker_capacity import can_take_more, queued_view, task_resources, with_tasks
 
 log = logging.getLogger("cirrus.controller")
 
@@ -104,7 +104,7 @@ class SchedulerService(LivenessSweeps):
             name=worker.name,
             labels=worker.labels,
             resources_total=worker.resources_total,
-            resources_in_use=sum_resources(held),
+            resources_in_use=task_resources(held),
             running_task_ids=tuple(task.id for task in held),
             paused=worker.disabled,
             online=self.is_online(worker),

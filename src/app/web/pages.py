@@ -16,7 +16,6 @@ from starlette.routing import Route
 from adapters.twirp.codec import encode_isolation
 from app.controller.api import MANUAL_TRIGGER_REASON
 from app.controller.reruns import NoSuchRecordError, rerun_build, rerun_task
-from app.controller.worker_capacity import queued_view
 from app.web.artifact_pages import build_tests, task_artifacts
 from app.web.badges import badge_svg
 from app.web.log_view import ansi_to_html, log_window
@@ -26,6 +25,7 @@ from domain.build import TaskStatus
 from domain.rerun import RERUN_FAILED_STATUSES, RerunError, attempts_of
 from domain.scheduling import WorkerView, pending_reason
 from domain.store import TaskRecord
+from domain.worker_capacity import queued_view
 
 BUILDS_PER_PAGE = 25
 NOBODY = "\x00"

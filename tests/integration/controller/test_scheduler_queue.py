@@ -21,10 +21,10 @@ from app.controller.scheduler_service import (
     QUEUE_PAGE_SIZE,
     SchedulerService,
 )
-from app.controller.worker_capacity import can_take_more, with_tasks
 from domain.build import BuildSpec, TaskSpec, TaskStatus
 from domain.scheduling import QueuedTask, WorkerView, assign
 from domain.store import QueueSummary, TaskRecord
+from domain.worker_capacity import can_take_more, with_tasks
 from tests.integration.storage.conftest import FakeClock
 
 pytestmark = pytest.mark.integration

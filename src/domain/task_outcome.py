@@ -1,7 +1,6 @@
 """What a task's end means: its final status once its worker stopped it, and timeouts.
 
-Kept apart from ``scheduler_service`` (which re-exports ``stopped_status``): pure rules over
-one stored task.
+Pure rules over one stored task, used by the controller's scheduler service.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a worker can still take, as the scheduler's accounting sees it (for ``scheduler_service``).
+"""What a worker can still take, as the scheduler's accounting sees it.
 
 ``WorkerView``s built from the tasks the controller handed a worker and has not seen stopped.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from domain.resources import free_resources
+from domain.resources import free_resources, sum_resources
 from domain.scheduling import QueuedTask, WorkerView, uses_resources
 from domain.store import TaskRecord
 
@@ -40,7 +40,7 @@ def with_tasks(worker: WorkerView, tasks: Sequence[TaskRecord]) -> WorkerView:
     if not tasks:
         return worker
     in_use = dict(worker.resources_in_use)
-    for key, amount in sum_resources(tasks).items():
+    for key, amount in task_resources(tasks).items():
         in_use[key] = in_use.get(key, 0.0) + amount
     return replace(
         worker,
@@ -49,10 +49,6 @@ def with_tasks(worker: WorkerView, tasks: Sequence[TaskRecord]) -> WorkerView:
     )
 
 
-def sum_resources(tasks: Iterable[TaskRecord]) -> dict[str, float]:
+def task_resources(tasks: Iterable[TaskRecord]) -> dict[str, float]:
     """Return the resources ``tasks`` request together."""
-    total: dict[str, float] = {}
-    for task in tasks:
-        for key, amount in task.spec.resources.items():
-            total[key] = total.get(key, 0.0) + amount
-    return total
+    return sum_resources(task.spec.resources for task in tasks)
