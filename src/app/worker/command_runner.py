@@ -32,6 +32,7 @@ from domain.commands import (
     skipped,
     status_of_exit_code,
 )
+from domain.exit_status import LineEndTracker
 from domain.ports import BackgroundProcess, Clock, ControllerClient, Instance, OutputSink
 from domain.protocol import (
     ArtifactsInstruction,
@@ -50,6 +51,7 @@ from domain.protocol import (
     UploadCacheInstruction,
 )
 from domain.script_launch import DIRECT, SHELL_VARIABLE, WORKING_DIR_VARIABLE
+from domain.task_environment import task_variables
 from domain.telemetry import TaskTrace
 
 log = logging.getLogger("cirrus.worker")
@@ -74,40 +76,6 @@ def call_headers(client: object, task: TaskRef) -> dict[str, str]:
             return client.task_headers(task)
         client = getattr(client, "inner", None)
     return {}
-
-
-def task_variables(
-    instance: Instance,
-    task_id: str,
-    response: CommandsResponse,
-    trace_context: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """Return the task's own variables: CI variables, trace context, the response's (last wins).
-
-    The task's own variables come last, so a ``TRACEPARENT`` set by the build still wins.
-    """
-    env = {
-        "CI": "true",
-        "CIRRUS_CI": "true",
-        "CIRRUS_TASK_ID": task_id,
-        "CIRRUS_WORKING_DIR": instance.working_directory,
-    }
-    env.update(trace_context or {})
-    env.update(response.environment)
-    return env
-
-
-def task_environment(
-    instance: Instance,
-    task_id: str,
-    response: CommandsResponse,
-    trace_context: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """Return the environment of every command before expansion: base, then the task's own."""
-    return {
-        **instance.base_environment(),
-        **task_variables(instance, task_id, response, trace_context),
-    }
 
 
 def instruction_name(command: Command) -> str:
@@ -143,7 +111,12 @@ class CommandRunner:
         self._log_flush_interval = log_flush_interval
         self._env = TaskEnvironment(
             instance,
-            task_variables(instance, running.task_id, response, self._trace.environment()),
+            task_variables(
+                running.task_id,
+                instance.working_directory,
+                response.environment,
+                self._trace.environment(),
+            ),
             response.secrets_to_mask,
         )
         self._background: list[tuple[BackgroundProcess, CommandLog]] = []
@@ -307,7 +280,12 @@ class CommandRunner:
         return "\n".join(scripts)
 
     async def _script(self, scripts: tuple[str, ...], output: CommandLog) -> CommandStatus:
-        return status_of_exit_code(await self._run_scripts(scripts, output))
+        tracked = LineEndTracker(output)
+        code = await self._run_scripts(scripts, tracked)
+        if code != 0:
+            # The wire carries no exit code: the log's last line does (domain.exit_status).
+            await tracked.exit_status(code)
+        return status_of_exit_code(code)
 
     async def _run_scripts(self, scripts: Sequence[str], output: OutputSink) -> int:
         """Run script lines with the command's environment and ``$CIRRUS_ENV``; the exit code.

@@ -29,7 +29,6 @@ from adapters.telemetry.instruments import OtelMetrics
 from adapters.telemetry.noop import NullTracing
 from adapters.telemetry.setup import setup_telemetry
 from adapters.telemetry.tracing import TASK_SPAN_NAME, OtelTracing
-from app.worker.command_runner import task_environment
 from app.worker.poll_loop import Worker, WorkerSettings
 from app.worker.retry import BackoffPolicy
 from app.worker.state import UpstreamSnapshot, WorkerSnapshot
@@ -50,6 +49,7 @@ from domain.protocol import (
     WorkerInfo,
     frozen_float_map,
 )
+from domain.task_environment import task_variables
 from tests.unit.worker.fakes import (
     FakeClock,
     FakeController,
@@ -340,15 +340,14 @@ async def test_a_task_refused_while_draining_is_timed_as_refused_and_not_counted
 def test_the_task_environment_takes_the_trace_context_after_the_basics_and_before_the_task() -> (
     None
 ):
-    instance = FakeInstance("t1")
     trace = {"TRACEPARENT": TRACEPARENT, "TRACESTATE": TRACESTATE}
     response = CommandsResponse(environment={"TRACESTATE": "from=build", "CI": "yes"})
-    env = task_environment(instance, "t1", response, trace)
+    env = task_variables("t1", "/w", response.environment, trace)
     assert env["TRACEPARENT"] == TRACEPARENT
     assert env["TRACESTATE"] == "from=build"
     assert env["CI"] == "yes"
     assert env["CIRRUS_TASK_ID"] == "t1"
-    assert "TRACEPARENT" not in task_environment(instance, "t1", CommandsResponse())
+    assert "TRACEPARENT" not in task_variables("t1", "/w", CommandsResponse().environment)
 
 
 def test_a_task_fails_when_a_command_failed_or_timed_out_and_completes_otherwise() -> None:
