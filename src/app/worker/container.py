@@ -20,7 +20,7 @@ from adapters.telemetry.noop import NullMetrics, NullTracing
 from adapters.twirp.client import TwirpControllerClient
 from app.version import version
 from app.worker.clock import SystemClock
-from app.worker.instances import ContainerFactory, IsolationInstances, VmFactory
+from app.worker.instances import IsolationInstances
 from app.worker.poll_loop import Worker, WorkerSettings
 from app.worker.standby import PrePull, StandbyKeeper
 from app.worker.task_runner import TaskRunner
@@ -29,7 +29,7 @@ from app.worker.vm_factories import VM_STATE_FILE, VM_TOOLS, LazyVmFactory, stat
 from domain.identity import go_arch, go_os, reserved_labels, worker_labels
 from domain.modifiers import ModifierPool
 from domain.policy import SecurityPolicy
-from domain.ports import Clock, ControllerClient, InstanceFactory
+from domain.ports import Clock, ContainerFactory, ControllerClient, InstanceFactory, VmFactory
 from domain.protocol import WorkerInfo, frozen_float_map, frozen_str_map
 from domain.telemetry import Metrics
 

@@ -2,86 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Mapping
 
 from domain.errors import InstanceError
-from domain.isolation import ContainerIsolation, Isolation, isolation_kind
+from domain.isolation import ContainerIsolation, isolation_kind
 from domain.modifiers import ResourceModifier
-from domain.ports import Instance, InstanceFactory
+from domain.ports import ContainerFactory, Instance, InstanceFactory, VmFactory
 from domain.protocol import AgentAwareTask
-
-
-class InstanceProvider(Protocol):
-    """Creates the instance a task asks for."""
-
-    async def create(
-        self,
-        task: AgentAwareTask,
-        modifier: ResourceModifier | None,
-        cli_env: Mapping[str, str] | None = None,
-    ) -> Instance:
-        """Create the task's instance; raise ``InstanceError`` if it cannot.
-
-        ``cli_env`` (``TRACEPARENT``/``TRACESTATE``) goes to the isolation tool's processes.
-        """
-        ...
-
-
-class ContainerFactory(Protocol):
-    """Creates a task's container from its ``container`` isolation (image, cpu, volumes…)."""
-
-    async def create(self, task_id: str, isolation: ContainerIsolation) -> Instance:
-        """Start the task's container; raise ``InstanceError`` if it cannot."""
-        ...
-
-
-class WarmableInstance(Instance, Protocol):
-    """A VM instance: an ``Instance`` that can also be warmed up as the standby."""
-
-    @property
-    def name(self) -> str:
-        """The VM's name (``CIRRUS_VM_ID``)."""
-        ...
-
-    @property
-    def attributes(self) -> Mapping[str, str | float]:
-        """Metric attributes: image, instance_type, instance_cpus."""
-        ...
-
-    async def warm_up(self, script: str, timeout_seconds: float) -> None:
-        """Run the standby's warm-up script; a timeout is no failure."""
-        ...
-
-
-class VmFactory(Protocol):
-    """Creates the VMs of one tool (``tart`` or ``vetu``)."""
-
-    @property
-    def tool(self) -> str:
-        """``tart`` or ``vetu``."""
-        ...
-
-    async def create(
-        self,
-        task_id: str,
-        isolation: Isolation,
-        *,
-        run_args: Sequence[str] = (),
-        ident: str | None = None,
-        lazy_pull: bool = False,
-        cli_env: Mapping[str, str] | None = None,
-    ) -> WarmableInstance:
-        """Boot a VM and connect to it; ``InstanceError`` if it cannot."""
-        ...
-
-    async def cleanup_orphans(self) -> list[str]:
-        """Delete the VMs that dead workers left behind; return their names."""
-        ...
-
-    async def pull(self, image: str, cli_env: Mapping[str, str] | None = None) -> None:
-        """Pull ``image`` ahead of use; ``InstanceError`` on failure."""
-        ...
 
 
 class IsolationInstances:

@@ -16,12 +16,11 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from app.worker.instances import VmFactory, WarmableInstance
 from domain.errors import ConfigError, InstanceError, PolicyViolation
 from domain.isolation import TartIsolation, instance_attributes, isolation_kind
 from domain.modifiers import ModifierPool
 from domain.policy import SecurityPolicy, check_isolation
-from domain.ports import Clock, Instance
+from domain.ports import Clock, Instance, VmFactory, WarmableInstance
 from domain.protocol import AgentAwareTask, StandbyInformation, StandbyParameters
 from domain.standby import (
     StandbyBackoff,

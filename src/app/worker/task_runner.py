@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 from adapters.telemetry.noop import NullMetrics, NullTracing
 from app.worker.command_runner import CommandRunner
-from app.worker.instances import InstanceProvider
 from app.worker.log_stream import FLUSH_INTERVAL
 from app.worker.retry import Sleep
 from app.worker.running_task import RunningTask, TaskCancelled
@@ -26,7 +25,7 @@ from domain.errors import ControllerError, InstanceError, PolicyViolation
 from domain.isolation import instance_attributes
 from domain.modifiers import ModifierPool
 from domain.policy import SecurityPolicy, check_isolation
-from domain.ports import Clock, ControllerClient, Instance
+from domain.ports import Clock, ControllerClient, Instance, InstanceProvider
 from domain.protocol import CommandResult, CommandsResponse, CommandStatus, TaskRef
 from domain.telemetry import Metrics, TaskTrace, Tracing
 

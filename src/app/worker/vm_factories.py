@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.worker.instances import VmFactory, WarmableInstance
 from domain.errors import InstanceError
 from domain.isolation import Isolation
+from domain.ports import VmFactory, WarmableInstance
 
 if TYPE_CHECKING:
     from adapters.vm import VmInstanceFactory
