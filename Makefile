@@ -15,7 +15,7 @@ UV_COMPILE = $(UV) pip compile --quiet --universal --python-version 3.11 --gener
 # workers share them.
 PYTEST_WORKERS ?= 4
 
-.PHONY: run test gates lint format typecheck imports pytest system-deps bench clean lock upgrade
+.PHONY: run test gates lint format typecheck imports deadcode pytest system-deps bench clean lock upgrade proto
 
 # Exactly the locked set, nothing resolved anew: --require-hashes refuses any package that is
 # not pinned with a matching hash, and --no-deps keeps pip from adding one. The project itself
@@ -45,6 +45,11 @@ lock:
 upgrade:
 	$(MAKE) lock UV_FLAGS=--upgrade
 
+# Regenerate the wire model src/adapters/wire/ from proto/ (the generated files are checked in;
+# tests/unit/test_wire_generated.py checks that they are what this target writes).
+proto: $(STAMP)
+	sh scripts/generate-wire.sh src
+
 run: $(STAMP)
 	$(BIN)/cirrus run --config examples/.cirrus.yml
 
@@ -61,7 +66,12 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
-gates: lint format typecheck imports
+# Dead code: every name vulture finds unused is deleted or justified in vulture_whitelist.py.
+# The generated wire model is left out (protobuf/gRPC stubs define what the proto defines).
+deadcode: $(STAMP)
+	$(BIN)/vulture src vulture_whitelist.py --min-confidence 60 --exclude src/adapters/wire
+
+gates: lint format typecheck imports deadcode
 
 # Debian packages and local images the integration tests use: podman, runc and a busybox
 # image for the container isolation; PostgreSQL for the store tests (each test run starts its

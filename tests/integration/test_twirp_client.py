@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.twirp.client import TwirpControllerClient, _proxied
+from adapters.twirp.client import TwirpControllerClient
 from domain.errors import (
     DefiniteControllerError,
     SessionLostError,
@@ -434,7 +434,7 @@ async def test_a_refused_connection_is_transient() -> None:
 async def test_a_proxy_from_the_environment_carries_plain_http_calls(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The lean transport serves direct http:// calls only; httpx routes proxied ones itself.
+    # httpx's client reads the proxy settings of the environment.
     seen: list[bytes] = []
 
     async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -473,30 +473,6 @@ async def test_a_proxy_from_the_environment_carries_plain_http_calls(
         b"POST http://controller.invalid:8080/twirp/"
         b"org.cirruslabs.ci.services.cirruscigrpc.CirrusWorkersService/Register HTTP/1.1"
     ]
-
-
-@pytest.mark.parametrize(
-    ("no_proxy", "endpoint", "proxied"),
-    [
-        ("", "http://controller.example:8080", True),
-        ("*", "http://controller.example:8080", False),
-        ("controller.example", "http://controller.example:8080", False),
-        (".example", "http://controller.example:8080", False),
-        ("example", "http://controller.example:8080", False),
-        ("other.example, controller.example:8080", "http://controller.example:8080", False),
-        ("controller.example:9090", "http://controller.example:8080", True),
-        ("troller.example", "http://controller.example:8080", True),
-        ("", "https://controller.example", False),  # only an HTTPS_PROXY would cover it
-    ],
-)
-def test_a_proxy_covers_an_endpoint_unless_no_proxy_names_it(
-    monkeypatch: pytest.MonkeyPatch, no_proxy: str, endpoint: str, proxied: bool
-) -> None:
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
-    monkeypatch.setenv("NO_PROXY", no_proxy)
-    assert _proxied(httpx.URL(endpoint)) is proxied
 
 
 async def test_a_server_slower_than_the_call_timeout_is_transient(
@@ -561,7 +537,7 @@ def padded_status(size: int) -> bytes:
     return head + b"x" * (size - len(head) - len(tail)) + tail
 
 
-@pytest.mark.parametrize("transport", ["lean", "httpx"])
+@pytest.mark.parametrize("transport", ["its own client", "a given client"])
 async def test_an_answer_beyond_the_size_cap_is_malformed_and_one_within_it_is_read(
     server: tuple[ScriptedController, str], transport: str
 ) -> None:
@@ -579,7 +555,7 @@ async def test_an_answer_beyond_the_size_cap_is_malformed_and_one_within_it_is_r
             endpoint,
             REGISTRATION_TOKEN,
             WORKER_NAME,
-            http_client=http if transport == "httpx" else None,
+            http_client=http if transport == "a given client" else None,
             max_answer_bytes=cap,
         )
         try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.twirp.codec import decode, encode
 from adapters.twirp.errors import ProtocolDecodeError
-from adapters.twirp.policy_codec import decode_security_policy, encode_security_policy
-from adapters.twirp.worker_codec import decode_worker_info, encode_worker_info
+from adapters.twirp.isolation_mapping import decode_security_policy, encode_security_policy
 from domain.policy import (
     AllowedIsolations,
     ContainerPolicy,
@@ -74,21 +74,21 @@ def test_a_policy_reads_back_as_it_was_written(policy: SecurityPolicy) -> None:
 
 def test_a_worker_info_carries_its_policy_and_omits_one_that_allows_everything() -> None:
     info = WorkerInfo(labels={"name": "w1"}, security_policy=EVERY_PART)
-    assert decode_worker_info(encode_worker_info(info)).security_policy == EVERY_PART
-    assert "securityPolicy" not in encode_worker_info(WorkerInfo(labels={"name": "w1"}))
+    assert decode(encode(info), WorkerInfo).security_policy == EVERY_PART
+    assert "securityPolicy" not in encode(WorkerInfo(labels={"name": "w1"}))
 
 
 def test_a_worker_info_without_a_policy_allows_every_isolation() -> None:
-    assert decode_worker_info({"labels": {"name": "w1"}}).security_policy == SecurityPolicy()
+    assert decode({"labels": {"name": "w1"}}, WorkerInfo).security_policy == SecurityPolicy()
 
 
 def test_snake_case_names_are_read_too() -> None:
     body = {"security_policy": {"allowed_isolations": {"vetu": {"allowed_images": ["x*"]}}}}
     expected = SecurityPolicy(AllowedIsolations(vetu=VetuPolicy(("x*",))))
-    assert decode_worker_info(body).security_policy == expected
+    assert decode(body, WorkerInfo).security_policy == expected
 
 
 def test_a_malformed_policy_is_refused_naming_the_field() -> None:
     body = {"securityPolicy": {"allowedIsolations": {"container": {"allowedImages": "x"}}}}
     with pytest.raises(ProtocolDecodeError, match=r"securityPolicy\.allowedIsolations\.container"):
-        decode_worker_info(body)
+        decode(body, WorkerInfo)

@@ -100,9 +100,12 @@ class MeteredControllerClient:
         """``ReportCommandUpdates``, timed."""
         await self._timed("ReportCommandUpdates", self.inner.report_command_updates(task, updates))
 
-    async def append_logs(self, task: TaskRef, command_name: str, data: bytes) -> int:
+    async def append_logs(
+        self, task: TaskRef, command_name: str, data: bytes, offset: int | None = None
+    ) -> int:
         """``AppendLogs``, timed."""
-        return await self._timed("AppendLogs", self.inner.append_logs(task, command_name, data))
+        call = self.inner.append_logs(task, command_name, data, offset)
+        return await self._timed("AppendLogs", call)
 
     async def heartbeat(self, task: TaskRef) -> None:
         """``Heartbeat``, timed."""

@@ -5,7 +5,7 @@ Export is opt-in: a signal is exported only when ``OTEL_EXPORTER_OTLP_ENDPOINT``
 OTLP over HTTP unless ``OTEL_EXPORTER_OTLP_PROTOCOL`` (or the per-signal variable) says ``grpc``.
 Endpoints, headers, certificates, compression and timeouts are left to the SDK exporters, which
 read the variables themselves; their defaults are ``http://localhost:4318`` (HTTP) and
-``http://localhost:4317`` (gRPC). OTLP/HTTP sends with httpx (``otlp_http_transport``). Exports
+``http://localhost:4317`` (gRPC). Only the exporters' public options are used. Exports
 run in the SDK's background threads. A collector that is down costs one warning per export
 interval, never an exception or a stall of the worker.
 """
@@ -223,13 +223,7 @@ def metric_exporter(
             OTLPMetricExporter as HttpMetricExporter,
         )
 
-        from adapters.telemetry import otlp_http_transport
-
-        if otlp_http_transport.wanted("metrics", environ):
-            transport = otlp_http_transport.HttpxTransport("metrics", environ)
-            inner = HttpMetricExporter(timeout=timeout, _transport=transport)
-        else:
-            inner = HttpMetricExporter(timeout=timeout)
+        inner = HttpMetricExporter(timeout=timeout)
     return ReportingMetricExporter(inner, failures)
 
 
@@ -248,11 +242,5 @@ def span_exporter(environ: Mapping[str, str], failures: ExportFailureLog) -> Rep
             OTLPSpanExporter as HttpSpanExporter,
         )
 
-        from adapters.telemetry import otlp_http_transport
-
-        if otlp_http_transport.wanted("traces", environ):
-            transport = otlp_http_transport.HttpxTransport("traces", environ)
-            inner = HttpSpanExporter(timeout=timeout, _transport=transport)
-        else:
-            inner = HttpSpanExporter(timeout=timeout)
+        inner = HttpSpanExporter(timeout=timeout)
     return ReportingSpanExporter(inner, failures)

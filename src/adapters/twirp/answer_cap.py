@@ -1,4 +1,4 @@
-"""The cap on a controller answer's size, shared by the Twirp client and its lean transport.
+"""The cap on a controller answer's size, applied by the Twirp client while it streams one in.
 
 A worker's Twirp answers are a few KiB (the commands of a task, a poll with a few tasks); 1 MiB
 log chunks travel the other way. An answer beyond the cap comes from a broken or hostile

@@ -21,46 +21,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, TypeVar
 
 import httpx
+from httpx_aiohttp import HttpxAiohttpClient
 
 from adapters.twirp.answer_cap import MAX_ANSWER_BYTES, Answer, AnswerTooLargeError, read_capped
 from adapters.twirp.blob_calls import BlobCalls
-from adapters.twirp.codec import (
-    CI_SERVICE,
-    WORKERS_SERVICE,
-    decode_commands_response,
-    decode_poll_response,
-    decode_query_running_tasks_response,
-    decode_register_response,
-    decode_upload_logs_response,
-    decode_worker_status,
-    encode_append_logs_request,
-    encode_initial_commands_request,
-    encode_poll_request,
-    encode_register_request,
-    encode_report_agent_finished_request,
-    encode_report_command_updates_request,
-    encode_task_failed_request,
-    encode_task_identification,
-    encode_update_status_request,
-    method_path,
-)
-from adapters.twirp.errors import ProtocolDecodeError
-from adapters.twirp.lean_transport import LeanHTTPTransport
-from adapters.twirp.messages import (
-    AppendLogsRequest,
-    InitialCommandsRequest,
-    RegisterRequest,
-    ReportAgentFinishedRequest,
-    ReportCommandUpdatesRequest,
-    TaskFailedRequest,
-    UpdateStatusRequest,
-    task_identification_for,
-)
+from adapters.twirp.codec import CI_SERVICE, WORKERS_SERVICE, decode, encode, method_path
+from adapters.twirp.errors import ProtocolDecodeError, code_of_http_status
+from adapters.twirp.task_mapping import result_to_proto
+from adapters.twirp.worker_mapping import task_identification_for, worker_info_to_proto
+from adapters.wire import cirrus_ci_service_pb2 as wire
+from adapters.wire import cirrus_worker_additions_pb2 as additions
 from domain.errors import (
     ConfigError,
     DefiniteControllerError,
@@ -81,19 +55,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Twirp codes of the statuses a non-Twirp intermediary (a proxy) may answer with.
-_STATUS_CODES: Final[Mapping[int, str]] = {
-    400: "invalid_argument",
-    401: "unauthenticated",
-    403: "permission_denied",
-    404: "not_found",
-    409: "already_exists",
-    429: "resource_exhausted",
-    500: "internal",
-    502: "unavailable",
-    503: "unavailable",
-    504: "deadline_exceeded",
-}
 _CONNECT_TIMEOUT: Final = 10.0
 _MIN_SECRET_LENGTH: Final = 4  # shorter values would scrub ordinary words from messages
 _MESSAGE_LIMIT: Final = 500
@@ -131,36 +92,6 @@ class _Scrubber:
 _LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=6)
 
 
-def _proxied(url: httpx.URL) -> bool:
-    """Whether the environment (or the system) names a proxy that may apply to ``url``.
-
-    ``NO_PROXY`` is read as httpx reads it: ``*``, or hosts that also cover their subdomains
-    (a leading dot is optional), with or without ``:port``.
-    """
-    proxies = urllib.request.getproxies()
-    if not (proxies.get(url.scheme) or proxies.get("all")):
-        return False
-    host = url.host.lower()
-    address = f"{host}:{url.port or 80}"
-    for entry in proxies.get("no", "").split(","):
-        entry = entry.strip().lower().lstrip(".")
-        if entry == "*" or entry in (host, address) or host.endswith("." + entry):
-            return False
-    return True
-
-
-def _direct_http(endpoint: str) -> bool:
-    """Whether calls to ``endpoint`` may take the lean transport: direct plain ``http://``.
-
-    httpx ignores proxy settings once it is given a transport of its own, so calls that a
-    proxy setting may cover, and ``https://`` ones, use httpx's own client and transports
-    (which honour ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` and
-    ``SSL_CERT_FILE``).
-    """
-    url = httpx.URL(endpoint)
-    return url.scheme == "http" and not _proxied(url)
-
-
 class TwirpControllerClient(BlobCalls):
     """A ``ControllerClient`` speaking Twirp v7 JSON over HTTP(S) to one controller (the cache
     and artifact calls come from ``BlobCalls``)."""
@@ -186,16 +117,11 @@ class TwirpControllerClient(BlobCalls):
         self._call_timeout = call_timeout
         self._max_answer_bytes = max_answer_bytes
         self._owns_http_client = http_client is None
-        # Exactly one of the two is set. Direct http:// calls go straight to the lean transport
-        # (a fraction of httpx's CPU per call: no client layer of cookies, redirects and auth,
-        # none of which Twirp uses).
-        self._lean: LeanHTTPTransport | None = None
-        self._http: httpx.AsyncClient | None = http_client
-        if http_client is None:
-            if _direct_http(self._endpoint):
-                self._lean = LeanHTTPTransport(max_answer_bytes=max_answer_bytes)
-            else:
-                self._http = httpx.AsyncClient(limits=_LIMITS)
+        # httpx's client honours HTTP_PROXY/HTTPS_PROXY/ALL_PROXY/NO_PROXY and SSL_CERT_FILE.
+        # httpx's API over aiohttp's transport: about twice the calls per CPU second of httpx's
+        # own transport on a busy worker (benchmarks/README.md); proxies and certificates are
+        # read from the environment as httpx does.
+        self._http = http_client if http_client is not None else HttpxAiohttpClient(limits=_LIMITS)
 
     @property
     def endpoint(self) -> str:
@@ -208,108 +134,93 @@ class TwirpControllerClient(BlobCalls):
         return self._session_token
 
     async def aclose(self) -> None:
-        """Close the HTTP client (or lean transport) if this object created it."""
-        if self._lean is not None:
-            await self._lean.aclose()
-        elif self._owns_http_client and self._http is not None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http_client:
             await self._http.aclose()
 
     # --- CirrusWorkersService ---------------------------------------------------------------
 
     async def register(self, worker_info: WorkerInfo) -> str:
         """Register with the registration token; return and keep the session token."""
-        request = RegisterRequest(self._registration_token, worker_info)
-        body = await self._call(
-            WORKERS_SERVICE, "Register", encode_register_request(request), headers={}
+        request = wire.RegisterRequest(
+            registration_token=self._registration_token,
+            worker_info=worker_info_to_proto(worker_info),
         )
-        self._session_token = self._decode("Register", decode_register_response, body).session_token
+        body = await self._call(WORKERS_SERVICE, "Register", request, headers={})
+        self._session_token = self._decode("Register", body, wire.RegisterResponse).session_token
         return self._session_token
 
     async def poll(self, request: PollRequest, timeout_seconds: float) -> PollResponse:
         """Poll for work, allowing the controller to hold the call for ``timeout_seconds``."""
+        headers = self._worker_headers()
         body = await self._call(
-            WORKERS_SERVICE,
-            "Poll",
-            encode_poll_request(request),
-            headers=self._worker_headers(),
-            deadline_seconds=timeout_seconds,
+            WORKERS_SERVICE, "Poll", request, headers=headers, deadline_seconds=timeout_seconds
         )
-        return self._decode("Poll", decode_poll_response, body)
+        return self._decode("Poll", body, PollResponse)
 
     async def task_started(self, task: TaskRef) -> None:
         """Report that the task's instance exists and commands are about to run."""
         identification = task_identification_for(task.task_id, task.client_secret)
-        await self._task_call(
-            WORKERS_SERVICE, "TaskStarted", task, encode_task_identification(identification)
-        )
+        await self._task_call(WORKERS_SERVICE, "TaskStarted", task, identification)
 
     async def task_failed(self, task: TaskRef, message: str) -> None:
         """Report that the task could not run."""
         identification = task_identification_for(task.task_id, task.client_secret)
-        request = TaskFailedRequest(message=message, task_identification=identification)
-        await self._task_call(
-            WORKERS_SERVICE, "TaskFailed", task, encode_task_failed_request(request)
-        )
+        request = wire.TaskFailedRequest(message=message, task_identification=identification)
+        await self._task_call(WORKERS_SERVICE, "TaskFailed", task, request)
 
     async def task_stopped(self, task: TaskRef) -> None:
         """Report that the task is over and its instance cleaned up."""
         identification = task_identification_for(task.task_id, task.client_secret)
-        await self._task_call(
-            WORKERS_SERVICE, "TaskStopped", task, encode_task_identification(identification)
-        )
+        await self._task_call(WORKERS_SERVICE, "TaskStopped", task, identification)
 
     async def update_status(self, disabled: bool) -> bool:
         """Set the worker's disabled flag; return the flag the controller now holds."""
+        request = wire.UpdateStatusRequest(disabled=disabled)
         body = await self._call(
-            WORKERS_SERVICE,
-            "UpdateStatus",
-            encode_update_status_request(UpdateStatusRequest(disabled=disabled)),
-            headers=self._worker_headers(),
+            WORKERS_SERVICE, "UpdateStatus", request, headers=self._worker_headers()
         )
-        return self._decode("UpdateStatus", decode_worker_status, body).disabled
+        return self._decode("UpdateStatus", body, wire.WorkerStatus).disabled
 
     async def query_running_tasks(self) -> RunningTasksStatus:
         """Ask the controller which tasks it believes this worker runs."""
+        request = wire.QueryRunningTasksRequest()
         body = await self._call(
-            WORKERS_SERVICE, "QueryRunningTasks", {}, headers=self._worker_headers()
+            WORKERS_SERVICE, "QueryRunningTasks", request, headers=self._worker_headers()
         )
-        return self._decode("QueryRunningTasks", decode_query_running_tasks_response, body)
+        return self._decode("QueryRunningTasks", body, RunningTasksStatus)
 
     # --- CirrusCIService --------------------------------------------------------------------
 
     async def initial_commands(self, task: TaskRef, local_timestamp: int) -> CommandsResponse:
         """Fetch the task's environment, commands, timeout and secrets."""
-        request = InitialCommandsRequest(local_timestamp=local_timestamp)
-        body = await self._task_call(
-            CI_SERVICE, "InitialCommands", task, encode_initial_commands_request(request)
-        )
-        return self._decode("InitialCommands", decode_commands_response, body)
+        request = wire.InitialCommandsRequest(local_timestamp=local_timestamp)
+        body = await self._task_call(CI_SERVICE, "InitialCommands", task, request)
+        return self._decode("InitialCommands", body, CommandsResponse)
 
     async def report_command_updates(self, task: TaskRef, updates: Sequence[CommandResult]) -> None:
         """Report command status changes."""
-        request = ReportCommandUpdatesRequest(updates=tuple(updates))
-        await self._task_call(
-            CI_SERVICE, "ReportCommandUpdates", task, encode_report_command_updates_request(request)
-        )
+        request = wire.ReportCommandUpdatesRequest(updates=[result_to_proto(u) for u in updates])
+        await self._task_call(CI_SERVICE, "ReportCommandUpdates", task, request)
 
-    async def append_logs(self, task: TaskRef, command_name: str, data: bytes) -> int:
-        """Append log bytes to a command's log; return the bytes the controller logged."""
-        request = AppendLogsRequest(command_name=command_name, data=data)
-        body = await self._task_call(
-            CI_SERVICE, "AppendLogs", task, encode_append_logs_request(request)
-        )
-        return self._decode("AppendLogs", decode_upload_logs_response, body).bytes_logged
+    async def append_logs(
+        self, task: TaskRef, command_name: str, data: bytes, offset: int | None = None
+    ) -> int:
+        """Append log bytes sent at ``offset`` of a command's log; return the bytes logged."""
+        request = additions.AppendLogsRequest(command_name=command_name, data=data, offset=offset)
+        body = await self._task_call(CI_SERVICE, "AppendLogs", task, request)
+        return self._decode("AppendLogs", body, wire.UploadLogsResponse).bytes_logged
 
     async def heartbeat(self, task: TaskRef) -> None:
         """Tell the controller the task is alive."""
-        await self._task_call(CI_SERVICE, "Heartbeat", task, {})
+        await self._task_call(CI_SERVICE, "Heartbeat", task, wire.HeartbeatRequest())
 
     async def report_agent_finished(self, task: TaskRef, results: Sequence[CommandResult]) -> None:
         """Report the final results of every command."""
-        request = ReportAgentFinishedRequest(command_results=tuple(results))
-        await self._task_call(
-            CI_SERVICE, "ReportAgentFinished", task, encode_report_agent_finished_request(request)
+        request = wire.ReportAgentFinishedRequest(
+            command_results=[result_to_proto(r) for r in results]
         )
+        await self._task_call(CI_SERVICE, "ReportAgentFinished", task, request)
 
     # --- one call ---------------------------------------------------------------------------
 
@@ -327,35 +238,42 @@ class TwirpControllerClient(BlobCalls):
         headers["org.cirruslabs.client-secret"] = task.client_secret
         return headers
 
-    async def _task_call(
-        self, service: str, method: str, task: TaskRef, body: dict[str, object]
-    ) -> object:
+    async def _task_call(self, service: str, method: str, task: TaskRef, message: object) -> object:
         headers = self.task_headers(task)
         return await self._call(
-            service, method, body, headers=headers, secrets=(task.client_secret,)
+            service, method, message, headers=headers, secrets=(task.client_secret,)
         )
 
     async def _call(
         self,
         service: str,
         method: str,
-        body: dict[str, object],
+        message: object,
         *,
         headers: Mapping[str, str],
         deadline_seconds: float | None = None,
         secrets: Sequence[str] = (),
     ) -> object:
-        """POST one Twirp request; return the parsed JSON of a 2xx answer."""
+        """POST one Twirp request (a domain value or a generated message); return the parsed
+        JSON of a 2xx answer."""
         seconds = self._call_timeout if deadline_seconds is None else deadline_seconds
         scrub = self._scrubber(secrets)
         url = self._endpoint + method_path(service, method)
         all_headers = {"Content-Type": "application/json", "Accept": "application/json"}
         all_headers.update(headers)
         limits = httpx.Timeout(seconds, connect=min(_CONNECT_TIMEOUT, seconds))
+        content = json.dumps(encode(message)).encode()
         try:
             # httpx bounds each phase; the overall deadline also bounds a server trickling bytes.
             async with asyncio.timeout(seconds):
-                response = await self._post(url, json.dumps(body).encode(), all_headers, limits)
+                response = await self._post(url, content, all_headers, limits)
+        except httpx.ConnectTimeout as exc:
+            # Never connected, so nothing reached the controller: unreachable, like a refused
+            # connection (which aiohttp's transport reports as a connect timeout).
+            detail = str(exc) or "no connection"
+            raise TransientControllerError(
+                "unavailable", scrub(f"{method}: {self._endpoint} unreachable: {detail}")
+            ) from None
         except (TimeoutError, httpx.TimeoutException):
             raise TransientControllerError(
                 "deadline_exceeded",
@@ -388,22 +306,11 @@ class TwirpControllerClient(BlobCalls):
     async def _post(
         self, url: str, content: bytes, headers: Mapping[str, str], limits: httpx.Timeout
     ) -> Answer:
-        """POST and read the answer within the cap, through the lean transport or httpx."""
-        if self._lean is None:
-            assert self._http is not None  # one of the two is always set
-            request = self._http.build_request(
-                "POST", url, content=content, headers=headers, timeout=limits
-            )
-            response = await self._http.send(request, stream=True)
-        else:
-            request = httpx.Request(
-                "POST",
-                url,
-                content=content,
-                headers=headers,
-                extensions={"timeout": limits.as_dict()},
-            )
-            response = await self._lean.handle_async_request(request)
+        """POST and stream the answer in, reading no further than the cap."""
+        request = self._http.build_request(
+            "POST", url, content=content, headers=headers, timeout=limits
+        )
+        response = await self._http.send(request, stream=True)
         try:
             return await read_capped(response, self._max_answer_bytes)
         finally:
@@ -419,7 +326,7 @@ class TwirpControllerClient(BlobCalls):
                     "malformed_response", f"{method}: HTTP {status} answer is not JSON"
                 ) from None
         twirp = _twirp_error(response.content)
-        code, msg = twirp if twirp else (_STATUS_CODES.get(status, "unknown"), "")
+        code, msg = twirp if twirp else (code_of_http_status(status), "")
         # Scrub before cutting, so that no part of a secret survives the cut.
         text = f"{method}: HTTP {status}: {scrub(msg)[:_MESSAGE_LIMIT] or response.reason}"
         if code == "unimplemented":
@@ -433,9 +340,9 @@ class TwirpControllerClient(BlobCalls):
             raise DefiniteControllerError(code, text)
         raise DefiniteControllerError("malformed_response", text)
 
-    def _decode(self, method: str, decode: Callable[[object], T], body: object) -> T:
+    def _decode(self, method: str, body: object, kind: type[T]) -> T:
         try:
-            return decode(body)
+            return decode(body, kind)
         except ProtocolDecodeError as exc:
             scrub = self._scrubber(())
             raise DefiniteControllerError(

@@ -1,302 +1,116 @@
-"""Proto3 JSON codec of the Twirp services, by message and by ``(service, method)``.
+"""The Twirp methods, and the one registry of how values are written and read: ``encode(value)``
+and ``decode(body, Type)`` for any registered domain type or generated message.
 
-The per-message functions live in ``worker_codec`` (``CirrusWorkersService``), ``task_codec``
-(``CirrusCIService``) and ``isolation_codec``; this module re-exports them and adds the table of
-methods, so that a server can decode any request and encode any response from its route alone,
-and a client can do the reverse. All functions are pure: parsed JSON objects in and out.
+Domain types are mapped to the generated wire model in ``worker_mapping`` and ``task_mapping``;
+a message with no domain counterpart (``RegisterRequest``, ``TaskIdentification``…) is used as
+generated. A method's request and response types come from the services of ``proto/``, each
+message replaced by its domain type where it has one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from adapters.twirp.cache_codec import (
-    decode_artifact_upload_request,
-    decode_artifact_upload_urls,
-    decode_artifacts_commit,
-    decode_cache_info_request,
-    decode_cache_info_response,
-    decode_cache_key,
-    decode_generate_url_response,
-    decode_generate_urls_response,
-    encode_artifact_upload_request,
-    encode_artifact_upload_urls,
-    encode_artifacts_commit,
-    encode_cache_info_request,
-    encode_cache_info_response,
-    encode_cache_key,
-    encode_generate_url_response,
-    encode_generate_urls_response,
-)
+from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import Message
+
+from adapters.twirp import task_mapping, worker_mapping
 from adapters.twirp.errors import ProtocolEncodeError, UnknownMethodError
-from adapters.twirp.isolation_codec import (
-    decode_isolation,
-    encode_isolation,
-)
-from adapters.twirp.messages import (
-    AppendLogsRequest,
-    Empty,
-    InitialCommandsRequest,
-    QueryRunningTasksRequest,
-    RegisterRequest,
-    RegisterResponse,
-    ReportAgentFinishedRequest,
-    ReportCommandUpdatesRequest,
-    TaskFailedRequest,
-    TaskIdentification,
-    UpdateStatusRequest,
-    UploadLogsResponse,
-    WorkerStatus,
-)
-from adapters.twirp.task_codec import (
-    decode_append_logs_request,
-    decode_command,
-    decode_command_result,
-    decode_commands_response,
-    decode_initial_commands_request,
-    decode_report_agent_finished_request,
-    decode_report_command_updates_request,
-    decode_upload_logs_response,
-    encode_append_logs_request,
-    encode_command,
-    encode_command_result,
-    encode_commands_response,
-    encode_initial_commands_request,
-    encode_report_agent_finished_request,
-    encode_report_command_updates_request,
-    encode_upload_logs_response,
-)
-from adapters.twirp.worker_codec import (
-    decode_agent_aware_task,
-    decode_empty,
-    decode_poll_request,
-    decode_poll_response,
-    decode_query_running_tasks_request,
-    decode_query_running_tasks_response,
-    decode_register_request,
-    decode_register_response,
-    decode_standby_information,
-    decode_standby_parameters,
-    decode_task_failed_request,
-    decode_task_identification,
-    decode_update_status_request,
-    decode_warmup,
-    decode_worker_info,
-    decode_worker_status,
-    encode_agent_aware_task,
-    encode_empty,
-    encode_poll_request,
-    encode_poll_response,
-    encode_query_running_tasks_request,
-    encode_query_running_tasks_response,
-    encode_register_request,
-    encode_register_response,
-    encode_standby_information,
-    encode_standby_parameters,
-    encode_task_failed_request,
-    encode_task_identification,
-    encode_update_status_request,
-    encode_warmup,
-    encode_worker_info,
-    encode_worker_status,
-)
-from domain.protocol import (
-    ArtifactsCommit,
-    ArtifactUploadRequest,
-    ArtifactUploadUrls,
-    CacheInfoRequest,
-    CacheInfoResponse,
-    CacheKey,
-    CommandsResponse,
-    DownloadUrls,
-    PollRequest,
-    PollResponse,
-    RunningTasksStatus,
-    UploadUrl,
-)
+from adapters.twirp.isolation_mapping import decode_isolation, encode_isolation
+from adapters.twirp.wire_json import JsonObject, WireMapping, from_json, to_json
+from adapters.wire import cirrus_ci_service_pb2 as wire
 
 __all__ = [
     "CI_SERVICE",
     "METHODS",
     "PACKAGE",
+    "REGISTRY",
     "WORKERS_SERVICE",
-    "MethodCodec",
-    "decode_agent_aware_task",
-    "decode_append_logs_request",
-    "decode_command",
-    "decode_command_result",
-    "decode_commands_response",
-    "decode_empty",
-    "decode_initial_commands_request",
+    "MethodTypes",
+    "decode",
     "decode_isolation",
-    "decode_poll_request",
-    "decode_poll_response",
-    "decode_query_running_tasks_request",
-    "decode_query_running_tasks_response",
-    "decode_register_request",
-    "decode_register_response",
-    "decode_report_agent_finished_request",
-    "decode_report_command_updates_request",
     "decode_request",
     "decode_response",
-    "decode_standby_information",
-    "decode_standby_parameters",
-    "decode_task_failed_request",
-    "decode_task_identification",
-    "decode_update_status_request",
-    "decode_upload_logs_response",
-    "decode_warmup",
-    "decode_worker_info",
-    "decode_worker_status",
-    "encode_agent_aware_task",
-    "encode_append_logs_request",
-    "encode_command",
-    "encode_command_result",
-    "encode_commands_response",
-    "encode_empty",
-    "encode_initial_commands_request",
+    "encode",
     "encode_isolation",
-    "encode_poll_request",
-    "encode_poll_response",
-    "encode_query_running_tasks_request",
-    "encode_query_running_tasks_response",
-    "encode_register_request",
-    "encode_register_response",
-    "encode_report_agent_finished_request",
-    "encode_report_command_updates_request",
     "encode_request",
     "encode_response",
-    "encode_standby_information",
-    "encode_standby_parameters",
-    "encode_task_failed_request",
-    "encode_task_identification",
-    "encode_update_status_request",
-    "encode_upload_logs_response",
-    "encode_warmup",
-    "encode_worker_info",
-    "encode_worker_status",
-    "method_codec",
     "method_path",
     "route_of",
+    "to_domain",
 ]
 
 PACKAGE = "org.cirruslabs.ci.services.cirruscigrpc"
 WORKERS_SERVICE = "CirrusWorkersService"
 CI_SERVICE = "CirrusCIService"
 
-JsonObject = dict[str, object]
+T = TypeVar("T")
+
+REGISTRY: Mapping[type, WireMapping[Any]] = MappingProxyType(
+    {mapping.domain: mapping for mapping in (*worker_mapping.MAPPINGS, *task_mapping.MAPPINGS)}
+)
+_DOMAIN_OF = {mapping.message: mapping.domain for mapping in REGISTRY.values()}
+
+# The methods served over Twirp; the streaming ones are gRPC only.
+_TWIRP_METHODS = {
+    WORKERS_SERVICE: "Register Poll TaskStarted TaskFailed TaskStopped UpdateStatus"
+    " QueryRunningTasks",
+    CI_SERVICE: "InitialCommands ReportCommandUpdates AppendLogs Heartbeat ReportAgentFinished"
+    " CacheInfo GenerateCacheUploadURL GenerateCacheDownloadURLs GenerateArtifactUploadURLs"
+    " CommitUploadedArtifacts",
+}
 
 
 @dataclass(frozen=True, slots=True)
-class MethodCodec:
-    """How one Twirp method's request and response are written and read."""
+class MethodTypes:
+    """The request and response types of one Twirp method (domain types where they exist)."""
 
     request_type: type
     response_type: type
-    encode_request: Callable[[Any], JsonObject]
-    decode_request: Callable[[object], object]
-    encode_response: Callable[[Any], JsonObject]
-    decode_response: Callable[[object], object]
 
 
-def _codec(
-    request: tuple[type, Callable[[Any], JsonObject], Callable[[object], object]],
-    response: tuple[type, Callable[[Any], JsonObject], Callable[[object], object]],
-) -> MethodCodec:
-    return MethodCodec(request[0], response[0], request[1], request[2], response[1], response[2])
+def _type_of(descriptor: Descriptor) -> type:
+    message = message_factory.GetMessageClass(descriptor)
+    return _DOMAIN_OF.get(message, message)
 
 
-_EMPTY = (Empty, encode_empty, decode_empty)
-_CACHE_KEY = (CacheKey, encode_cache_key, decode_cache_key)
-_TASK_IDENTIFICATION = (TaskIdentification, encode_task_identification, decode_task_identification)
-
-METHODS: Mapping[tuple[str, str], MethodCodec] = MappingProxyType(
+METHODS: Mapping[tuple[str, str], MethodTypes] = MappingProxyType(
     {
-        (WORKERS_SERVICE, "Register"): _codec(
-            (RegisterRequest, encode_register_request, decode_register_request),
-            (RegisterResponse, encode_register_response, decode_register_response),
-        ),
-        (WORKERS_SERVICE, "Poll"): _codec(
-            (PollRequest, encode_poll_request, decode_poll_request),
-            (PollResponse, encode_poll_response, decode_poll_response),
-        ),
-        (WORKERS_SERVICE, "TaskStarted"): _codec(_TASK_IDENTIFICATION, _EMPTY),
-        (WORKERS_SERVICE, "TaskFailed"): _codec(
-            (TaskFailedRequest, encode_task_failed_request, decode_task_failed_request), _EMPTY
-        ),
-        (WORKERS_SERVICE, "TaskStopped"): _codec(_TASK_IDENTIFICATION, _EMPTY),
-        (WORKERS_SERVICE, "UpdateStatus"): _codec(
-            (UpdateStatusRequest, encode_update_status_request, decode_update_status_request),
-            (WorkerStatus, encode_worker_status, decode_worker_status),
-        ),
-        (WORKERS_SERVICE, "QueryRunningTasks"): _codec(
-            (
-                QueryRunningTasksRequest,
-                encode_query_running_tasks_request,
-                decode_query_running_tasks_request,
-            ),
-            (
-                RunningTasksStatus,
-                encode_query_running_tasks_response,
-                decode_query_running_tasks_response,
-            ),
-        ),
-        (CI_SERVICE, "InitialCommands"): _codec(
-            (
-                InitialCommandsRequest,
-                encode_initial_commands_request,
-                decode_initial_commands_request,
-            ),
-            (CommandsResponse, encode_commands_response, decode_commands_response),
-        ),
-        (CI_SERVICE, "ReportCommandUpdates"): _codec(
-            (
-                ReportCommandUpdatesRequest,
-                encode_report_command_updates_request,
-                decode_report_command_updates_request,
-            ),
-            _EMPTY,
-        ),
-        (CI_SERVICE, "AppendLogs"): _codec(
-            (AppendLogsRequest, encode_append_logs_request, decode_append_logs_request),
-            (UploadLogsResponse, encode_upload_logs_response, decode_upload_logs_response),
-        ),
-        (CI_SERVICE, "Heartbeat"): _codec(_EMPTY, _EMPTY),
-        (CI_SERVICE, "ReportAgentFinished"): _codec(
-            (
-                ReportAgentFinishedRequest,
-                encode_report_agent_finished_request,
-                decode_report_agent_finished_request,
-            ),
-            _EMPTY,
-        ),
-        (CI_SERVICE, "CacheInfo"): _codec(
-            (CacheInfoRequest, encode_cache_info_request, decode_cache_info_request),
-            (CacheInfoResponse, encode_cache_info_response, decode_cache_info_response),
-        ),
-        (CI_SERVICE, "GenerateCacheUploadURL"): _codec(
-            _CACHE_KEY, (UploadUrl, encode_generate_url_response, decode_generate_url_response)
-        ),
-        (CI_SERVICE, "GenerateCacheDownloadURLs"): _codec(
-            _CACHE_KEY,
-            (DownloadUrls, encode_generate_urls_response, decode_generate_urls_response),
-        ),
-        (CI_SERVICE, "GenerateArtifactUploadURLs"): _codec(
-            (
-                ArtifactUploadRequest,
-                encode_artifact_upload_request,
-                decode_artifact_upload_request,
-            ),
-            (ArtifactUploadUrls, encode_artifact_upload_urls, decode_artifact_upload_urls),
-        ),
-        (CI_SERVICE, "CommitUploadedArtifacts"): _codec(
-            (ArtifactsCommit, encode_artifacts_commit, decode_artifacts_commit), _EMPTY
-        ),
+        (service, name): MethodTypes(_type_of(method.input_type), _type_of(method.output_type))
+        for service, names in _TWIRP_METHODS.items()
+        for name in names.split()
+        for method in [wire.DESCRIPTOR.services_by_name[service].methods_by_name[name]]
     }
 )
+
+
+def encode(value: object) -> JsonObject:
+    """Write a registered domain value or a generated message as proto3 JSON."""
+    mapping = REGISTRY.get(type(value))
+    if mapping is not None:
+        return to_json(mapping.to_proto(value))
+    if isinstance(value, Message):
+        return to_json(value)
+    raise ProtocolEncodeError(type(value).__name__, "has no wire form")
+
+
+def decode(body: object, kind: type[T]) -> T:
+    """Read proto3 JSON as a value of ``kind`` (``ProtocolDecodeError`` if malformed)."""
+    mapping = REGISTRY.get(kind)
+    if mapping is None:
+        return cast(T, from_json(body, cast(type[Message], kind)))
+    if mapping.from_json is not None:
+        return cast(T, mapping.from_json(body))
+    return cast(T, mapping.from_proto(from_json(body, mapping.message)))
+
+
+def to_domain(message: Message, kind: type[T]) -> T:
+    """Map a generated message (a field of a wire-only message) to its domain type ``kind``."""
+    return cast(T, REGISTRY[kind].from_proto(message))
 
 
 def method_path(service: str, method: str) -> str:
@@ -313,8 +127,7 @@ def route_of(path: str) -> tuple[str, str]:
     return service, method
 
 
-def method_codec(service: str, method: str) -> MethodCodec:
-    """Return the codec of a method; ``UnknownMethodError`` if there is none."""
+def _types(service: str, method: str) -> MethodTypes:
     try:
         return METHODS[(service, method)]
     except KeyError:
@@ -331,23 +144,22 @@ def _checked(expected: type, message: object, what: str) -> object:
 
 def encode_request(service: str, method: str, message: object) -> JsonObject:
     """Write the request message of ``service/method``."""
-    codec = method_codec(service, method)
-    return codec.encode_request(_checked(codec.request_type, message, f"{method} request"))
+    return encode(_checked(_types(service, method).request_type, message, f"{method} request"))
 
 
 def decode_request(service: str, method: str, body: object) -> object:
     """Read the request of ``service/method`` (``ProtocolDecodeError`` if malformed)."""
-    return method_codec(service, method).decode_request(body)
+    return decode(body, _types(service, method).request_type)
 
 
 def encode_response(service: str, method: str, message: object) -> JsonObject:
-    """Write the response message of ``service/method`` (``None`` is accepted for ``Empty``)."""
-    codec = method_codec(service, method)
-    if message is None and codec.response_type is Empty:
-        message = Empty()
-    return codec.encode_response(_checked(codec.response_type, message, f"{method} response"))
+    """Write the response message of ``service/method`` (``None`` for an empty message)."""
+    expected = _types(service, method).response_type
+    if message is None and issubclass(expected, Message) and not expected.DESCRIPTOR.fields:
+        return {}
+    return encode(_checked(expected, message, f"{method} response"))
 
 
 def decode_response(service: str, method: str, body: object) -> object:
     """Read the response of ``service/method`` (``ProtocolDecodeError`` if malformed)."""
-    return method_codec(service, method).decode_response(body)
+    return decode(body, _types(service, method).response_type)

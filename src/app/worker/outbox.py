@@ -6,20 +6,26 @@ drops nothing. Different lanes deliver side by side, so that one task's reports 
 behind another's round trips: with several slots busy, a single queue would make every task
 wait for the calls of all the others. A definite refusal (a Twirp 4xx other than a lost session)
 is logged and the report dropped, since repeating it cannot succeed.
+
+Command updates queued back to back in a lane leave as one ``ReportCommandUpdates`` call (its
+request carries a list): a busy worker, whose lanes wait their turn, saves round trips that way,
+and the controller still sees every update in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from app.worker.upstream import Upstream
 from domain.errors import DefiniteControllerError
 from domain.ports import ControllerClient
+from domain.protocol import CommandResult, TaskRef
 
 log = logging.getLogger("cirrus.worker")
 
@@ -32,6 +38,9 @@ MAX_PARALLEL_LANES = 4
 """Lanes delivering at once. A few overlap the round trips; more only grow the HTTP client's
 connection pool, whose bookkeeping on every request then costs more than the overlap gains."""
 
+MAX_MERGED_UPDATES = 64
+"""Command updates one merged ``ReportCommandUpdates`` carries at most."""
+
 
 @dataclass(slots=True)
 class Report:
@@ -40,6 +49,42 @@ class Report:
     what: str
     call: ReportCall
     delivered: asyncio.Future[bool]
+    # Set on a ``ReportCommandUpdates``, which may leave merged with its neighbours.
+    updates: tuple[TaskRef, tuple[CommandResult, ...]] | None = None
+
+
+def _updates_call(ref: TaskRef, results: tuple[CommandResult, ...]) -> ReportCall:
+    async def update(client: ControllerClient) -> object:
+        await client.report_command_updates(ref, results)
+        return None
+
+    return update
+
+
+def _batch(queue: deque[Report]) -> list[Report]:
+    """The head of ``queue``, with the command updates of the same task queued right after it."""
+    head = queue[0]
+    batch = [head]
+    if head.updates is None:
+        return batch
+    count = len(head.updates[1])
+    for report in itertools.islice(queue, 1, None):
+        if report.updates is None or report.updates[0] != head.updates[0]:
+            break
+        count += len(report.updates[1])
+        if count > MAX_MERGED_UPDATES:
+            break
+        batch.append(report)
+    return batch
+
+
+def _merged(batch: list[Report]) -> Report:
+    """One report delivering every update of ``batch``, in order."""
+    ref = batch[0].updates[0] if batch[0].updates else None
+    assert ref is not None  # only command updates are batched
+    results = tuple(r for report in batch if report.updates for r in report.updates[1])
+    what = f"ReportCommandUpdates {ref.task_id} ({len(results)} updates)"
+    return Report(what, _updates_call(ref, results), batch[0].delivered, (ref, results))
 
 
 class Outbox:
@@ -72,6 +117,18 @@ class Outbox:
         self._not_empty.set()
         return future
 
+    def send_command_updates(
+        self, ref: TaskRef, updates: Sequence[CommandResult]
+    ) -> asyncio.Future[bool]:
+        """Queue ``ReportCommandUpdates`` in the task's lane; neighbours may leave as one call."""
+        results = tuple(updates)
+        names = ", ".join(f"{result.name} {result.status.name}" for result in results)
+        future = self.send(
+            f"ReportCommandUpdates {ref.task_id}/{names}", _updates_call(ref, results), ref.task_id
+        )
+        self._lanes[ref.task_id][-1].updates = (ref, results)
+        return future
+
     async def drained(self) -> None:
         """Wait until every queued report was delivered or refused."""
         await self._empty.wait()
@@ -98,11 +155,12 @@ class Outbox:
         queue = self._lanes[lane]
         try:
             while queue:
-                report = queue[0]
-                delivered = await self._deliver(report)
-                queue.popleft()
-                if not report.delivered.done():
-                    report.delivered.set_result(delivered)
+                batch = _batch(queue)
+                delivered = await self._deliver(batch[0] if len(batch) == 1 else _merged(batch))
+                for report in batch:
+                    queue.popleft()
+                    if not report.delivered.done():
+                        report.delivered.set_result(delivered)
         finally:
             del self._lane_runs[lane]
             self._not_empty.set()  # a place for a waiting lane

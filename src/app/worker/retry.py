@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
 from tenacity import (
     AsyncRetrying,
+    AttemptManager,
     RetryCallState,
+    Retrying,
+    retry_always,
     retry_if_exception_type,
     wait_exponential_jitter,
 )
-from tenacity.wait import wait_base
 
 from domain.errors import TransientControllerError
 
@@ -38,28 +40,48 @@ class BackoffPolicy:
     cap: float = 15.0
     jitter: float = 1.0
 
-    def wait(self) -> wait_base:
+    def wait(self) -> wait_exponential_jitter:
         """Return the tenacity wait strategy of this policy."""
-        return wait_exponential_jitter(initial=self.initial, max=self.cap, jitter=self.jitter)
+        return wait_exponential_jitter(multiplier=self.initial, max=self.cap, jitter=self.jitter)
 
 
 class Backoff:
-    """A stateful backoff for hand-written loops: ``next_delay()`` grows, ``reset()`` restarts."""
+    """A stateful backoff for hand-written loops: ``next_delay()`` grows, ``reset()`` restarts.
+
+    tenacity counts the attempts and computes each wait, through its documented iteration
+    (``for attempt in Retrying(...): with attempt: ...``); its ``sleep`` only records the delay,
+    because the loop sleeps on its own terms (interruptibly, e.g. when the worker stops).
+    """
 
     def __init__(self, policy: BackoffPolicy) -> None:
-        self._wait = policy.wait()
-        self._attempt = 0
+        self._policy = policy
+        self._delay = 0.0
+        self._attempts: Iterator[AttemptManager] = iter(())
+        self._current: AttemptManager | None = None
+        self.reset()
+
+    def _record(self, seconds: float) -> None:
+        self._delay = seconds
 
     def next_delay(self) -> float:
         """Return the delay before the next attempt and count the attempt."""
-        self._attempt += 1
-        state = RetryCallState(retry_object=AsyncRetrying(), fn=None, args=(), kwargs={})
-        state.attempt_number = self._attempt
-        return float(self._wait(state))
+        if self._current is None:
+            self._current = next(self._attempts)
+        with self._current:
+            pass  # the attempt itself ran (and failed) in the caller's loop
+        # Asking for the next attempt makes tenacity compute the wait and "sleep" it.
+        self._current = next(self._attempts)
+        return self._delay
 
     def reset(self) -> None:
         """Start again from the initial delay (after a success)."""
-        self._attempt = 0
+        retrying = Retrying(
+            wait=self._policy.wait(),
+            retry=retry_always,
+            sleep=self._record,
+        )
+        self._attempts = iter(retrying)
+        self._current = None
 
 
 def _log_before_sleep(what: str) -> Callable[[RetryCallState], None]:

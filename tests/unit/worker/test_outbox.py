@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
-from app.worker.outbox import Outbox, ReportCall
+from app.worker.outbox import MAX_MERGED_UPDATES, Outbox, ReportCall
 from app.worker.upstream import Upstream
 from domain.ports import ControllerClient
-from domain.protocol import WorkerInfo
+from domain.protocol import CommandResult, CommandStatus, TaskRef, WorkerInfo
 from tests.unit.worker.fakes import FakeClock, FakeController, Sleeps, eventually
 
 
-def outbox(max_parallel: int = 4) -> Outbox:
-    upstream = Upstream(FakeController(), WorkerInfo(), clock=FakeClock(), sleep=Sleeps())
+def outbox(max_parallel: int = 4, controller: FakeController | None = None) -> Outbox:
+    client = controller if controller is not None else FakeController()
+    upstream = Upstream(client, WorkerInfo(), clock=FakeClock(), sleep=Sleeps())
     upstream.registered = True
     return Outbox(upstream, max_parallel=max_parallel)
 
@@ -105,4 +107,62 @@ async def test_reports_left_when_delivery_stops_go_out_once_it_runs_again() -> N
     delivering = asyncio.create_task(box.run())
     await asyncio.wait_for(box.drained(), 5)
     assert gates.ended == ["a1", "a2"]
+    delivering.cancel()
+
+
+class UpdateCalls(FakeController):
+    """A fake controller that also records each ``ReportCommandUpdates`` call as a whole."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.update_calls: list[list[str]] = []
+
+    async def report_command_updates(self, task: TaskRef, updates: Sequence[CommandResult]) -> None:
+        self.update_calls.append([f"{u.name} {u.status.name}" for u in updates])
+        await super().report_command_updates(task, updates)
+
+
+async def test_command_updates_queued_back_to_back_leave_as_one_call_in_order() -> None:
+    controller, gates = UpdateCalls(), Gates()
+    box = outbox(controller=controller)
+    ref, other = TaskRef("t1", "secret"), TaskRef("t2", "secret")
+    delivering = asyncio.create_task(box.run())
+    box.send("first", gates.call("first"), "t1")
+    await eventually(lambda: gates.begun == ["first"], "the first report to leave")
+    merged = [
+        box.send_command_updates(ref, [CommandResult("a", CommandStatus.EXECUTING)]),
+        box.send_command_updates(ref, [CommandResult("a", CommandStatus.COMPLETED)]),
+        box.send_command_updates(ref, [CommandResult("b", CommandStatus.SKIPPED)]),
+    ]
+    box.send("between", gates.call("between"), "t1")
+    alone = box.send_command_updates(ref, [CommandResult("c", CommandStatus.SKIPPED)])
+    elsewhere = box.send_command_updates(other, [CommandResult("x", CommandStatus.EXECUTING)])
+    gates.open("first")
+    await eventually(lambda: gates.begun == ["first", "between"], "the report in between")
+    gates.open("between")
+    await asyncio.wait_for(box.drained(), 5)
+    assert all([await future for future in [*merged, alone, elsewhere]])
+    assert sorted(controller.update_calls) == [
+        ["a EXECUTING", "a COMPLETED", "b SKIPPED"],
+        ["c SKIPPED"],
+        ["x EXECUTING"],
+    ]
+    assert controller.update_calls.index(["a EXECUTING", "a COMPLETED", "b SKIPPED"]) < (
+        controller.update_calls.index(["c SKIPPED"])
+    )
+    delivering.cancel()
+
+
+async def test_a_merged_call_carries_no_more_than_the_limit_of_updates() -> None:
+    controller, gates = UpdateCalls(), Gates()
+    box = outbox(controller=controller)
+    ref = TaskRef("t1", "secret")
+    delivering = asyncio.create_task(box.run())
+    box.send("first", gates.call("first"), "t1")
+    await eventually(lambda: gates.begun == ["first"], "the first report to leave")
+    for number in range(MAX_MERGED_UPDATES + 1):
+        box.send_command_updates(ref, [CommandResult(f"c{number}", CommandStatus.SKIPPED)])
+    gates.open("first")
+    await asyncio.wait_for(box.drained(), 5)
+    assert [len(call) for call in controller.update_calls] == [MAX_MERGED_UPDATES, 1]
     delivering.cancel()
