@@ -52,8 +52,48 @@ class ContainerVolume:
 
 
 @dataclass(frozen=True, slots=True)
+class PortMapping:
+    """Proto message ``PortMapping``: a port of an additional container."""
+
+    container_port: int = 0
+    host_port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AdditionalContainer:
+    """Proto message ``AdditionalContainer``: a service container beside the task's container.
+
+    It shares the main container's network namespace, so the task reaches it on
+    ``localhost:<port>``; ``memory`` is in MB; ``command`` and ``readiness_command`` are argv
+    lists (empty: the image's own command / no readiness check).
+    """
+
+    name: str = ""
+    image: str = ""
+    cpu: float = 0.0
+    memory: int = 0
+    container_port: int = 0
+    environment: tuple[tuple[str, str], ...] = ()
+    command: tuple[str, ...] = ()
+    readiness_command: tuple[str, ...] = ()
+    privileged: bool = False
+    host_port: int = 0
+    ports: tuple[PortMapping, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "environment", freeze_str_map(self.environment))
+        object.__setattr__(self, "command", tuple(self.command))
+        object.__setattr__(self, "readiness_command", tuple(self.readiness_command))
+        object.__setattr__(self, "ports", tuple(self.ports))
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerIsolation:
-    """Proto message ``Isolation.Container``; ``memory`` is in MB."""
+    """Proto message ``Isolation.Container``; ``memory`` is in MB.
+
+    ``additional_containers`` is this project's field 100 (the hosted original carried them in
+    ``ContainerInstance``, which a persistent worker never sees).
+    """
 
     image: str = ""
     cpu: float = 0.0
@@ -62,12 +102,14 @@ class ContainerIsolation:
     dockerfile: str = ""
     docker_arguments: tuple[tuple[str, str], ...] = ()
     platform: Platform = Platform.LINUX
+    additional_containers: tuple[AdditionalContainer, ...] = ()
 
     kind = "container"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "volumes", tuple(self.volumes))
         object.__setattr__(self, "docker_arguments", freeze_str_map(self.docker_arguments))
+        object.__setattr__(self, "additional_containers", tuple(self.additional_containers))
 
 
 @dataclass(frozen=True, slots=True)

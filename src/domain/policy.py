@@ -168,6 +168,7 @@ def check_isolation(policy: SecurityPolicy, isolation: Isolation) -> None:
                     f"{INVALID_ISOLATION}{go_quote('container')} image "
                     f"{go_quote(isolation.image)} {NOT_ALLOWED}"
                 )
+            _check_additional_containers(section, isolation)
             if section.allowed_volumes is not None:
                 for container_volume in isolation.volumes:
                     if not volume_allowed(
@@ -178,6 +179,29 @@ def check_isolation(policy: SecurityPolicy, isolation: Isolation) -> None:
                         _refuse_volume(container_volume.source)
         case _:
             pass  # ``none`` and ``parallels`` have nothing to check beyond being allowed.
+
+
+def additional_container_refusal(policy: ContainerPolicy, isolation: ContainerIsolation) -> str:
+    """Return why ``policy`` refuses one of the additional containers (empty: none refused).
+
+    Their images pass the same ``allowed-images`` as the main image; a privileged one is never
+    run (the task's own container is not privileged either).
+    """
+    for additional in isolation.additional_containers:
+        if not images_allowed(policy.allowed_images, additional.image):
+            return (
+                f"additional container {go_quote(additional.name)} image "
+                f"{go_quote(additional.image)} {NOT_ALLOWED}"
+            )
+        if additional.privileged:
+            return f"privileged additional container {go_quote(additional.name)} {NOT_ALLOWED}"
+    return ""
+
+
+def _check_additional_containers(policy: ContainerPolicy, isolation: ContainerIsolation) -> None:
+    refusal = additional_container_refusal(policy, isolation)
+    if refusal:
+        raise PolicyViolation(f"{INVALID_ISOLATION}{refusal}")
 
 
 def _check_vm_image(patterns: tuple[str, ...], isolation: TartIsolation | VetuIsolation) -> None:

@@ -1,5 +1,6 @@
 """The ``container`` isolation: commands run in a docker or podman container, one exec each."""
 
+from adapters.container.additional import ADDITIONAL_LABEL
 from adapters.container.engine import ContainerEngine, choose_engine
 from adapters.container.instance import (
     PID_LABEL,
@@ -12,6 +13,7 @@ from adapters.container.instance import (
 from adapters.container.leftovers import remove_leftovers
 
 __all__ = [
+    "ADDITIONAL_LABEL",
     "PID_LABEL",
     "SCRIPTS_DIR",
     "TASK_LABEL",

@@ -5,6 +5,8 @@ the working directory (``WORKING_DIR``, the commands' cwd) and the scripts direc
 (``SCRIPTS_DIR``, the scripts and their wrappers). The container's main process only sleeps under
 the engine's init (``--init``: it reaps orphans, so killed process groups really disappear, and
 forwards the stop signal). Unlike the original, a script's exit status is honoured.
+The task's additional containers (``adapters.container.additional``) start once the container
+runs and are ready before ``create`` returns; they are removed before it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from adapters.container import files_out
+from adapters.container.additional import DEFAULT_READINESS_SECONDS, AdditionalContainers
 from adapters.container.engine import ContainerEngine, first_error_line
 from adapters.container.session import ExecSession, wrapper_script
 from adapters.host.file_removal import remove_files, remove_tree
@@ -84,8 +87,10 @@ class ContainerInstanceFactory:
         network: str | None = None,
         extra_env: Mapping[str, str] | None = None,
         base_dir: str | None = None,
+        readiness_seconds: float = DEFAULT_READINESS_SECONDS,
     ) -> None:
         self._engine_name = engine
+        self._readiness_seconds = readiness_seconds
         self._engine: ContainerEngine | None = None
         self._grace_seconds = grace_seconds
         self._network = network
@@ -110,6 +115,9 @@ class ContainerInstanceFactory:
         except OSError as exc:
             raise InstanceError(f"cannot create the task directory: {exc}") from exc
         container = f"cirrus-task-{name}-{secrets.token_hex(4)}"
+        additional = AdditionalContainers(
+            engine, container, self._labels(task_id), Path(root), self._readiness_seconds
+        )
         try:
             args = await asyncio.to_thread(self._prepare, Path(root), isolation)
             args = ["run", "--detach", "--name", container, *self._labels(task_id), *args]
@@ -119,11 +127,14 @@ class ContainerInstanceFactory:
             await engine.run(args)
             inspected = await engine.run(["inspect", "--format", "{{json .Config.Env}}", container])
             environment = _parse_environment(inspected.stdout)
+            await additional.start(isolation.additional_containers)
         except BaseException:
             # Also on cancellation: a container the engine started must not outlive the task.
-            await finish_despite_cancellation(self._discard(engine, container, root))
+            await finish_despite_cancellation(self._discard(engine, additional, container, root))
             raise
-        return ContainerInstance(engine, container, root, environment, self._grace_seconds)
+        return ContainerInstance(
+            engine, container, root, environment, self._grace_seconds, additional
+        )
 
     def _labels(self, task_id: str) -> list[str]:
         return ["--label", f"{TASK_LABEL}={task_id}", "--label", f"{PID_LABEL}={os.getpid()}"]
@@ -172,7 +183,11 @@ class ContainerInstanceFactory:
         return args
 
     @staticmethod
-    async def _discard(engine: ContainerEngine, container: str, root: str) -> None:
+    async def _discard(
+        engine: ContainerEngine, additional: AdditionalContainers, container: str, root: str
+    ) -> None:
+        with contextlib.suppress(InstanceError):
+            await additional.remove()  # first: they share the namespace of ``container``
         with contextlib.suppress(InstanceError):
             await engine.remove_containers([container])
         with contextlib.suppress(OSError):
@@ -189,8 +204,10 @@ class ContainerInstance:
         host_root: str,
         environment: Mapping[str, str],
         grace_seconds: float,
+        additional: AdditionalContainers | None = None,
     ) -> None:
         self._engine = engine
+        self._additional = additional
         self._container = container
         self._host_root = host_root
         self._scripts = Path(host_root, "scripts")
@@ -363,6 +380,9 @@ class ContainerInstance:
         self._background.clear()
         failure: InstanceError | None = None
         try:
+            if self._additional is not None:
+                # First: the engine refuses to remove a container whose namespace is shared.
+                await self._additional.remove()
             await self._engine.remove_containers([self._container])
         except InstanceError as exc:
             failure = exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from adapters.container.additional import ADDITIONAL_LABEL
 from adapters.container.engine import ContainerEngine
 from adapters.container.instance import PID_LABEL, TASK_LABEL
 
@@ -25,12 +26,21 @@ async def remove_leftovers(
     if not containers:
         return []
     # A container removed meanwhile makes inspect fail for it only: the others are still printed.
-    pid_format = f'{{{{.Id}}}} {{{{index .Config.Labels "{PID_LABEL}"}}}}'
+    pid_format = (
+        f'{{{{.Id}}}} {{{{index .Config.Labels "{PID_LABEL}"}}}} '
+        f'{{{{index .Config.Labels "{ADDITIONAL_LABEL}"}}}}'
+    )
     inspected = await engine.run(["inspect", "--format", pid_format, *containers], check=False)
-    orphans = []
+    additional: list[str] = []
+    main: list[str] = []
     for line in inspected.stdout.splitlines():
-        container, _, pid_text = line.strip().partition(" ")
-        if container and pid_text.strip().isdigit() and not worker_pid_alive(int(pid_text)):
-            orphans.append(container)
-    await engine.remove_containers(orphans)
-    return orphans
+        container, pid_text, additional_name = [*line.split(" ", 2), "", ""][:3]
+        if container and pid_text.isdigit() and not worker_pid_alive(int(pid_text)):
+            # "<no value>" (podman) or "" (docker) when the label is missing.
+            is_additional = additional_name.strip() not in ("", "<no value>")
+            (additional if is_additional else main).append(container)
+    # Additional containers first: the engine refuses to remove a container whose network
+    # namespace another one still shares.
+    await engine.remove_containers(additional)
+    await engine.remove_containers(main)
+    return additional + main

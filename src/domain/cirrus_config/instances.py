@@ -14,8 +14,9 @@ what the wire's ``Isolation.Container`` says it is: ``dockerfile`` set (the imag
 it on the worker) and ``image`` empty unless ``image:`` came after it. A worker whose policy
 restricts images accepts such a task only if its patterns match the empty image (``*``).
 
-``additional_containers`` are checked (each needs an ``image``) but have no place on the wire's
-isolation: they are not started on a worker (a documented difference).
+``additional_containers`` of a rule with container isolation go into the isolation
+(``domain.cirrus_config.additional_containers``): the worker runs them beside the task's
+container. Other instance types check them and drop them, as they have no container to share.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from domain.cirrus_config.additional_containers import additional_containers
 from domain.cirrus_config.context import WorkerRequirement
 from domain.cirrus_config.instance_fields import Fields, read_fields
-from domain.cirrus_config.nodes import CirrusConfigError, Node, Scalar, Sequence
+from domain.cirrus_config.nodes import CirrusConfigError, Node
 from domain.cirrus_config.worker_isolation import image_and_dockerfile, persistent_worker
 from domain.isolation import (
+    AdditionalContainer,
     ContainerIsolation,
     Isolation,
     NoneIsolation,
@@ -162,7 +165,7 @@ class MappedInstances:
         if rule is None:
             raise CirrusConfigError(f"unknown instance type {kind!r}", node.at)
         fields = read_fields(node, kind, environment)
-        _check_additional_containers(fields)
+        sidecars = additional_containers(fields)  # checked for every instance type
         labels = dict(rule.labels)
         for field_name, label in rule.label_fields.items():
             value = fields.text(field_name)
@@ -172,7 +175,7 @@ class MappedInstances:
         memory = fields.memory_value("memory", rule.default_memory)
         return WorkerRequirement(
             labels=labels,
-            isolation=_isolation(rule, fields, cpu, memory, labels.get("os", "")),
+            isolation=_isolation(rule, fields, cpu, memory, labels.get("os", ""), sidecars),
             resources=_resources(rule, fields, cpu, memory),
         )
 
@@ -193,7 +196,14 @@ def _resources(rule: InstanceRule, fields: Fields, cpu: float, memory: int) -> d
     return resources
 
 
-def _isolation(rule: InstanceRule, fields: Fields, cpu: float, memory: int, os: str) -> Isolation:
+def _isolation(
+    rule: InstanceRule,
+    fields: Fields,
+    cpu: float,
+    memory: int,
+    os: str,
+    sidecars: tuple[AdditionalContainer, ...],
+) -> Isolation:
     if rule.isolation == "container":
         image, dockerfile = image_and_dockerfile(fields, rule.image_field)
         return ContainerIsolation(
@@ -206,6 +216,7 @@ def _isolation(rule: InstanceRule, fields: Fields, cpu: float, memory: int, os: 
                 fields.string_map("docker_arguments") if dockerfile else {}
             ),
             platform=_PLATFORMS.get(os, Platform.LINUX),
+            additional_containers=sidecars,
         )
     image = fields.text(rule.image_field)
     user = fields.text("user", rule.default_user)
@@ -220,17 +231,3 @@ def _isolation(rule: InstanceRule, fields: Fields, cpu: float, memory: int, os: 
             image=image, user=user, password=password, cpu=whole_cpu, memory=memory
         )
     return NoneIsolation()
-
-
-def _check_additional_containers(fields: Fields) -> None:
-    node = fields.node("additional_containers")
-    if node is None or (isinstance(node, Scalar) and node.value is None):
-        return
-    if not isinstance(node, Sequence):
-        raise CirrusConfigError("additional_containers: expected a list", node.at)
-    for item in node.items:
-        container = read_fields(item, "additional_containers", fields.environment)
-        if container.node("image") is None:
-            raise CirrusConfigError(
-                'additional_containers: required field "image" was not set', item.at
-            )
