@@ -45,9 +45,11 @@ class GithubActionsView(BuildView):
         """Stream the line in the task's open group, or hold it until its group opens."""
         self._task_line(task, log_line(task.name, command, text))
 
-    def command_finished(self, task: TaskInfo, command: CommandInfo) -> None:
+    def command_finished(
+        self, task: TaskInfo, command: CommandInfo, exit_status: int | None = None
+    ) -> None:
         """A command's result belongs to its task's group."""
-        self._task_line(task, command_status_line(task.name, command))
+        self._task_line(task, command_status_line(task.name, command, exit_status))
 
     def task_changed(self, task: TaskInfo) -> None:
         """Close (or print whole) a finished task's group, then print its status line."""

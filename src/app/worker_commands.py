@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from adapters.config import WorkerConfig
-from adapters.logging import configure_logging, shutdown_logging
+from adapters.logging import configure_logging, shutdown_logging, terminal_log_console
 from adapters.telemetry.health import LISTEN_KEY, HealthServer, parse_listen_address
 from adapters.telemetry.setup import Telemetry, setup_telemetry
 from app.version import version
-from app.worker.lean_imports import import_without_unused_integrations
 from app.worker.leftovers import cancel_quietly, remove_container_leftovers
 from app.worker.pause import PauseFailed, StatusChange, set_disabled, wait_until_idle
 from app.worker.signals import SignalLadder, install_signal_handlers
@@ -87,13 +86,15 @@ async def run_worker(
         leftovers = asyncio.create_task(remove_container_leftovers(container.policy()))
         stack.push_async_callback(cancel_quietly, leftovers)
         if status is not None:
-            from app.status_view import show_until_cancelled
+            from app.status_view import show_until_cancelled, watch_pauses
 
             status.start()
             stack.callback(status.stop)
             # Registered after ``stop``, so it is cancelled before the view stops.
             refresh = asyncio.create_task(show_until_cancelled(status, worker.snapshot))
             stack.push_async_callback(cancel_quietly, refresh)
+            pauses = asyncio.create_task(watch_pauses(status, container.clients()))
+            stack.push_async_callback(cancel_quietly, pauses)
         # Before any VM of ours exists: the standby and tasks start with worker.run().
         await remove_vm_leftovers(container.vm_instances())
         code: int = await worker.run()
@@ -129,8 +130,7 @@ def run(ephemeral: bool, listen: str | None, listen_public: bool, **options: Any
     address = _listen_address_or_exit(listen, listen_public)
     config = load_config_or_exit(**options)
     _configure_logging(config)
-    # Imported here, after the configuration is known to be valid, and lean (see the module).
-    import_without_unused_integrations()
+    # Imported here, after the configuration is known to be valid.
     from app.worker.container import WorkerContainer
 
     try:
@@ -155,11 +155,11 @@ def _status_view(config: WorkerConfig) -> StatusView | None:
         return None
     from app.status_view import StatusView
 
-    return StatusView()
+    # The console the log records go to: they are printed above the live view, not into it.
+    return StatusView(console=terminal_log_console())
 
 
 async def _pause(config: WorkerConfig, disabled: bool, wait: bool) -> StatusChange:
-    import_without_unused_integrations()
     from app.worker.container import build_clients
 
     async with AsyncExitStack() as stack:

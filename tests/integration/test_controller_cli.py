@@ -295,11 +295,14 @@ def test_a_followed_build_that_completes_exits_0_and_prints_its_logs(
     assert result.stdout.rstrip().splitlines()[-1].endswith(": COMPLETED")
 
 
-def test_a_followed_build_that_fails_exits_1(env: tuple[Controller, str, Path]) -> None:
+def test_a_followed_build_that_fails_exits_1_and_shows_the_scripts_exit_status(
+    env: tuple[Controller, str, Path],
+) -> None:
     controller, _, tmp_path = env
     result = submit(controller, tmp_path, FAILING_BUILD, "--follow")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "broken:main | about to fail" in result.stdout
+    assert "broken:main FAILED (exit status 3)" in result.stdout
     assert "broken:bye | bye" in result.stdout
     assert result.stdout.rstrip().splitlines()[-1].endswith(": FAILED")
 
@@ -324,6 +327,8 @@ def test_build_status_json_is_the_documented_build(env: tuple[Controller, str, P
 
 
 NO_SOURCE = "no source to clone: the task has no CIRRUS_REPO_CLONE_URL\n"
+# The worker ends a failed script's log with its exit status (the wire has no field for it).
+FAILED_LOG = "about to fail\nexit status 3\n"
 
 
 def test_task_logs_print_one_commands_log_or_every_command_as_json(
@@ -336,7 +341,7 @@ def test_task_logs_print_one_commands_log_or_every_command_as_json(
     common = ("--controller", controller.url)
 
     raw = cli(tmp_path, "task", "logs", task_id, "main", *common, token=controller.admin_token)
-    assert (raw.returncode, raw.stdout) == (0, "about to fail\n"), raw.stderr
+    assert (raw.returncode, raw.stdout) == (0, FAILED_LOG), raw.stderr
 
     as_json = cli(
         tmp_path, "task", "logs", task_id, *common, "--json", token=controller.admin_token
@@ -347,7 +352,7 @@ def test_task_logs_print_one_commands_log_or_every_command_as_json(
     # The automatic clone comes first; this build (outside git) has no source to fetch.
     assert logs == {
         "clone": ("COMPLETED", NO_SOURCE),
-        "main": ("FAILED", "about to fail\n"),
+        "main": ("FAILED", FAILED_LOG),
         "bye": ("COMPLETED", "bye\n"),
     }
 
@@ -358,6 +363,7 @@ def test_task_logs_print_one_commands_log_or_every_command_as_json(
     assert followed_logs.stdout.splitlines() == [
         f"clone | {NO_SOURCE.strip()}",
         "main | about to fail",
+        "main | exit status 3",
         "bye | bye",
     ]
 

@@ -19,9 +19,11 @@ from app.status_view import (
     render_status,
     show_until_cancelled,
     status_lines,
+    watch_pauses,
 )
 from app.worker.state import TaskSnapshot, UpstreamSnapshot, WorkerSnapshot
-from domain.protocol import frozen_float_map
+from domain.errors import ControllerError
+from domain.protocol import RunningTasksStatus, frozen_float_map
 
 NOW = 1_700_000_000.0
 
@@ -131,7 +133,9 @@ def test_an_idle_unregistered_worker_says_so() -> None:
 
     assert "w (running, ephemeral)" in text
     assert row(text, "127.0.0.1:9")[1:3] == ["no", "not polled yet"]
-    assert row(text, "none") == ["none", "", "", "", ""]
+    assert "No running tasks" in text
+    assert "Running tasks" not in text
+    assert not any(line.strip().startswith("│ none") for line in text.splitlines())
     assert status_lines(idle, NOW)[0].startswith("worker w running, ephemeral; registered: no")
 
 
@@ -253,3 +257,71 @@ async def test_a_view_that_cannot_draw_stops_refreshing_and_says_why(
 
     assert delays == []
     assert "the status view failed" in caplog.text
+
+
+def registered_idle(name: str = "w") -> WorkerSnapshot:
+    return WorkerSnapshot(
+        name=name,
+        upstreams=(
+            UpstreamSnapshot(endpoint="http://a", registered=True, last_poll_ok=True),
+            UpstreamSnapshot(endpoint="http://b", registered=True, last_poll_ok=True),
+        ),
+    )
+
+
+def test_a_worker_a_controller_holds_paused_says_paused_and_where() -> None:
+    console = Console(record=True, file=io.StringIO(), width=160, color_system=None)
+    console.print(render_status(registered_idle(), NOW, paused_on={"http://b"}))
+    text = console.export_text()
+
+    assert "w (paused)" in text
+    assert row(text, "http://b")[1] == "yes (paused)"
+    assert row(text, "http://a")[1] == "yes"
+
+
+def test_a_worker_no_controller_holds_paused_says_running() -> None:
+    text = rendered(registered_idle())
+
+    assert "w (running)" in text
+    assert "(paused)" not in text
+
+
+class PausingClient:
+    """A controller client whose ``QueryRunningTasks`` answers are scripted."""
+
+    def __init__(self, endpoint: str, answers: list[bool | None]) -> None:
+        self.endpoint = endpoint
+        self.answers = answers
+
+    async def query_running_tasks(self) -> RunningTasksStatus:
+        answer = self.answers.pop(0) if self.answers else False
+        if answer is None:
+            raise ControllerError("unavailable", "connection refused")
+        return RunningTasksStatus(disabled=answer)
+
+
+async def test_the_live_view_learns_from_each_controller_whether_it_pauses_the_worker() -> None:
+    out = io.StringIO()
+    view = StatusView(console=Console(file=out, force_terminal=True, width=160), clock=lambda: NOW)
+    clients = [PausingClient("http://a", [False, True, None]), PausingClient("http://b", [])]
+    seen: list[str] = []
+    rounds = 0
+
+    async def sleep(_seconds: float) -> None:
+        nonlocal rounds
+        rounds += 1
+        console = Console(record=True, file=io.StringIO(), width=160, color_system=None)
+        console.print(render_status(registered_idle(), NOW, view.paused_on))
+        seen.append(console.export_text().splitlines()[0])
+        if rounds == 3:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await watch_pauses(view, clients, sleep=sleep)  # type: ignore[arg-type]
+
+    # An unreachable controller keeps its last known answer.
+    assert seen == [
+        "cirrus worker w (running)",
+        "cirrus worker w (paused)",
+        "cirrus worker w (paused)",
+    ]

@@ -3,7 +3,7 @@
 from adapters.logging.levels import TRACE, parse_level
 from adapters.logging.masking import SecretMaskingFilter, add_secret, add_secrets, secret_registry
 from adapters.logging.rotation import SizeRotatingFileHandler
-from adapters.logging.setup import configure_logging, shutdown_logging
+from adapters.logging.setup import configure_logging, shutdown_logging, terminal_log_console
 
 __all__ = [
     "TRACE",
@@ -15,4 +15,5 @@ __all__ = [
     "parse_level",
     "secret_registry",
     "shutdown_logging",
+    "terminal_log_console",
 ]

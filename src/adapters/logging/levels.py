@@ -24,8 +24,6 @@ _LEVELS: dict[str, int] = {
     "trace": TRACE,
 }
 
-LEVEL_NAMES: tuple[str, ...] = tuple(_LEVELS)
-
 
 def parse_level(name: str) -> int:
     """Return the ``logging`` level of a config level name (case-insensitive)."""

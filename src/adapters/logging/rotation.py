@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import sys
 from logging.handlers import BaseRotatingHandler
 from pathlib import Path
+
+from adapters.logging.write_failures import WriteFailureNotice
 
 
 class SizeRotatingFileHandler(BaseRotatingHandler):
@@ -22,6 +26,7 @@ class SizeRotatingFileHandler(BaseRotatingHandler):
         max_bytes: int | None,
         max_rotations: int = 0,
         encoding: str | None = "utf-8",
+        notice: WriteFailureNotice | None = None,
     ) -> None:
         if max_bytes is not None and max_bytes <= 0:
             raise ValueError(f"rotate size must be positive, got {max_bytes}")
@@ -30,6 +35,48 @@ class SizeRotatingFileHandler(BaseRotatingHandler):
         super().__init__(os.fspath(filename), "a", encoding=encoding, delay=False)
         self.max_bytes = max_bytes
         self.max_rotations = max_rotations
+        self.notice = notice if notice is not None else WriteFailureNotice(self.baseFilename)
+        self._failure: OSError | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write ``record``; after lost records, first a line saying how many were lost."""
+        if self.notice.failing:
+            lost = logging.makeLogRecord(
+                {
+                    "name": record.name,
+                    "levelno": logging.WARNING,
+                    "levelname": logging.getLevelName(logging.WARNING),
+                    "msg": self.notice.lost_line(),
+                }
+            )
+            failure = self._write(lost)
+            if failure is not None:
+                self.notice.failed(failure)
+                return
+            self.notice.recovered()
+        failure = self._write(record)
+        if failure is not None:
+            self.notice.failed(failure)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Remember a failed write (see ``emit``); anything else is a bug: the usual report."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)
+            return
+        self._failure = error
+        # What the stream still buffers cannot be written either; the next record opens the
+        # file afresh (a file replaced meanwhile, e.g. by log rotation, is then used too).
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
+
+    def _write(self, record: logging.LogRecord) -> OSError | None:
+        """Write one record; the error that lost it, if any (set by ``handleError``)."""
+        self._failure = None
+        super().emit(record)
+        return self._failure
 
     def shouldRollover(self, record: logging.LogRecord) -> int:
         """True when FILE is not empty and this record would push it past ``max_bytes``."""

@@ -6,12 +6,20 @@ run in ``READ COMMITTED`` transactions whose guards are single ``UPDATE … WHER
 statements: PostgreSQL re-checks the guard on the newest row version after waiting for a
 concurrent writer, so of several claimers (in any process) exactly one sees its guard hold.
 Rows a write must read before changing are locked first (``FOR UPDATE``/``FOR NO KEY UPDATE``).
+
+While the server is away (stopped, restarting, unreachable) an operation fails within a few
+seconds with ``StoreError`` (callers answer 503 ``unavailable``, which workers retry) instead of
+waiting the whole checkout timeout for a connection the pool cannot make: a checkout that waited
+``REACHABLE_CHECK_SECONDS`` asks, with one short connection attempt, whether the server answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 import select
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -19,7 +27,7 @@ import psycopg
 from psycopg import AsyncConnection, errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from adapters.storage.postgres_migrations import POSTGRES_MIGRATIONS, migrate
 from adapters.storage.schema_versions import Migration
@@ -35,6 +43,19 @@ CONNECT_TIMEOUT_SECONDS = 30
 
 CHECKOUT_TIMEOUT_SECONDS = 60.0
 """How long an operation waits for a free connection of the pool."""
+
+REACHABLE_CHECK_SECONDS = 2.0
+"""After this long without a connection, an operation checks whether the server answers."""
+
+PROBE_TIMEOUT_SECONDS = 2
+"""How long that check waits to connect (``connect_timeout`` is whole seconds)."""
+
+PROBE_REUSE_SECONDS = 1.0
+"""Operations waiting together share one check: a busy pool must not open one per waiter."""
+
+RECONNECT_TIMEOUT_SECONDS = 10.0
+"""How long the pool retries a lost connection (backing off) before it gives up on it and
+connects again on demand: kept short so that the pool is back soon after the server is."""
 
 WRITE_ATTEMPTS = 5
 """How often a write that lost a deadlock (the server rolled it back) is run again."""
@@ -73,8 +94,13 @@ class _BrokenRead(Exception):
 class PostgresDatabase:
     """An open pool on one PostgreSQL database; every call borrows one connection."""
 
-    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Connection], url: str = "") -> None:
         self._pool: AsyncConnectionPool[Connection] | None = pool
+        self._url = url
+        self._where = describe_url(url) if url else "PostgreSQL"
+        self._probe_lock = asyncio.Lock()
+        self._probed_at = -math.inf
+        self._probe_failure: str | None = None
 
     @classmethod
     async def open(
@@ -107,6 +133,7 @@ class PostgresDatabase:
             # No check on every checkout (a round trip per operation): ``_checkout`` notices
             # a connection the server dropped without one (see there).
             timeout=CHECKOUT_TIMEOUT_SECONDS,
+            reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             name="cirrus-store",
             open=False,
         )
@@ -115,7 +142,7 @@ class PostgresDatabase:
         except psycopg.Error as error:
             await pool.close()
             raise StoreError(f"cannot connect to PostgreSQL at {where}: {error}") from error
-        return cls(pool)
+        return cls(pool, url)
 
     async def _checkout(
         self, begin: str | None
@@ -131,7 +158,7 @@ class PostgresDatabase:
         if pool is None:
             raise StoreError("the store is closed")
         for _ in range(pool.max_size + 1):
-            connection = await pool.getconn()
+            connection = await self._getconn(pool)
             if _dropped(connection):
                 await connection.close()
                 await pool.putconn(connection)  # the pool discards a closed connection
@@ -151,6 +178,48 @@ class PostgresDatabase:
                 raise
             return pool, connection
         raise StoreError("every connection to PostgreSQL failed; is the server running?")
+
+    async def _getconn(self, pool: AsyncConnectionPool[Connection]) -> Connection:
+        """Borrow a connection; fail fast when the server does not answer at all.
+
+        A busy pool (every connection lent) is waited for up to ``CHECKOUT_TIMEOUT_SECONDS``;
+        a pool that has none because the server is away is not.
+        """
+        try:
+            return await pool.getconn(timeout=REACHABLE_CHECK_SECONDS)
+        except PoolTimeout:
+            pass
+        await self._check_reachable()
+        try:
+            return await pool.getconn(timeout=CHECKOUT_TIMEOUT_SECONDS - REACHABLE_CHECK_SECONDS)
+        except PoolTimeout as error:
+            raise StoreError(
+                f"no free connection to PostgreSQL at {self._where} "
+                f"after {CHECKOUT_TIMEOUT_SECONDS:.0f} s"
+            ) from error
+
+    async def _check_reachable(self) -> None:
+        """Raise ``StoreError`` unless a new connection to the server succeeded just now."""
+        if not self._url:
+            return
+        async with self._probe_lock:
+            if time.monotonic() - self._probed_at > PROBE_REUSE_SECONDS:
+                self._probe_failure = await self._probe()
+                self._probed_at = time.monotonic()
+            failure = self._probe_failure
+        if failure is not None:
+            raise StoreError(f"PostgreSQL at {self._where} is unreachable: {failure}")
+
+    async def _probe(self) -> str | None:
+        """Connect once, outside the pool; return why that failed, or ``None``."""
+        try:
+            probe = await AsyncConnection.connect(
+                self._url, autocommit=True, connect_timeout=PROBE_TIMEOUT_SECONDS
+            )
+        except psycopg.Error as error:
+            return str(error).strip()
+        await probe.close()
+        return None
 
     @contextlib.asynccontextmanager
     async def _transaction(self, begin: str) -> AsyncIterator[Connection]:

@@ -36,6 +36,7 @@ from adapters.storage.stored_records import (
     worker_from_row,
 )
 from domain.build import BuildSpec, TaskStatus
+from domain.log_offsets import plan_append
 from domain.policy import SecurityPolicy
 from domain.ports import Clock
 from domain.protocol import CommandResult
@@ -350,8 +351,14 @@ class PostgresStore:
 
     # --- logs -----------------------------------------------------------------------------
 
-    async def append_log(self, task_id: str, command: str, data: bytes) -> int:
-        """Append bytes to a command's log; return its new size (``NoSuchTaskError`` if none)."""
+    async def append_log(
+        self, task_id: str, command: str, data: bytes, offset: int | None = None
+    ) -> int:
+        """Append bytes to a command's log; return its new size (``NoSuchTaskError`` if none).
+
+        With ``offset``, only the bytes beyond what the log holds (``plan_append``), measured
+        under the task row's lock: of two racing retries of a chunk one appends it.
+        """
         key = row_key(task_id)
         if key is None:
             raise NoSuchTaskError(task_id)
@@ -363,6 +370,10 @@ class PostgresStore:
             cursor = await db.execute("SELECT 1 FROM tasks WHERE id = %s FOR NO KEY UPDATE", (key,))
             if await cursor.fetchone() is None:
                 raise NoSuchTaskError(task_id)
+            if offset is not None:
+                held = await postgres_logs.log_size(db, key, command)
+                skip = plan_append(held, offset, len(data)).skip
+                return await postgres_logs.append_log(db, key, command, data[skip:])
             return await postgres_logs.append_log(db, key, command, data)
 
         return await self._db.write(append)

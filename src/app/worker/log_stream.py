@@ -4,9 +4,11 @@ Bytes pass through the task's ``SecretMasker`` (which holds back a possible secr
 chunk boundaries), gather into ``AppendLogs`` chunks (128 KiB here, under the protocol's 1 MiB
 cap: each chunk in flight exists several times over, raw, base64 and as the HTTP body, so
 smaller chunks keep the worker's memory flat at no measurable cost in speed), and leave through the
-upstream's ordered outbox. At most ``max_in_flight`` chunks wait in the outbox: a further
-``write`` waits until one is delivered, which stalls the command's pipe instead of growing
-memory, so a task printing hundreds of MB stays within a few MB.
+upstream's ordered outbox. Each chunk carries its byte offset in the command's (masked) log, so
+that a chunk retried after a timeout whose first attempt did arrive is applied once. At most
+``max_in_flight`` chunks wait in the outbox: a further ``write`` waits until one is delivered,
+which stalls the command's pipe instead of growing memory, so a task printing hundreds of MB
+stays within a few MB.
 """
 
 from __future__ import annotations
@@ -55,13 +57,12 @@ class CommandLog:
         self._flush_interval = flush_interval
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
-        self.bytes_written = 0
+        self._offset = 0  # where the next chunk starts in the log as sent
 
     async def write(self, data: bytes) -> None:
         """Take the next output bytes; may wait while earlier chunks are undelivered."""
         if self._closed or not data:
             return
-        self.bytes_written += len(data)
         self._buffer += self._masker.feed(data)
         self._start_flusher()
         while len(self._buffer) >= self._chunk_size:
@@ -110,10 +111,12 @@ class CommandLog:
         if not chunk:  # emptied by another sender while we waited
             self._slots.release()
             return
-        task, name = self._task, self._command
+        task, name, offset = self._task, self._command, self._offset
+        self._offset += len(chunk)
 
         async def append(client: ControllerClient) -> object:
-            return await client.append_logs(task, name, chunk)
+            # Every attempt of this chunk carries the same offset.
+            return await client.append_logs(task, name, chunk, offset)
 
         future = self._outbox.send(f"AppendLogs {task.task_id}/{name}", append, task.task_id)
         self._in_flight.add(future)

@@ -102,6 +102,7 @@ class FakeController:
     def __post_init__(self) -> None:
         self.responses: asyncio.Queue[PollResponse] = asyncio.Queue()
         self.log_chunks: list[tuple[str, str, bytes]] = []
+        self.log_offsets: list[tuple[str, int | None]] = []
 
     def answer(self, response: PollResponse) -> None:
         self.responses.put_nowait(response)
@@ -164,7 +165,10 @@ class FakeController:
         for update in updates:
             self.calls.append(("update", (task.task_id, update.name, update.status.name)))
 
-    async def append_logs(self, task: TaskRef, command_name: str, data: bytes) -> int:
+    async def append_logs(
+        self, task: TaskRef, command_name: str, data: bytes, offset: int | None = None
+    ) -> int:
+        self.log_offsets.append((command_name, offset))  # every attempt, failed ones too
         self._enter("append_logs")
         self.calls.append(("logs", (task.task_id, command_name, len(data))))
         self.log_chunks.append((task.task_id, command_name, data))

@@ -11,6 +11,7 @@ from adapters.logging.masking import secret_registry
 from app.worker.log_stream import CommandLog
 from app.worker.outbox import Outbox
 from app.worker.upstream import Upstream
+from domain.errors import TransientControllerError
 from domain.protocol import TaskRef, WorkerInfo
 from tests.unit.worker.fakes import FakeClock, FakeController, Sleeps, eventually
 
@@ -116,3 +117,30 @@ async def test_a_secret_too_short_to_mask_is_left_in_the_output_and_warned_about
     finally:
         delivering.cancel()
         secret_registry().clear()
+
+
+async def test_each_chunk_carries_its_offset_and_a_retried_chunk_carries_the_same() -> None:
+    controller, outbox = rig()
+    controller.failures["append_logs"] = [
+        TransientControllerError("unavailable", "the database is away")
+    ]
+    delivering = asyncio.create_task(outbox.run())
+    log = CommandLog(outbox, TaskRef("t"), "main", chunk_size=1000, flush_interval=None)
+    await log.write(b"a" * 1000 + b"b" * 1000 + b"c" * 500)
+    await log.close()
+    assert controller.log_offsets == [("main", 0), ("main", 0), ("main", 1000), ("main", 2000)]
+    assert controller.logs("t", "main") == b"a" * 1000 + b"b" * 1000 + b"c" * 500
+    delivering.cancel()
+
+
+async def test_offsets_count_the_masked_bytes_that_were_sent() -> None:
+    controller, outbox = rig()
+    delivering = asyncio.create_task(outbox.run())
+    log = CommandLog(outbox, TaskRef("t"), "main", ("topsecret",), flush_interval=None)
+    await log.write(b"topsecret\n")
+    await log.flush()
+    await log.write(b"next\n")
+    await log.close()
+    first = len(b"HIDDEN-BY-CIRRUS-CI\n")
+    assert controller.log_offsets == [("main", 0), ("main", first)]
+    delivering.cancel()
