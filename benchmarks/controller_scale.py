@@ -3,6 +3,7 @@
 Run from the checkout::
 
     .venv/bin/python -m benchmarks.controller_scale [--n 0,100,500,1000,2000] [--check]
+        [--backend sqlite|postgresql] [--profile DIR]
 
 For each N it starts a real ``cirrus controller run`` (SQLite in a temporary directory; with
 ``--backend postgresql`` two controllers on one private PostgreSQL cluster), one real
@@ -37,13 +38,16 @@ import os
 import random
 import resource
 import secrets
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,7 @@ import yaml
 from tests.integration.postgres_server import PostgresServer
 
 from benchmarks.controller_bench import (
+    CIRRUS,
     START_TIMEOUT_SECONDS,
     Api,
     _task_times,
@@ -232,7 +237,46 @@ class Row:
         return percentile(self.pickup_ms, 0.99)
 
 
-def measure(n: int, database: str, controllers: int, workdir: Path) -> Row:
+def controller_command(args: list[str], profile: Path | None) -> list[str]:
+    """The arguments of ``running`` for a controller; under cProfile (into ``profile``) if set.
+
+    ``running`` starts ``cirrus`` itself: a profiled controller is ``python -m cProfile -o
+    FILE cirrus ...`` instead, which writes its profile when SIGTERM ends it normally.
+    """
+    if profile is None:
+        return args
+    return ["-m", "cProfile", "-o", str(profile), str(CIRRUS), *args]
+
+
+@contextmanager
+def python_running(
+    command: list[str], workdir: Path, label: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``running`` for ``python COMMAND`` (a profiled controller): SIGTERM it afterwards."""
+    with (workdir / f"{label}.out").open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, *command],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("CIRRUS_")},
+            cwd=workdir,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)  # the profile is written on the way out
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def measure(
+    n: int, database: str, controllers: int, workdir: Path, profile: Path | None = None
+) -> Row:
     """Run one N: controllers on ``database``, a real worker, N idle ones, 50 submissions."""
     registration, admin = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     with ExitStack() as stack:
@@ -240,7 +284,10 @@ def measure(n: int, database: str, controllers: int, workdir: Path) -> Row:
         for index in range(controllers):
             args = ["controller", "run", "--listen", "127.0.0.1:0", "--database", database]
             args += ["--registration-token", registration, "--admin-token", admin]
-            process = stack.enter_context(running(args, workdir, f"controller{index}"))
+            output = None if profile is None else profile / f"controller{index}-n{n}.prof"
+            command = controller_command(args, output)
+            starter = running if output is None else python_running
+            process = stack.enter_context(starter(command, workdir, f"controller{index}"))
             urls.append(controller_url(process, workdir / f"controller{index}.out"))
             processes.append(process)
         worker_file = workdir / "worker.yml"
@@ -299,15 +346,15 @@ def measure(n: int, database: str, controllers: int, workdir: Path) -> Row:
     )
 
 
-def run_n(n: int, backend: str) -> Row:
+def run_n(n: int, backend: str, profile: Path | None = None) -> Row:
     """Measure one N on a fresh database in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="cirrus-controller-scale-") as directory:
         workdir = Path(directory)
         if backend == "sqlite":
-            return measure(n, f"sqlite:///{workdir / 'controller.db'}", 1, workdir)
+            return measure(n, f"sqlite:///{workdir / 'controller.db'}", 1, workdir, profile)
         server = PostgresServer.start()
         try:
-            return measure(n, server.create_database(), 2, workdir)
+            return measure(n, server.create_database(), 2, workdir, profile)
         finally:
             server.stop()
 
@@ -368,7 +415,16 @@ def main() -> int:
     parser.add_argument("--n", default="0,100,500,1000,2000", help="idle worker counts")
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run the controllers under cProfile, writing DIR/controller<i>-n<N>.prof "
+        "(the figures are then slower; read them with python -m pstats)",
+    )
     args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     raise_fd_limit()
     counts = [int(part) for part in args.n.split(",") if part.strip()]
     controllers = "1 controller" if args.backend == "sqlite" else "2 controllers"
@@ -376,7 +432,7 @@ def main() -> int:
     print(HEADER)
     rows = []
     for n in counts:
-        rows.append(run_n(n, args.backend))
+        rows.append(run_n(n, args.backend, args.profile))
         print(row_text(rows[-1]), flush=True)
     misses = missed(rows)
     for miss in misses:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from domain.scheduling import WorkerView, labels_match
-from domain.store import ControllerStore, QueueSummary, StoreError
+from domain.store import QueueSummary, StoreError, TaskQueue
 
 log = logging.getLogger("cirrus.controller")
 
@@ -171,12 +171,6 @@ class PollWaiters:
         if self._relay is not None:
             self._relay.publish(worker_name)
 
-    def wake_all(self) -> None:
-        """Wake every held poll (new work may fit any worker), here and elsewhere."""
-        self.deliver(None)
-        if self._relay is not None:
-            self._relay.publish(None)
-
     def deliver(self, worker_name: str | None) -> None:
         """Wake local polls only: one worker's, or all for ``None`` (a relayed wake-up)."""
         if worker_name is None:
@@ -256,7 +250,7 @@ class QueueWatch:
     """
 
     def __init__(
-        self, store: ControllerStore, period_seconds: float = QUEUE_WATCH_PERIOD_SECONDS
+        self, store: TaskQueue, period_seconds: float = QUEUE_WATCH_PERIOD_SECONDS
     ) -> None:
         self._store = store
         self._period = period_seconds

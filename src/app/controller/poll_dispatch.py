@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from app.controller.long_poll import PollTicket, PollWaiters, QueuedNotice
 from domain.build import TaskStatus
 from domain.scheduling import QueuedTask, choose_workers, with_task
-from domain.store import ControllerStore
+from domain.store import BuildStore
 
 
 class PollDispatcher:
     """Wakes, for each newly queued task, the one held poll chosen to take it."""
 
-    def __init__(self, store: ControllerStore, waiters: PollWaiters) -> None:
+    def __init__(self, store: BuildStore, waiters: PollWaiters) -> None:
         self._store = store
         self._waiters = waiters
         waiters.dispatch_with(self.offer_ids)
