@@ -158,6 +158,7 @@ class TaskInfo(ApiModel):
     isolation: Any = None
     skip_reason: str = Field(default="", alias="skipReason")
     pending_reason: str = Field(default="", alias="pendingReason")
+    pending_reason_kind: str = Field(default="", alias="pendingReasonKind")
     commands: tuple[CommandInfo, ...] = ()
 
 
@@ -428,14 +429,6 @@ class ControllerApiClient:
             raise ControllerUnreachable(f"downloading {name}/{path} failed: {reason}") from None
         partial.replace(target)
         return size
-
-    async def healthy(self) -> bool:
-        """Return whether ``GET /healthz`` answers 200 (False when unreachable)."""
-        try:
-            response = await self._client.get("/healthz")
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
 
     # --- plumbing -------------------------------------------------------------------------
 

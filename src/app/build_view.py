@@ -27,6 +27,7 @@ from adapters.controller_api import (
     TaskInfo,
 )
 from adapters.controller_artifacts import TaskArtifacts, TestsSummary
+from domain.exit_status import exit_status_in
 from domain.source import BuildSource as DomainBuildSource
 
 FINAL_TASK_STATUSES = frozenset({"COMPLETED", "FAILED", "ABORTED", "SKIPPED"})
@@ -144,9 +145,14 @@ def pending_line(task: TaskInfo, reason: str) -> str:
     return f"{task.name} (task {task.id}): waiting: {' '.join(reason.split())}"
 
 
-def command_status_line(task_name: str, command: CommandInfo) -> str:
-    """The line printed when a command of a task reaches a final status."""
+def command_status_line(
+    task_name: str, command: CommandInfo, exit_status: int | None = None
+) -> str:
+    """The line printed when a command of a task reaches a final status (a failed script's
+    with its exit status)."""
     line = f"{task_name}:{command.name} {command.status}"
+    if exit_status is not None and command.status == "FAILED":
+        line += f" (exit status {exit_status})"
     if command.duration_in_nanos:
         line += f" in {format_duration(command.duration_in_nanos / 1e9)}"
     return line
@@ -310,9 +316,14 @@ class BuildView:
         """Show one line of a command's log."""
         self.line(log_line(task.name, command, text))
 
-    def command_finished(self, task: TaskInfo, command: CommandInfo) -> None:
+    def command_finished(
+        self, task: TaskInfo, command: CommandInfo, exit_status: int | None = None
+    ) -> None:
         """Show that a command of ``task`` reached a final status."""
-        self.line(command_status_line(task.name, command), STATUS_STYLES.get(command.status, ""))
+        self.line(
+            command_status_line(task.name, command, exit_status),
+            STATUS_STYLES.get(command.status, ""),
+        )
 
     def task_changed(self, task: TaskInfo) -> None:
         """Show a task's new status (final or not)."""
@@ -331,6 +342,7 @@ class _TaskFollow:
     offsets: dict[str, int] = field(default_factory=dict)
     lines: dict[str, LogLines] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
+    last_lines: dict[str, str] = field(default_factory=dict)  # per command, the last shown
     done: bool = False
     waiting_since: float | None = None  # when it was last seen entering SCHEDULED
     checked_at: float = 0.0
@@ -344,7 +356,7 @@ async def follow_build(
     *,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     pending_after: float = PENDING_NOTICE_SECONDS,
-    hopeless: Callable[[str], bool] | None = None,
+    hopeless: Callable[[TaskInfo], bool] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> BuildInfo:
     """Show a build's progress and logs until it is final; return its final state.
@@ -405,7 +417,7 @@ def _show_pending(
     view: BuildView,
     now: float,
     pending_after: float,
-    hopeless: Callable[[str], bool] | None,
+    hopeless: Callable[[TaskInfo], bool] | None,
 ) -> None:
     reason = task.pending_reason
     if follow.waiting_since is None or not reason or reason == follow.reason:
@@ -414,7 +426,7 @@ def _show_pending(
         return
     follow.reason = reason
     view.task_waiting(task, reason)
-    if hopeless is not None and hopeless(reason):
+    if hopeless is not None and hopeless(task):
         raise TaskCannotRun(task, reason)
 
 
@@ -438,9 +450,14 @@ async def _show_task(
         texts = lines.feed(data) + (lines.flush() if final else [])
         for text in texts:
             view.task_log(task, command.name, text)
+        if texts:
+            follow.last_lines[command.name] = texts[-1]
         if command.status in FINAL_COMMAND_STATUSES and command.name not in follow.finished:
             follow.finished.add(command.name)
-            view.command_finished(task, command)
+            # The worker delivers a command's whole log before its final status, and ends a
+            # failed script's log with its exit status (the wire has no field for it).
+            last = follow.last_lines.get(command.name, "")
+            view.command_finished(task, command, exit_status_in(last))
     if final:
         follow.status = task.status
         follow.done = True

@@ -29,9 +29,10 @@ from adapters.cirrus_config.starlark import LocalSourceFiles
 from adapters.config import WorkerConfig, WorkerFlags, load_worker_config
 from adapters.container.instance import ContainerInstanceFactory
 from adapters.host.instance import HostInstanceFactory
+from adapters.http_server.listen import ListenAddress, bind_socket
+from adapters.http_server.serving import ControllerServer, controller_server
 from adapters.storage.sqlite_store import SqliteStore
 from app.controller.server import create_app
-from app.controller_commands import ControllerServer, ListenAddress, bind_socket, controller_server
 from app.local_run_options import LocalRunError
 from app.worker.clock import SystemClock
 from app.worker.container import WorkerContainer
@@ -148,7 +149,7 @@ async def embedded_controller(
             build_filter=build_filter,
             blobs=FilesystemBlobStore(blobs_dir or database_dir / "blobs", BlobSigner.generate()),
         )
-        server = controller_server(app, log_level="warning")
+        server = controller_server(app, app.state.controller.release_polls, log_level="warning")
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         try:
             async with asyncio.timeout(STARTUP_TIMEOUT_SECONDS):

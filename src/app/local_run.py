@@ -36,6 +36,7 @@ from adapters.controller_api import (
     ControllerApiClient,
     ControllerApiError,
     ControllerRefused,
+    TaskInfo,
 )
 from adapters.logging import configure_logging, shutdown_logging
 from adapters.workspace import (
@@ -69,23 +70,18 @@ from app.worker_options import config_error_line
 from domain.build import BuildSpec
 from domain.errors import ConfigError
 from domain.local_build import in_project_directory, select_tasks
+from domain.scheduling import FIXED_BY_THE_WORKERS
 from domain.source import BuildSource
 
 FAILURE_EXIT_CODE = 1
 USAGE_EXIT_CODE = 2
 REGISTRATION_TIMEOUT_SECONDS = 30.0
-# Pending reasons that cannot change while the one embedded worker is registered: its labels,
-# policy and total resources are fixed for the run (see ``domain.scheduling.pending_reason``).
-HOPELESS_REASONS = (
-    "no worker with labels",
-    "no worker's security policy allows",
-    "no matching worker has",
-)
 
 
-def can_never_run(reason: str) -> bool:
-    """Whether a pending reason means the embedded worker will never take the task."""
-    return reason.startswith(HOPELESS_REASONS)
+def can_never_run(task: TaskInfo) -> bool:
+    """Whether a waiting task's reason means the embedded worker will never take it: its
+    labels, policy and total resources are fixed for the run."""
+    return task.pending_reason_kind in FIXED_BY_THE_WORKERS
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-EXIT_USAGE = 2
 ENV_NAME_FORBIDDEN = frozenset("=\n\r\0")
 
 

@@ -140,10 +140,6 @@ class BuildSpec:
                     positions.setdefault(reference, []).append(index)
         return positions
 
-    def environment_for(self, task: TaskSpec) -> dict[str, str]:
-        """Return a task's environment: the submitted one, overridden by the task's own."""
-        return {**self.environment, **task.environment}
-
 
 def validate_build(build: BuildSpec, *, unique_names: bool = False) -> BuildSpec:
     """Return ``build`` unchanged if it is runnable, else raise the first ``BuildConfigError``.

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-RESERVED_LABEL_KEYS: tuple[str, ...] = ("name", "version", "hostname", "os", "arch")
-
 # Python's ``sys.platform`` prefix -> Go's GOOS. Versioned values such as ``freebsd14`` or
 # ``sunos5`` are matched after their trailing digits are dropped.
 _GO_OS: dict[str, str] = {
@@ -99,16 +97,10 @@ def worker_labels(reserved: Mapping[str, str], configured: Mapping[str, str]) ->
 
     The original merged user labels on top, so a user label could override ``name``, ``os``…
     (spec §1.7, §12.11). PROTOCOL.md says ``WorkerInfo.labels`` always holds the reserved
-    values, so a configured label with a reserved key is dropped here; see
-    ``overridden_reserved_labels`` to warn about it.
+    values, so a configured label with a reserved key is dropped here.
     """
     merged = dict(reserved)
     for key, value in configured.items():
         if key not in reserved:
             merged[key] = value
     return merged
-
-
-def overridden_reserved_labels(configured: Mapping[str, str]) -> tuple[str, ...]:
-    """Return the reserved keys among the configured labels, which ``worker_labels`` ignores."""
-    return tuple(key for key in RESERVED_LABEL_KEYS if key in configured)

@@ -30,14 +30,6 @@ def unmaskable_count(secrets: Iterable[str]) -> int:
     return len({s for s in secrets if s and not maskable(s)})
 
 
-def mask_all(
-    data: bytes, secrets: Iterable[str], replacement: bytes = DEFAULT_REPLACEMENT
-) -> bytes:
-    """Mask ``data`` in one go (the reference the streaming masker agrees with)."""
-    masker = SecretMasker(secrets, replacement)
-    return masker.feed(data) + masker.flush()
-
-
 class SecretMasker:
     """Replaces every secret in a stream of bytes by ``replacement``; one instance per stream."""
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from domain.build import FINAL_STATUSES, TaskStatus
 from domain.errors import PolicyViolation
@@ -36,6 +37,7 @@ from domain.policy import (
     SecurityPolicy,
     TartPolicy,
     VetuPolicy,
+    additional_container_refusal,
     check_isolation,
     images_allowed,
     isolation_policy,
@@ -121,6 +123,12 @@ def _refused_part(policies: Sequence[SecurityPolicy], isolation: Isolation) -> s
         for section in sections
     ):
         return f"{isolation.kind} image {isolation.image!r}"
+    if isinstance(isolation, ContainerIsolation) and not any(
+        isinstance(section, ContainerPolicy)
+        and not additional_container_refusal(section, isolation)
+        for section in sections
+    ):
+        return "the additional containers of this container isolation (image or privileged)"
     return f"the volumes of this {isolation.kind} isolation"
 
 
@@ -232,36 +240,79 @@ def _format_map(values: Mapping[str, str] | Mapping[str, float]) -> str:
     )
 
 
+class WaitKind(StrEnum):
+    """What keeps a queued task from a worker, as a category (metrics, ``cirrus run``)."""
+
+    NO_WORKERS = "no_workers"
+    NO_WORKER_WITH_LABELS = "no_worker_with_labels"
+    NO_WORKER_POLICY = "no_worker_policy"
+    WORKERS_OFFLINE = "workers_offline"
+    WORKERS_PAUSED = "workers_paused"
+    WORKERS_BUSY = "workers_busy"
+    WAITING_FOR_POLL = "waiting_for_poll"
+    NO_WORKER_WITH_RESOURCES = "no_worker_with_resources"
+    NOT_ENOUGH_RESOURCES = "not_enough_resources"
+
+
+FIXED_BY_THE_WORKERS = frozenset(
+    {WaitKind.NO_WORKER_WITH_LABELS, WaitKind.NO_WORKER_POLICY, WaitKind.NO_WORKER_WITH_RESOURCES}
+)
+"""Kinds that only another worker can change: labels, policy and total resources are fixed for
+a worker's session (``cirrus run``'s one embedded worker never takes such a task)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReason:
+    """Why a queued task has no worker yet: its kind and the sentence for a user."""
+
+    kind: WaitKind
+    text: str
+
+
 def pending_reason(task: QueuedTask, workers: Sequence[WorkerView]) -> str:
     """Return why ``task`` has no worker yet, in words for a user."""
+    return why_pending(task, workers).text
+
+
+def why_pending(task: QueuedTask, workers: Sequence[WorkerView]) -> PendingReason:
+    """Return why ``task`` has no worker yet: the kind, and the words for a user."""
     labelled = [w for w in workers if labels_match(w.labels, task.labels)]
     if not labelled:
         # Empty labels match every worker, so here either the task has labels or none exist.
         if not task.labels:
-            return "no worker is registered"
-        return f"no worker with labels {_format_map(task.labels)}"
+            return PendingReason(WaitKind.NO_WORKERS, "no worker is registered")
+        return PendingReason(
+            WaitKind.NO_WORKER_WITH_LABELS, f"no worker with labels {_format_map(task.labels)}"
+        )
     matching = [w for w in labelled if policy_admits(w.policy, task.isolation)]
     if not matching:
         refused = _refused_part([w.policy for w in labelled], task.isolation)
         among = f" (of the workers with labels {_format_map(task.labels)})" if task.labels else ""
-        return f"no worker's security policy allows {refused}{among}"
+        return PendingReason(
+            WaitKind.NO_WORKER_POLICY, f"no worker's security policy allows {refused}{among}"
+        )
     online = [w for w in matching if w.online]
     if not online:
-        return "all matching workers are offline"
+        return PendingReason(WaitKind.WORKERS_OFFLINE, "all matching workers are offline")
     active = [w for w in online if not w.paused]
     if not active:
         if len(online) < len(matching):
-            return "all matching workers are paused or offline"
-        return "all matching workers are paused"
+            return PendingReason(
+                WaitKind.WORKERS_PAUSED, "all matching workers are paused or offline"
+            )
+        return PendingReason(WaitKind.WORKERS_PAUSED, "all matching workers are paused")
     if not uses_resources(task.resources):
         if all(w.running_task_ids for w in active):
-            return "all matching workers are busy"
-        return "waiting for a matching worker to poll"
+            return PendingReason(WaitKind.WORKERS_BUSY, "all matching workers are busy")
+        return PendingReason(WaitKind.WAITING_FOR_POLL, "waiting for a matching worker to poll")
     capable = [w for w in active if fits(w.resources_total, task.resources)]
     if not capable:
-        return f"no matching worker has {_format_map(task.resources)} in total"
+        return PendingReason(
+            WaitKind.NO_WORKER_WITH_RESOURCES,
+            f"no matching worker has {_format_map(task.resources)} in total",
+        )
     if any(_could_take_now(w, task) for w in capable):
-        return "waiting for a matching worker to poll"
+        return PendingReason(WaitKind.WAITING_FOR_POLL, "waiting for a matching worker to poll")
     short = sorted(
         {
             key
@@ -272,8 +323,10 @@ def pending_reason(task: QueuedTask, workers: Sequence[WorkerView]) -> str:
         }
     )
     if not short:
-        return "all matching workers are busy"
-    return f"not enough free {', '.join(short)} on any worker"
+        return PendingReason(WaitKind.WORKERS_BUSY, "all matching workers are busy")
+    return PendingReason(
+        WaitKind.NOT_ENOUGH_RESOURCES, f"not enough free {', '.join(short)} on any worker"
+    )
 
 
 _DEPENDENCY_FAILURES = FINAL_STATUSES - {TaskStatus.COMPLETED}

@@ -75,9 +75,3 @@ def script_launch(script: str, env: Mapping[str, str], default_directory: str) -
         return ScriptLaunch((DEFAULT_SHELL, "-e"), text, directory, needs_file=True)
     argv = split_words(shell, "CIRRUS_SHELL")
     return ScriptLaunch(argv, CUSTOM_SHELL_PROLOGUE + text, directory, needs_file=True)
-
-
-def default_launch(script: str, directory: str) -> ScriptLaunch:
-    """The worker's own helper scripts (clone, probes): always ``/bin/sh -e``."""
-    text = script if script.endswith("\n") else script + "\n"
-    return ScriptLaunch((DEFAULT_SHELL, "-e"), text, directory, needs_file=True)

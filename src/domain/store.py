@@ -1,4 +1,9 @@
-"""The controller's storage port: builds, tasks, their logs, workers and generated tokens.
+"""The controller's storage ports: builds, the task queue, logs, workers and settings.
+
+Each service asks for the narrow port(s) it uses (``BuildStore``, ``TaskQueue``, ``LogStore``,
+``WorkerRegistry``, ``SettingStore``; ``SchedulingStore`` for the scheduler). ``ControllerStore``
+is all of them plus snapshots: what the composition root opens and the SQL stores implement.
+The records these ports return live in ``domain.store_records`` and are re-exported here.
 
 Every guarded change is a compare-and-set that the adapter performs atomically in the database,
 so that several controller processes may share one database: a task is claimed by at most one
@@ -22,20 +27,54 @@ made it final earlier. Ids are decimal strings of growing integers (as Cirrus ta
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
-from domain.build import BuildSpec, TaskSpec, TaskStatus, counted_status
-from domain.errors import CirrusError
+from domain.build import BuildSpec, TaskStatus
 from domain.policy import SecurityPolicy
-from domain.protocol import CommandResult, frozen_float_map, frozen_str_map
-from domain.rerun import NewAttempt, split_attempts
-from domain.scheduling import QueuedTask, build_status
+from domain.protocol import CommandResult
+from domain.rerun import NewAttempt
 from domain.snapshots import SnapshotStore
 from domain.source import BuildSource
+from domain.store_records import (
+    BuildRecord,
+    NoSuchTaskError,
+    QueueSummary,
+    SchemaVersionError,
+    StoreError,
+    TaskAssignment,
+    TaskCredentials,
+    TaskRecord,
+    WorkerRecord,
+    hash_token,
+    lost_worker_message,
+    token_matches,
+)
+
+__all__ = [
+    "ADMIN_TOKEN_KEY",
+    "LOG_CHUNK_LIMIT",
+    "REGISTRATION_TOKEN_KEY",
+    "BuildRecord",
+    "BuildStore",
+    "ControllerStore",
+    "LogStore",
+    "NoSuchTaskError",
+    "QueueSummary",
+    "SchedulingStore",
+    "SchemaVersionError",
+    "SettingStore",
+    "StoreError",
+    "TaskAssignment",
+    "TaskCredentials",
+    "TaskQueue",
+    "TaskRecord",
+    "WorkerRecord",
+    "WorkerRegistry",
+    "hash_token",
+    "lost_worker_message",
+    "token_matches",
+]
 
 REGISTRATION_TOKEN_KEY = "registration-token-sha256"
 """Setting holding the SHA-256 of the workers' registration token."""
@@ -47,208 +86,13 @@ LOG_CHUNK_LIMIT = 1024 * 1024
 """Largest piece of log a store keeps (and yields) at once; longer appends are split."""
 
 
-class StoreError(CirrusError):
-    """Root of the storage errors: the database failed or refused an operation."""
+class BuildStore(Protocol):
+    """Builds and their tasks as submitted and re-run: what submitting, listing and showing
+    builds needs.
 
-
-class SchemaVersionError(StoreError):
-    """The database's schema is newer than this program knows (or otherwise unusable)."""
-
-
-class NoSuchTaskError(StoreError):
-    """An operation that needs an existing task named an unknown task id."""
-
-    def __init__(self, task_id: str) -> None:
-        super().__init__(f"no task with id {task_id!r}")
-        self.task_id = task_id
-
-
-def hash_token(token: str) -> str:
-    """Return the hex SHA-256 of a token: what a store keeps instead of the token itself."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def token_matches(token: str, token_hash: str) -> bool:
-    """Return whether ``token`` hashes to ``token_hash``, compared in constant time."""
-    return hmac.compare_digest(hash_token(token), token_hash)
-
-
-def lost_worker_message(worker_name: str) -> str:
-    """Return the failure message of a started task whose worker was declared lost."""
-    return f"worker {worker_name} was lost while running the task"
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
-    """A stored task: its spec, where it runs, its secrets, status and command results.
-
-    ``sequence`` grows with submission order (FIFO). ``client_secret``/``server_secret`` are
-    issued by ``claim_task`` and empty while the task has no worker.
+    Part of ``ControllerStore``: times come from the store's clock, unknown ids give
+    ``None``/``False``/``[]`` unless said otherwise, database failures raise ``StoreError``.
     """
-
-    id: str
-    build_id: str
-    name: str
-    status: TaskStatus
-    spec: TaskSpec
-    sequence: int
-    created_at: float
-    updated_at: float
-    worker: str | None = None
-    client_secret: str = ""
-    server_secret: str = ""
-    cancel_requested: bool = False
-    failure_message: str = ""
-    command_results: tuple[CommandResult, ...] = ()
-    started_at: float | None = None
-    stopped_at: float | None = None
-    awaiting_trigger: bool = False
-    """A manual task not triggered yet (set at creation from ``spec.manual``)."""
-    attempt: int = 1
-    """1 as submitted; a re-run's new record has the next number (``domain.rerun``)."""
-    rerun_of: str | None = None
-    """The id of the attempt this record re-runs (``None`` for a task as submitted)."""
-
-    __hash__ = None  # type: ignore[assignment]  # the spec's read-only maps are not hashable
-
-    def as_queued(self) -> QueuedTask:
-        """Return the task as the scheduler sees a queued one."""
-        return QueuedTask(
-            id=self.id,
-            labels=self.spec.labels,
-            resources=self.spec.resources,
-            sequence=self.sequence,
-            isolation=self.spec.isolation,
-        )
-
-    @property
-    def waiting_for_trigger(self) -> bool:
-        """Return whether the task is a manual one that nobody triggered and that may still run."""
-        return self.awaiting_trigger and self.status is TaskStatus.CREATED
-
-    @property
-    def occupies_worker(self) -> bool:
-        """Return whether the task still holds its worker's capacity (claimed, not stopped)."""
-        return self.worker is not None and self.stopped_at is None
-
-
-@dataclass(frozen=True, slots=True)
-class TaskAssignment:
-    """Who holds a task and with which client secret: what authenticating a task call needs.
-
-    Read without the task's spec or command results, so that checking a call stays cheap.
-    """
-
-    id: str
-    build_id: str
-    worker: str | None
-    client_secret: str
-    stopped: bool = False
-    """Whether the worker's ``TaskStopped`` was recorded (the task takes no more reports)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TaskCredentials:
-    """What checking a task call needs, read together: the calling worker's session hash
-    (``None`` if it is not registered) and the named task's assignment (``None`` if no task)."""
-
-    session_token_hash: str | None
-    assignment: TaskAssignment | None
-
-
-@dataclass(frozen=True, slots=True)
-class BuildRecord:
-    """A stored build: its environment, its tasks in configuration order, and its source.
-
-    ``tasks`` are the latest attempts (what the build counts, schedules and shows); records
-    given there that a re-run replaced move to ``earlier_attempts`` (``domain.rerun``).
-    """
-
-    id: str
-    environment: Mapping[str, str]
-    created_at: float
-    tasks: tuple[TaskRecord, ...] = ()
-    source: BuildSource = field(default_factory=BuildSource)
-    earlier_attempts: tuple[TaskRecord, ...] = ()
-    submitted_by: str = ""  # the submitting token's name ("admin": the admin token; "": unknown)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "environment", frozen_str_map(self.environment))
-        latest, earlier = split_attempts(self.tasks)
-        object.__setattr__(self, "tasks", tuple(latest))
-        known = {task.id for task in earlier}
-        kept = [task for task in self.earlier_attempts if task.id not in known]
-        object.__setattr__(self, "earlier_attempts", (*kept, *earlier))
-
-    __hash__ = None  # type: ignore[assignment]  # the read-only map is not hashable
-
-    @property
-    def status(self) -> TaskStatus:
-        """Return the build's status derived from its tasks (PROTOCOL.md).
-
-        As on Cirrus CI, a manual task nobody triggered does not hold the build open: the build
-        is final once its other tasks are, and it reopens (``EXECUTING``) if the task is
-        triggered later. Skipped-by-condition and allowed failures count as completed.
-        """
-        return build_status(
-            counted_status(task.status, task.spec)
-            for task in self.tasks
-            if not task.waiting_for_trigger
-        )
-
-    @property
-    def spec(self) -> BuildSpec:
-        """Return the build as submitted (e.g. for ``BuildSpec.dependency_indices``)."""
-        return BuildSpec(
-            tasks=tuple(task.spec for task in self.tasks), environment=self.environment
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerRecord:
-    """A registered worker as last seen: its declaration and its latest poll."""
-
-    name: str
-    session_token_hash: str
-    registered_at: float
-    last_seen: float
-    labels: Mapping[str, str] = field(default_factory=frozen_str_map)
-    resources_total: Mapping[str, float] = field(default_factory=frozen_float_map)
-    resources_in_use: Mapping[str, float] = field(default_factory=frozen_float_map)
-    running_task_ids: tuple[str, ...] = ()
-    disabled: bool = False
-    security_policy: SecurityPolicy = field(default_factory=SecurityPolicy)
-    """The policy the worker reported when it registered (the default allows everything)."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", frozen_str_map(self.labels))
-        object.__setattr__(self, "resources_total", frozen_float_map(self.resources_total))
-        object.__setattr__(self, "resources_in_use", frozen_float_map(self.resources_in_use))
-        object.__setattr__(self, "running_task_ids", tuple(self.running_task_ids))
-
-    __hash__ = None  # type: ignore[assignment]  # the read-only maps are not hashable
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSummary:
-    """The queue (``SCHEDULED`` tasks without a worker) at a glance, without loading it.
-
-    ``last_queued_at`` is the greatest ``updated_at`` of a queued task (``None`` if none is
-    queued): only queueing changes a queued task's row, so it grows whenever a task is queued.
-    """
-
-    length: int = 0
-    last_queued_at: float | None = None
-
-
-class ControllerStore(SnapshotStore, Protocol):
-    """Persistent state of the controller; every method is one atomic database operation.
-
-    Times come from the store's injected clock. Unknown ids give ``None``/``False``/``[]``
-    unless said otherwise; database failures raise ``StoreError``.
-    """
-
-    # --- builds ---------------------------------------------------------------------------
 
     async def create_build(
         self, spec: BuildSpec, source: BuildSource | None = None, *, submitted_by: str = ""
@@ -303,15 +147,18 @@ class ControllerStore(SnapshotStore, Protocol):
         """
         ...
 
-    # --- tasks ----------------------------------------------------------------------------
-
     async def get_task(self, task_id: str) -> TaskRecord | None:
         """Return a task."""
         ...
 
-    async def task_credentials(self, worker_name: str, task_id: str) -> TaskCredentials:
-        """Return a worker's session hash and a task's assignment in one read."""
-        ...
+
+class TaskQueue(Protocol):
+    """The queue and the lifecycle of a task: claims, status changes, reports, cancellation,
+    and the tasks a worker holds.
+
+    Part of ``ControllerStore``: times come from the store's clock, unknown ids give
+    ``None``/``False``/``[]`` unless said otherwise, database failures raise ``StoreError``.
+    """
 
     async def queued_tasks(
         self, limit: int | None = None, after_sequence: int = 0
@@ -327,12 +174,8 @@ class ControllerStore(SnapshotStore, Protocol):
         """Return how many tasks are queued and when the latest of them entered the queue."""
         ...
 
-    async def tasks_of_worker(self, worker_name: str) -> list[TaskRecord]:
-        """Return the tasks that occupy a worker (claimed by it and not stopped), oldest first."""
-        ...
-
-    async def held_task_ids(self, worker_name: str) -> list[str]:
-        """Return the ids of ``tasks_of_worker``, oldest first, without reading the tasks."""
+    async def claim_task(self, task_id: str, worker_name: str) -> TaskRecord | None:
+        """Hand a ``SCHEDULED`` unclaimed task to a worker (fresh secrets); ``None`` if taken."""
         ...
 
     async def set_status(
@@ -347,10 +190,6 @@ class ControllerStore(SnapshotStore, Protocol):
 
     async def trigger_task(self, task_id: str) -> TaskRecord | None:
         """Clear a task's ``awaiting_trigger`` (if set); return the task as it is now."""
-        ...
-
-    async def claim_task(self, task_id: str, worker_name: str) -> TaskRecord | None:
-        """Hand a ``SCHEDULED`` unclaimed task to a worker (fresh secrets); ``None`` if taken."""
         ...
 
     async def mark_started(self, task_id: str) -> bool:
@@ -377,6 +216,14 @@ class ControllerStore(SnapshotStore, Protocol):
         """Cancel: an unclaimed task is ``ABORTED`` now, a claimed one is flagged for its worker."""
         ...
 
+    async def tasks_of_worker(self, worker_name: str) -> list[TaskRecord]:
+        """Return the tasks that occupy a worker (claimed by it and not stopped), oldest first."""
+        ...
+
+    async def held_task_ids(self, worker_name: str) -> list[str]:
+        """Return the ids of ``tasks_of_worker``, oldest first, without reading the tasks."""
+        ...
+
     async def tasks_to_stop_for(self, worker_name: str) -> list[str]:
         """Return ids of the worker's occupying tasks that were asked to cancel."""
         ...
@@ -389,10 +236,22 @@ class ControllerStore(SnapshotStore, Protocol):
         """
         ...
 
-    # --- logs -----------------------------------------------------------------------------
 
-    async def append_log(self, task_id: str, command: str, data: bytes) -> int:
-        """Append bytes to a command's log; return its new size (``NoSuchTaskError`` if none)."""
+class LogStore(Protocol):
+    """The commands' logs of tasks: appended by workers, read by people.
+
+    Part of ``ControllerStore``: times come from the store's clock, unknown ids give
+    ``None``/``False``/``[]`` unless said otherwise, database failures raise ``StoreError``.
+    """
+
+    async def append_log(
+        self, task_id: str, command: str, data: bytes, offset: int | None = None
+    ) -> int:
+        """Append bytes to a command's log; return its new size (``NoSuchTaskError`` if none).
+
+        With ``offset`` (where ``data`` starts in the log as the worker sent it), only the bytes
+        beyond what the log holds are appended, atomically: a retried chunk is applied once.
+        """
         ...
 
     async def log_size(self, task_id: str, command: str) -> int:
@@ -413,7 +272,14 @@ class ControllerStore(SnapshotStore, Protocol):
         """Yield a command's log from ``offset`` in pieces of at most ``LOG_CHUNK_LIMIT``."""
         ...
 
-    # --- workers --------------------------------------------------------------------------
+
+class WorkerRegistry(Protocol):
+    """Registered workers, their sessions and their polls; and who holds a task, to check a
+    worker's task calls.
+
+    Part of ``ControllerStore``: times come from the store's clock, unknown ids give
+    ``None``/``False``/``[]`` unless said otherwise, database failures raise ``StoreError``.
+    """
 
     async def upsert_worker(
         self,
@@ -458,7 +324,17 @@ class ControllerStore(SnapshotStore, Protocol):
         """
         ...
 
-    # --- settings -------------------------------------------------------------------------
+    async def task_credentials(self, worker_name: str, task_id: str) -> TaskCredentials:
+        """Return a worker's session hash and a task's assignment in one read."""
+        ...
+
+
+class SettingStore(Protocol):
+    """The controller's settings: generated tokens' hashes, keys and such, by name.
+
+    Part of ``ControllerStore``: times come from the store's clock, unknown ids give
+    ``None``/``False``/``[]`` unless said otherwise, database failures raise ``StoreError``.
+    """
 
     async def get_setting(self, key: str) -> str | None:
         """Return a stored setting (e.g. ``REGISTRATION_TOKEN_KEY``)."""
@@ -471,6 +347,18 @@ class ControllerStore(SnapshotStore, Protocol):
     async def put_setting_if_absent(self, key: str, value: str) -> bool:
         """Store a setting unless one exists; return whether this call stored it."""
         ...
+
+
+class SchedulingStore(BuildStore, TaskQueue, WorkerRegistry, Protocol):
+    """What the scheduler reads and changes: builds, the queue and task lifecycle, workers."""
+
+
+class ControllerStore(
+    BuildStore, TaskQueue, LogStore, WorkerRegistry, SettingStore, SnapshotStore, Protocol
+):
+    """Persistent state of the controller: every narrow port; each method is one atomic
+    database operation. The composition root opens one and hands each service the ports it
+    uses; the SQL stores implement it."""
 
     async def aclose(self) -> None:
         """Release the database connection(s)."""

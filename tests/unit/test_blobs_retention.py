@@ -8,20 +8,20 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.controller.retention import (
+from app.controller.retention import BlobRetention
+from domain.blobs import BlobInfo, BlobUrl
+from domain.build import TaskStatus
+from domain.errors import ConfigError
+from domain.retention import (
     DAY,
     EXPIRED_ARTIFACT,
     EXPIRED_CACHE,
     HOUR,
     ORPHAN,
-    BlobRetention,
     RetentionSettings,
     parse_retention,
     verdict,
 )
-from domain.blobs import BlobInfo, BlobUrl
-from domain.build import TaskStatus
-from domain.errors import ConfigError
 
 NOW = 100 * DAY
 

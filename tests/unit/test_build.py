@@ -54,12 +54,6 @@ def test_a_build_finds_its_tasks_by_name() -> None:
         build.task("c")
 
 
-def test_a_task_environment_overrides_the_submitted_one() -> None:
-    task = TaskSpec("a", environment={"A": "task", "B": "task"})
-    build = BuildSpec((task,), environment={"A": "build", "C": "build"})
-    assert build.environment_for(task) == {"A": "task", "B": "task", "C": "build"}
-
-
 def test_a_valid_build_is_returned_unchanged() -> None:
     build = BuildSpec((TaskSpec("a", commands=(script("main"),)), TaskSpec("b", depends_on=("a",))))
     assert validate_build(build) is build

@@ -328,7 +328,7 @@ async def test_a_hopeless_reason_stops_following_with_task_cannot_run() -> None:
             view,
             poll_seconds=0,
             pending_after=1.0,
-            hopeless=lambda text: text.startswith("no worker with labels"),
+            hopeless=lambda task: task.pending_reason.startswith("no worker with labels"),
             monotonic=Ticking(1.0),
         )
 

@@ -19,7 +19,6 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
-from adapters.storage.sqlite_store import SqliteStore
 from adapters.telemetry import controller_instruments as names
 from adapters.telemetry.controller_instruments import (
     ControllerGauges,
@@ -36,14 +35,14 @@ from app.controller.metrics import (
     NullControllerMetrics,
     controller_gauges,
     labels_key,
-    wait_category,
 )
 from app.controller.scheduler_service import SchedulerService
 from domain.build import BuildSpec, TaskSpec, TaskStatus
 from domain.isolation import ContainerIsolation
 from domain.policy import AllowedIsolations, NonePolicy, SecurityPolicy
-from domain.scheduling import QueuedTask, WorkerView, pending_reason
+from domain.scheduling import QueuedTask, WorkerView, why_pending
 from domain.store import TaskRecord
+from tests.unit.controller.fake_store import FakeStore
 
 START = 1_700_000_000.0
 OFFLINE_AFTER = 60.0
@@ -103,7 +102,7 @@ def histogram(metric: Metric) -> HistogramDataPoint:
 class Harness:
     """A scheduler on an in-memory store, metrics read back through an in-memory reader."""
 
-    store: SqliteStore
+    store: FakeStore
     clock: FakeClock
     scheduler: SchedulerService
     reader: InMemoryMetricReader
@@ -129,9 +128,9 @@ class Harness:
 
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
-    """A fresh harness; the store and the provider are closed afterwards."""
+    """A fresh harness on the in-memory store; the provider is shut down afterwards."""
     clock = FakeClock()
-    store = await SqliteStore.open(":memory:", clock)
+    store = FakeStore(clock)
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
     metrics = ControllerTelemetry(ControllerInstruments(provider, wall_clock=clock.now))
@@ -142,7 +141,6 @@ async def harness() -> AsyncIterator[Harness]:
         yield Harness(store, clock, scheduler, reader)
     finally:
         provider.shutdown()
-        await store.aclose()
 
 
 def gpu_task(name: str = "train") -> TaskSpec:
@@ -154,7 +152,7 @@ def gpu_task(name: str = "train") -> TaskSpec:
 
 
 def _reason(task: QueuedTask, *workers: WorkerView) -> str:
-    return wait_category(pending_reason(task, workers))
+    return why_pending(task, workers).kind.value
 
 
 def test_every_sentence_of_pending_reason_has_its_own_category() -> None:
@@ -189,11 +187,7 @@ def test_every_sentence_of_pending_reason_has_its_own_category() -> None:
     }
 
     assert all(category == expected for category, expected in found.items()), found
-    assert set(found.values()) | {categories.OTHER} == set(WAIT_CATEGORIES)
-
-
-def test_an_unknown_sentence_is_other() -> None:
-    assert wait_category("the moon is not aligned") == categories.OTHER
+    assert set(found.values()) == set(WAIT_CATEGORIES)
 
 
 @given(st.dictionaries(st.text(min_size=1, max_size=5), st.text(max_size=5), max_size=5))
@@ -369,16 +363,13 @@ async def test_a_silent_worker_counts_as_offline_and_its_queue_waits_for_it(
 
 async def test_scheduling_without_metrics_has_no_refresher() -> None:
     clock = FakeClock()
-    store = await SqliteStore.open(":memory:", clock)
-    try:
-        scheduler = SchedulerService(store, clock, PollWaiters(), offline_after_seconds=60)
-        await store.upsert_worker("w", {"name": "w"}, {}, "hash")
-        build = await store.create_build(BuildSpec(tasks=(TaskSpec(name="t"),)))
-        await scheduler.build_submitted()
+    store = FakeStore(clock)
+    scheduler = SchedulerService(store, clock, PollWaiters(), offline_after_seconds=60)
+    await store.upsert_worker("w", {"name": "w"}, {}, "hash")
+    build = await store.create_build(BuildSpec(tasks=(TaskSpec(name="t"),)))
+    await scheduler.build_submitted()
 
-        claimed = await scheduler.claim_for("w")
-    finally:
-        await store.aclose()
+    claimed = await scheduler.claim_for("w")
 
     assert scheduler.metrics_refresher is None
     assert [record.id for record in claimed] == [build.tasks[0].id]

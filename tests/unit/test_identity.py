@@ -7,14 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.identity import (
-    RESERVED_LABEL_KEYS,
     default_worker_name,
     go_arch,
     go_os,
-    overridden_reserved_labels,
     reserved_labels,
     worker_labels,
 )
+
+# The reserved keys of WorkerInfo.labels, in the order the worker reports them (spec §1.7).
+RESERVED_LABEL_KEYS = ("name", "version", "hostname", "os", "arch")
 
 
 @pytest.mark.parametrize(
@@ -124,11 +125,6 @@ def test_a_configured_label_cannot_override_a_reserved_one() -> None:
     labels = worker_labels(RESERVED, configured)
     assert {k: labels[k] for k in RESERVED_LABEL_KEYS} == RESERVED
     assert labels["team"] == "x"
-
-
-def test_the_overridden_reserved_keys_are_reported_for_a_warning() -> None:
-    assert overridden_reserved_labels({"team": "x"}) == ()
-    assert overridden_reserved_labels({"os": "w", "team": "x", "name": "n"}) == ("name", "os")
 
 
 def test_merging_leaves_its_inputs_untouched() -> None:

@@ -9,14 +9,13 @@ from hypothesis import strategies as st
 
 from adapters.cirrus_config.parse_build import parse_build
 from domain.build import TaskStatus
+from domain.resources import fits, free_resources
 from domain.scheduling import (
     QueuedTask,
     WorkerView,
     advance_dependencies,
     assign,
     build_status,
-    fits,
-    free_resources,
     labels_match,
     pending_reason,
 )
@@ -133,7 +132,7 @@ def test_fractional_resources_add_up_exactly_to_the_total() -> None:
 def test_free_resources_go_negative_for_keys_only_in_use() -> None:
     assert free_resources({"a": 2}, {"a": 1, "b": 1}) == {"a": 1, "b": -1}
     assert fits({"a": 1}, {"a": 1})
-    assert not fits({"c": 1}, {"a": 1})
+    assert not fits({"a": 1}, {"c": 1})  # free a=1; c=1 requested
     assert fits({}, {})
 
 

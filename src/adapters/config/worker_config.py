@@ -9,7 +9,7 @@ converted here with ``domain.units``; turning the models into domain objects is 
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -349,10 +349,3 @@ class WorkerFileModel(StrictModel):
     )
     tuning: TuningModel | None = None
     tart_pre_pull: TartPrePullModel | None = Field(default=None, alias="tart-pre-pull")
-
-
-WORKER_FILE_KEYS: tuple[str, ...] = tuple(
-    field.alias or name for name, field in WorkerFileModel.model_fields.items()
-)
-
-ConfigSource = Literal["flag", "environment", "file", "default"]

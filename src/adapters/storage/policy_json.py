@@ -1,5 +1,6 @@
 """A worker's security policy in a ``workers.security_policy`` column: the wire's proto3 JSON
-(``adapters.twirp.policy_codec``), so that the stored form and the registered one never differ.
+(``adapters.twirp.isolation_mapping``), so that the stored form and the registered one never
+differ.
 ``{}`` (also what the column holds for workers registered before it existed) allows everything.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 
 from adapters.twirp.errors import ProtocolDecodeError
-from adapters.twirp.policy_codec import decode_security_policy, encode_security_policy
+from adapters.twirp.isolation_mapping import decode_security_policy, encode_security_policy
 from domain.policy import SecurityPolicy
 from domain.store import StoreError
 

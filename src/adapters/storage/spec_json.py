@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping, Sequence
 
 from adapters.twirp.errors import ProtocolDecodeError
-from adapters.twirp.isolation_codec import decode_isolation, encode_isolation
-from adapters.twirp.task_codec import decode_command, encode_command
+from adapters.twirp.isolation_mapping import decode_isolation, encode_isolation
+from adapters.twirp.task_mapping import decode_command, encode_command
 from domain.build import TaskSpec
 from domain.source import BuildSource, SourceError, source_from_json, source_to_json
 from domain.store import StoreError

@@ -182,20 +182,17 @@ class ControllerApi:
         self.secrets = secrets
         # The instance mapping of the controller's config file (None: the shipped one).
         self.instances = instances
-        # Whether a .cirrus.star may use the ``http`` module (the controller file's
-        # ``starlark-http``), and where its ``fs`` module reads (None: nowhere).
-        self._starlark_http = starlark_http
-        self._starlark_files = starlark_files
         # How large and deep a submitted configuration may be (the controller file's
         # ``config-max-*`` keys).
         self._limits = limits or ConfigLimits()
-        # ``cirrus run TASK``: keeps the named task and its dependencies (a BuildConfigError,
-        # answered 400, for an unknown name). None everywhere else.
-        self._build_filter = build_filter
         # Why a build's tasks wait for an approval (a fork's pull request; set by
         # ``app.controller.forge_setup``), or None.
         self.approval_wait: Callable[[str], Awaitable[str | None]] | None = None
         # The one path from a configuration to a scheduled build (webhooks and crons share it).
+        # ``starlark_http``: whether a .cirrus.star may use the ``http`` module (the controller
+        # file's ``starlark-http``); ``starlark_files``: where its ``fs`` module reads (None:
+        # nowhere); ``build_filter`` (``cirrus run TASK``): keeps the named task and its
+        # dependencies (a BuildConfigError, answered 400, for an unknown name).
         self.builds = BuildCreator(
             store,
             scheduler,
@@ -306,7 +303,9 @@ class ControllerApi:
             return error_response(404, "no such task")
         body = task_json(task)
         if task.status is TaskStatus.SCHEDULED and task.worker is None:
-            body["pendingReason"] = await self._scheduler.pending_reason(task)
+            reason = await self._scheduler.pending_reason(task)
+            body["pendingReason"] = reason.text
+            body["pendingReasonKind"] = reason.kind.value
         elif task.waiting_for_trigger:
             body["pendingReason"] = MANUAL_TRIGGER_REASON
         elif task.status is TaskStatus.CREATED and (

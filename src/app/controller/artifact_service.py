@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 from adapters.junit_results import parse_junit
-from adapters.twirp.messages import Empty
 from app.controller.cache_service import URL_SECONDS
 from app.controller.twirp_errors import TwirpError
 from domain.artifacts import ArtifactRecord, ArtifactStore, TestResults, merge_results
@@ -97,7 +96,7 @@ class ArtifactService:
                 tests = merge_results(tests, await self._junit(record))
         await self._index.commit_artifacts(task.id, records, tests)
         log.info("task %s: artifact %s committed (%d files)", task.id, request.name, len(records))
-        return Empty()
+        return None  # the empty response
 
     async def _junit(self, record: ArtifactRecord) -> TestResults:
         label = f"{record.name}/{record.path}"

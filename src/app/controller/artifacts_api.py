@@ -23,7 +23,7 @@ from app.controller.api_guard import guarded
 from app.controller.auth import ApiAccess
 from domain.artifacts import ArtifactRecord, ArtifactStore, TestResults
 from domain.blobs import BlobStore
-from domain.store import ControllerStore
+from domain.store import BuildStore
 from domain.tokens import Role
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -79,7 +79,7 @@ class ArtifactsApi:
 
     def __init__(
         self,
-        store: ControllerStore,
+        store: BuildStore,
         artifacts: ArtifactStore,
         blobs: BlobStore,
         *,

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from domain.store import ControllerStore, TaskAssignment, hash_token, token_matches
+from domain.store import TaskAssignment, WorkerRegistry, hash_token, token_matches
 from domain.tokens import Role, UserTokenStore
 
 REGISTRATION_TOKEN_HEADER = "registration-token"
@@ -20,6 +20,9 @@ SESSION_TOKEN_HEADER = "session-token"
 WORKER_NAME_HEADER = "worker-name"
 TASK_ID_HEADER = "org.cirruslabs.task-id"
 CLIENT_SECRET_HEADER = "org.cirruslabs.client-secret"
+AGENT_CALL = ":agent-call"
+"""Set (by the gRPC bridge only) on a call of the original Go agent, which names its task and
+client secret and nothing else. No HTTP header or gRPC metadata key can start with ``:``."""
 
 
 class AuthError(Exception):
@@ -89,7 +92,7 @@ class TaskCaller:
 class WorkerAuthenticator:
     """Checks the credentials of worker calls against the registration token and the store."""
 
-    def __init__(self, store: ControllerStore, registration_token: TokenHash) -> None:
+    def __init__(self, store: WorkerRegistry, registration_token: TokenHash) -> None:
         self._store = store
         self._registration_token = registration_token
 
@@ -115,6 +118,8 @@ class WorkerAuthenticator:
     async def task(self, headers: Mapping[str, str]) -> TaskCaller:
         """Return the calling worker and the task it names, or raise ``AuthError``."""
         task_id = headers.get(TASK_ID_HEADER, "")
+        if headers.get(AGENT_CALL):
+            return await self._agent_task(task_id, headers.get(CLIENT_SECRET_HEADER, ""))
         if not task_id:
             await self.worker(headers)  # a worker without a valid session hears that first
             raise permission_denied(f"missing {TASK_ID_HEADER} header")
@@ -132,6 +137,16 @@ class WorkerAuthenticator:
             raise permission_denied(f"task {task_id} is not assigned to worker {worker_name!r}")
         return TaskCaller(worker_name, record)
 
+    async def _agent_task(self, task_id: str, secret: str) -> TaskCaller:
+        """Return the task an agent names with its client secret (the secret is the credential,
+        as in Cirrus CI), or raise ``AuthError``."""
+        if not task_id:
+            raise permission_denied(f"missing {TASK_ID_HEADER} metadata")
+        record = (await self._store.task_credentials("", task_id)).assignment
+        if record is None or not record.worker or not tokens_equal(secret, record.client_secret):
+            raise permission_denied(f"task {task_id} is not running with that client secret")
+        return TaskCaller(record.worker, record)
+
     def _claimed_name(self, headers: Mapping[str, str]) -> str:
         """Check the registration token; return the worker name the call claims (unchecked)."""
         self.check_registration_token(headers.get(REGISTRATION_TOKEN_HEADER, ""))
@@ -145,11 +160,6 @@ class WorkerAuthenticator:
         session = headers.get(SESSION_TOKEN_HEADER, "")
         if session_hash is None or not session or not token_matches(session, session_hash):
             raise unauthenticated(f"no valid session for worker {name!r}; register again")
-
-
-def admin_authorized(authorization: str | None, admin_token: TokenHash) -> bool:
-    """Return whether an ``Authorization`` header carries the admin token."""
-    return admin_token.matches(bearer_token(authorization))
 
 
 ADMIN_IDENTITY = "admin"

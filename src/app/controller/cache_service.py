@@ -36,7 +36,7 @@ from domain.protocol import (
     DownloadUrls,
     UploadUrl,
 )
-from domain.store import ControllerStore, TaskAssignment
+from domain.store import BuildStore, TaskAssignment
 
 log = logging.getLogger("cirrus.controller")
 
@@ -69,7 +69,7 @@ class CacheService:
         self,
         blobs: BlobStore,
         index: ArtifactStore,
-        store: ControllerStore,
+        store: BuildStore,
         clock: Clock,
         limits: CacheLimits | None = None,
     ) -> None:

@@ -25,7 +25,7 @@ from app.controller.scheduler_service import SchedulerService
 from domain.forge_store import CronJob, ForgeStore
 from domain.ports import Clock
 from domain.repositories import RepositoryStore
-from domain.store import ControllerStore
+from domain.store import BuildStore
 from domain.tokens import Role
 
 MAX_BODY_BYTES = 64 * 1024
@@ -59,7 +59,7 @@ class ForgeApi:
 
     def __init__(
         self,
-        store: ControllerStore,
+        store: BuildStore,
         forge_store: ForgeStore,
         repositories: RepositoryStore,
         scheduler: SchedulerService,

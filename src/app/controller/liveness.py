@@ -13,7 +13,7 @@ from domain.build import TaskStatus
 from domain.control_characters import printable
 from domain.ports import Clock
 from domain.scheduling import QueuedTask, is_alive
-from domain.store import ControllerStore, WorkerRecord
+from domain.store import SchedulingStore, WorkerRecord
 from domain.worker_capacity import queued_view
 
 log = logging.getLogger("cirrus.controller")
@@ -22,11 +22,14 @@ STALL_SECONDS = 5.0
 """A liveness sweep whose store read takes longer than this, or that comes this much later than
 due, finds the controller (or its database) back from an outage: silence counts afresh."""
 
+WORKERS_BETWEEN_YIELDS = 200
+"""Workers a sweep looks at between two turns of the event loop."""
+
 
 class LivenessSweeps:
     """Worker liveness for ``SchedulerService``, which sets the attributes declared here."""
 
-    _store: ControllerStore
+    _store: SchedulingStore
     _clock: Clock
     _dispatcher: PollDispatcher
     _missed: dict[str, int]
@@ -70,7 +73,10 @@ class LivenessSweeps:
             log.warning("the database is back; counting workers' silence from now")
             self._store_failed = False
             self.watching_again()
-        for worker in workers:
+        for index, worker in enumerate(workers, 1):
+            if index % WORKERS_BETWEEN_YIELDS == 0:
+                # Polls waiting for a pickup go first: a big pool takes many milliseconds.
+                await asyncio.sleep(0)
             if self.is_online(worker):
                 continue
             released = await self._store.release_worker(worker.name)

@@ -17,41 +17,26 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from adapters.telemetry.controller_instruments import ControllerGauges, QueueGauge
-from domain.scheduling import WorkerView, pending_reason
-from domain.store import ControllerStore, TaskRecord
+from domain.scheduling import WaitKind, WorkerView, why_pending
+from domain.store import TaskQueue, TaskRecord
 
 if TYPE_CHECKING:
     from app.controller.scheduler_service import SchedulerService
 
 log = logging.getLogger("cirrus.controller")
 
-# Wait reason categories: ``pending_reason``'s sentences without their details, as metric values.
-NO_WORKERS = "no_workers"
-NO_WORKER_WITH_LABELS = "no_worker_with_labels"
-WORKERS_OFFLINE = "workers_offline"
-WORKERS_PAUSED = "workers_paused"
-WORKERS_BUSY = "workers_busy"
-NO_WORKER_WITH_RESOURCES = "no_worker_with_resources"
-NOT_ENOUGH_RESOURCES = "not_enough_resources"
-WAITING_FOR_POLL = "waiting_for_poll"
-NO_WORKER_POLICY = "no_worker_policy"
-OTHER = "other"
+# Wait reason categories (``domain.scheduling.WaitKind``), as metric values.
+NO_WORKERS = WaitKind.NO_WORKERS.value
+NO_WORKER_WITH_LABELS = WaitKind.NO_WORKER_WITH_LABELS.value
+WORKERS_OFFLINE = WaitKind.WORKERS_OFFLINE.value
+WORKERS_PAUSED = WaitKind.WORKERS_PAUSED.value
+WORKERS_BUSY = WaitKind.WORKERS_BUSY.value
+NO_WORKER_WITH_RESOURCES = WaitKind.NO_WORKER_WITH_RESOURCES.value
+NOT_ENOUGH_RESOURCES = WaitKind.NOT_ENOUGH_RESOURCES.value
+WAITING_FOR_POLL = WaitKind.WAITING_FOR_POLL.value
+NO_WORKER_POLICY = WaitKind.NO_WORKER_POLICY.value
 
-# Longest prefix first, so that "paused or offline" is not read as "paused".
-_REASON_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("no worker is registered", NO_WORKERS),
-    ("no worker with labels", NO_WORKER_WITH_LABELS),
-    ("all matching workers are offline", WORKERS_OFFLINE),
-    ("all matching workers are paused or offline", WORKERS_PAUSED),
-    ("all matching workers are paused", WORKERS_PAUSED),
-    ("all matching workers are busy", WORKERS_BUSY),
-    ("no matching worker has", NO_WORKER_WITH_RESOURCES),
-    ("not enough free", NOT_ENOUGH_RESOURCES),
-    ("waiting for a matching worker to poll", WAITING_FOR_POLL),
-    ("no worker's security policy allows", NO_WORKER_POLICY),
-)
-
-WAIT_CATEGORIES: tuple[str, ...] = (*dict.fromkeys(c for _, c in _REASON_PREFIXES), OTHER)
+WAIT_CATEGORIES: tuple[str, ...] = tuple(kind.value for kind in WaitKind)
 """Every category, each reported (0 when no task waits for it)."""
 
 MAX_REMEMBERED_LABEL_SETS = 256
@@ -62,6 +47,9 @@ DEFAULT_REFRESH_SECONDS = 15.0
 
 MIN_REFRESH_GAP_SECONDS = 1.0
 """Requests within this long of a refresh are served by one refresh (polls come in bursts)."""
+
+REFRESH_COST_FACTOR = 100.0
+"""Refreshes asked for are at least this many times their own duration apart (a big pool)."""
 
 
 class ControllerMetrics(Protocol):
@@ -118,14 +106,6 @@ class NullControllerMetrics:
         """Ignore."""
 
 
-def wait_category(reason: str) -> str:
-    """Return the category of a ``pending_reason`` sentence (``other`` for an unknown one)."""
-    for prefix, category in _REASON_PREFIXES:
-        if reason.startswith(prefix):
-            return category
-    return OTHER
-
-
 def labels_key(labels: Mapping[str, str]) -> str:
     """Return a label set as a stable attribute value: ``k=v,k=v`` sorted by key."""
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
@@ -168,7 +148,7 @@ class MetricsRefresher:
 
     def __init__(
         self,
-        store: ControllerStore,
+        store: TaskQueue,
         scheduler: SchedulerService,
         metrics: ControllerMetrics,
         *,
@@ -195,10 +175,10 @@ class MetricsRefresher:
             queued = await self._store.queued_tasks()
             # What each worker holds matters only to why a queued task waits; reading it is
             # one query per worker, too much to repeat after every task of a big pool.
-            views = await self._scheduler.worker_views(held=bool(queued))
-            reasons = {
-                task.id: wait_category(pending_reason(task.as_queued(), views)) for task in queued
-            }
+            views = await self._scheduler.worker_views(
+                held=bool(queued), for_labels=[task.spec.labels for task in queued]
+            )
+            reasons = {task.id: why_pending(task.as_queued(), views).kind.value for task in queued}
             for task_id, category in reasons.items():
                 if self._seen.get(task_id) != category:
                     self._metrics.task_waiting(category)
@@ -219,8 +199,12 @@ class MetricsRefresher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wanted.wait(), every_seconds)
             self._wanted.clear()
+            began = asyncio.get_running_loop().time()
             try:
                 await self.refresh()
             except Exception:
                 log.exception("refreshing the controller's metrics failed; trying again later")
-            await asyncio.sleep(self._min_gap)
+            # A refresh reads every worker: with a big pool it costs enough that, repeated after
+            # each burst of tasks, it would delay their pickups. It may take ~1 % of the time.
+            took = asyncio.get_running_loop().time() - began
+            await asyncio.sleep(max(self._min_gap, REFRESH_COST_FACTOR * took))

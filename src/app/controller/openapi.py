@@ -7,6 +7,7 @@ from typing import Any
 from app.controller.openapi_access import ACCESS_PATHS, ACCESS_SCHEMAS, FORBIDDEN
 from app.controller.openapi_artifacts import ARTIFACT_PATHS, ARTIFACT_SCHEMAS
 from app.controller.openapi_forge import FORGE_PATHS, FORGE_SCHEMAS
+from domain.scheduling import WaitKind
 
 _STATUS = {
     "type": "string",
@@ -517,6 +518,12 @@ OPENAPI_DOCUMENT: dict[str, Any] = {
                     "pendingReason": {
                         "type": "string",
                         "description": "why a CREATED or SCHEDULED task has no worker yet",
+                    },
+                    "pendingReasonKind": {
+                        "type": "string",
+                        "enum": [kind.value for kind in WaitKind],
+                        "description": "the category of pendingReason, for a SCHEDULED task "
+                        "no worker has taken yet",
                     },
                     "attempt": {
                         "type": "integer",

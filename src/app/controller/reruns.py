@@ -8,7 +8,7 @@ from collections.abc import Collection
 
 from app.controller.scheduler_service import SchedulerService
 from domain.rerun import RerunError, build_rerun_choice, plan_rerun
-from domain.store import ControllerStore, TaskRecord
+from domain.store import BuildStore, TaskRecord
 
 log = logging.getLogger("cirrus.controller")
 
@@ -18,7 +18,7 @@ class NoSuchRecordError(LookupError):
 
 
 async def rerun_tasks(
-    store: ControllerStore, scheduler: SchedulerService, build_id: str, chosen: Collection[str]
+    store: BuildStore, scheduler: SchedulerService, build_id: str, chosen: Collection[str]
 ) -> list[TaskRecord]:
     """Re-run the ``chosen`` tasks of a build and their final dependants; return the new
     attempts as they are once scheduled (``RerunError`` if the rules refuse)."""
@@ -38,7 +38,7 @@ async def rerun_tasks(
 
 
 async def rerun_task(
-    store: ControllerStore, scheduler: SchedulerService, task_id: str
+    store: BuildStore, scheduler: SchedulerService, task_id: str
 ) -> list[TaskRecord]:
     """Re-run one task (and its final dependants); the first record returned is its new
     attempt."""
@@ -49,7 +49,7 @@ async def rerun_task(
 
 
 async def rerun_build(
-    store: ControllerStore, scheduler: SchedulerService, build_id: str, *, failed_only: bool
+    store: BuildStore, scheduler: SchedulerService, build_id: str, *, failed_only: bool
 ) -> list[TaskRecord]:
     """Re-run every final task of a build, or only its failed and aborted ones (with their
     dependants); return the new attempts."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 from app.controller.liveness import LivenessSweeps
 from app.controller.long_poll import PollTicket, PollWaiters
@@ -23,14 +23,16 @@ from domain.ports import Clock
 from domain.protocol import CommandResult
 from domain.rerun import split_attempts
 from domain.scheduling import (
+    PendingReason,
     QueuedTask,
     WorkerView,
     advance_dependencies,
     assign,
-    pending_reason,
+    labels_match,
+    why_pending,
 )
 from domain.store import (
-    ControllerStore,
+    SchedulingStore,
     TaskAssignment,
     TaskRecord,
     WorkerRecord,
@@ -52,6 +54,9 @@ handed it out); the second poll is a margin against any ordering surprise.
 FIRST_QUEUE_PAGE_SIZE = 16
 """Queued tasks a scheduling pass reads first: a worker usually takes a few, or none."""
 
+VIEWS_BETWEEN_YIELDS = 100
+"""Workers viewed between two turns of the event loop (listing a pool of thousands)."""
+
 QUEUE_PAGE_SIZE = 64
 """Queued tasks each further read takes, while the worker could take more: a queue may be long
 (say, of tasks for other labels) before a task this worker fits."""
@@ -62,7 +67,7 @@ class SchedulerService(LivenessSweeps):
 
     def __init__(
         self,
-        store: ControllerStore,
+        store: SchedulingStore,
         clock: Clock,
         waiters: PollWaiters,
         *,
@@ -111,13 +116,30 @@ class SchedulerService(LivenessSweeps):
             policy=worker.security_policy,
         )
 
-    async def worker_views(self, *, held: bool = True) -> list[WorkerView]:
+    async def worker_views(
+        self, *, held: bool = True, for_labels: Sequence[Mapping[str, str]] | None = None
+    ) -> list[WorkerView]:
         """Return the scheduler's view of every registered worker (``held=False``: without
-        reading the tasks each holds, one read for all)."""
+        reading the tasks each holds, one read for all; ``for_labels``: reading them only for
+        the workers that have one of these label sets, the only ones whose load can matter)."""
         workers = await self._store.list_workers()
-        if not held:
-            return [self._view(w, ()) for w in workers]
-        return [await self.worker_view(w) for w in workers]
+        # A task's labels are few and usually shared by many tasks: match each set once. With a
+        # big pool of other labels, one read per worker would cost the pool's size per refresh.
+        wanted = (
+            None
+            if for_labels is None
+            else list({tuple(sorted(labels.items())): labels for labels in for_labels}.values())
+        )
+        views = []
+        for index, worker in enumerate(workers, 1):
+            if held and (wanted is None or any(labels_match(worker.labels, ls) for ls in wanted)):
+                views.append(await self.worker_view(worker))
+            else:
+                views.append(self._view(worker, ()))
+            if index % VIEWS_BETWEEN_YIELDS == 0:
+                # Polls waiting for a pickup go first: a big pool takes many milliseconds.
+                await asyncio.sleep(0)
+        return views
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -272,13 +294,18 @@ class SchedulerService(LivenessSweeps):
                 # Both times come from the store's clock: a queued task's row changes only
                 # when it is queued, and the claim stamps it again.
                 self._metrics.task_assigned(worker.name, record.updated_at - queued.updated_at)
-        if seen_queue:
+        if claimed:
             self._changed()
+        elif seen_queue and self.metrics_refresher is not None:
+            # Why the queue waits may read differently now; no task changed state, so the
+            # status reporter is not nudged (each of many idle polls would make it scan).
+            self.metrics_refresher.request()
         return claimed, with_tasks(self._view(worker, held), claimed)
 
-    async def pending_reason(self, task: TaskRecord) -> str:
-        """Return, in words, why a queued task has no worker yet."""
-        return pending_reason(queued_view(task), await self.worker_views())
+    async def pending_reason(self, task: TaskRecord) -> PendingReason:
+        """Return why a queued task has no worker yet: its kind and the words for a user."""
+        views = await self.worker_views(for_labels=[task.spec.labels])
+        return why_pending(queued_view(task), views)
 
     # --- task lifecycle -----------------------------------------------------------------------
 

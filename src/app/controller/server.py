@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -38,16 +40,12 @@ from app.controller.blobs_api import DEFAULT_BLOB_MAX_BYTES, BlobsApi
 from app.controller.cache_service import CacheService
 from app.controller.forge_settings import ForgeSettings
 from app.controller.forge_setup import forge_parts
+from app.controller.grpc_bridge import GrpcBridge
 from app.controller.long_poll import PollWaiters
 from app.controller.metrics import DEFAULT_REFRESH_SECONDS, ControllerMetrics
 from app.controller.repositories_api import RepositoriesApi
 from app.controller.reruns_api import RerunsApi
-from app.controller.retention import (
-    BlobRetention,
-    CommittedArtifacts,
-    RetentionMetrics,
-    RetentionSettings,
-)
+from app.controller.retention import BlobRetention
 from app.controller.scheduler_service import SchedulerService
 from app.controller.snapshots_api import DEFAULT_SNAPSHOT_MAX_BYTES, SnapshotsApi
 from app.controller.task_logs import DEFAULT_LOG_QUOTA_BYTES, TaskLogWriter
@@ -61,12 +59,15 @@ from domain.build import BuildSpec
 from domain.cirrus_config.context import InstanceResolver
 from domain.ports import Clock
 from domain.repositories import HasRepositories, RepositoryStore
+from domain.retention import CommittedArtifacts, RetentionMetrics, RetentionSettings
 from domain.store import ControllerStore
 from domain.tokens import HasUserTokens
 
 DEFAULT_POLL_INTERVAL_SECONDS = 10
 BACKGROUND_STOP_SECONDS = 10.0
 """How long shutdown waits for the cancelled background jobs (sweeps, retention, forges)."""
+SWITCH_INTERVAL_SECONDS = 0.001
+"""How long a thread holding the GIL keeps it when another one wants it (Python's is 5 ms)."""
 
 log = logging.getLogger("cirrus.controller")
 """What ``PollResponse.pollIntervalInSeconds`` says, and how long an idle ``Poll`` is held."""
@@ -89,6 +90,8 @@ class ControllerLimits:
     caches: CacheLimits = field(default_factory=CacheLimits)  # ``caches:``
     web_public: bool = False  # ``web: {public: true}``: pages readable without login
     forge: ForgeSettings = field(default_factory=ForgeSettings)  # public-url, forge-*, cron-*
+    grpc_listen: tuple[str, int] | None = None  # ``--grpc-listen``/``grpc: {listen}`` (None: off)
+    grpc_listen_key: str = "--grpc-listen"  # which of the two set it, for error messages
 
 
 def default_offline_after(poll_interval_seconds: int) -> float:
@@ -283,6 +286,12 @@ def create_app(
         if blobs is not None:
             background.append(asyncio.create_task(_retention(store, blobs).run()))
         background.extend(asyncio.create_task(loop()) for loop in forges.loops)
+        # What start-up made (modules, classes, the app) lives as long as the process: moved out
+        # of the collector's reach, a full collection no longer walks it while polls wait.
+        gc.freeze()
+        # The store's thread converts rows while holding the GIL; the event loop, wanting it
+        # back, waits up to this long each time (default 5 ms: a pickup's many store calls).
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         try:
             yield
         finally:
@@ -328,6 +337,7 @@ def create_app(
     app.state.controller = runtime
     app.state.blobs = blobs
     app.state.forge = forges  # its cron runner and status reporter, for tests
+    app.state.grpc = GrpcBridge(twirp, store)  # what ``--grpc-listen`` serves
     return app
 
 

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import IO
 
-from domain.store import ControllerStore
+from domain.snapshots import SnapshotStore
 
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 """Bytes of a snapshot kept in memory while a submission reads it; the rest goes to disk."""
@@ -88,7 +88,7 @@ class TarSourceFiles:
 
 @contextlib.asynccontextmanager
 async def open_snapshot_files(
-    store: ControllerStore, snapshot_id: str
+    store: SnapshotStore, snapshot_id: str
 ) -> AsyncIterator[TarSourceFiles]:
     """Yield the files of a stored snapshot; its copy is removed on exit."""
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:

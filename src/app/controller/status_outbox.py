@@ -25,7 +25,7 @@ from domain.commit_statuses import changed_reports
 from domain.forge_store import ForgeStore, OutboxRow
 from domain.ports import Clock
 from domain.repositories import Repository, RepositoryStore
-from domain.store import ControllerStore, StoreError
+from domain.store import BuildStore, StoreError
 
 log = logging.getLogger("cirrus.controller")
 
@@ -38,7 +38,7 @@ class StatusReporter:
 
     def __init__(
         self,
-        store: ControllerStore,
+        store: BuildStore,
         forge_store: ForgeStore,
         repositories: RepositoryStore,
         secrets: SecretReader,

@@ -24,20 +24,11 @@ from adapters.twirp.codec import (
     decode_request,
     encode_response,
     route_of,
+    to_domain,
 )
 from adapters.twirp.errors import ProtocolDecodeError, UnknownMethodError
-from adapters.twirp.messages import (
-    AppendLogsRequest,
-    Empty,
-    RegisterRequest,
-    RegisterResponse,
-    ReportAgentFinishedRequest,
-    ReportCommandUpdatesRequest,
-    TaskFailedRequest,
-    UpdateStatusRequest,
-    UploadLogsResponse,
-    WorkerStatus,
-)
+from adapters.wire import cirrus_ci_service_pb2 as wire
+from adapters.wire import cirrus_worker_additions_pb2 as additions
 from app.controller.auth import (
     REGISTRATION_TOKEN_HEADER,
     SESSION_TOKEN_HEADER,
@@ -58,30 +49,18 @@ from domain.control_characters import label_problem, printable
 from domain.ports import Clock
 from domain.protocol import (
     AgentAwareTask,
+    CommandResult,
     CommandsResponse,
     PollRequest,
     PollResponse,
     RunningTasksStatus,
+    WorkerInfo,
 )
-from domain.repositories import RepositoryStore
+from domain.repositories import REPOSITORY_VARIABLE, RepositoryStore
 from domain.store import ControllerStore, StoreError, TaskRecord, hash_token
+from domain.task_environment import sent_environment
 
 log = logging.getLogger("cirrus.controller")
-
-
-def task_environment(task: TaskRecord, build_environment: Mapping[str, str]) -> dict[str, str]:
-    """Return a task's environment: CI flags, the build's and the task's, then its identity
-    (``CIRRUS_TASK_NAME_ALIAS`` only for a task with an ``alias``, as in Cirrus)."""
-    return {
-        "CI": "true",
-        "CIRRUS_CI": "true",
-        **build_environment,
-        **task.spec.environment,
-        "CIRRUS_BUILD_ID": task.build_id,
-        "CIRRUS_TASK_ID": task.id,
-        "CIRRUS_TASK_NAME": task.name,
-        **({"CIRRUS_TASK_NAME_ALIAS": task.spec.alias} if task.spec.alias else {}),
-    }
 
 
 def agent_aware_task(task: TaskRecord) -> AgentAwareTask:
@@ -114,6 +93,8 @@ def _still_running(caller: TaskCaller, method: str) -> TaskCaller:
     return caller
 
 
+# A handler takes the decoded request (a domain value or a generated message) and answers the
+# response, or None for an empty one.
 Handler = Callable[[object, Mapping[str, str], Request], Awaitable[object]]
 
 
@@ -163,6 +144,10 @@ class TwirpServices:
             (CI_SERVICE, "ReportAgentFinished"): self._report_agent_finished,
             **{(CI_SERVICE, method): self._blob_call(method) for method in BLOB_METHODS},
         }
+
+    def handler(self, service: str, method: str) -> Handler | None:
+        """Return the handler of ``service/method`` (the gRPC services call the same ones)."""
+        return self._handlers.get((service, method))
 
     async def handle(self, request: Request) -> Response:
         """Answer one Twirp call."""
@@ -214,9 +199,9 @@ class TwirpServices:
     # --- CirrusWorkersService -----------------------------------------------------------------
 
     async def _register(self, message: object, _h: Mapping[str, str], _r: Request) -> object:
-        assert isinstance(message, RegisterRequest)
+        assert isinstance(message, wire.RegisterRequest)
         self._auth.check_registration_token(message.registration_token)
-        info = message.worker_info
+        info = to_domain(message.worker_info, WorkerInfo)
         name = info.labels.get("name", "")
         if not name:
             raise TwirpError("invalid_argument", 'workerInfo.labels must hold the "name" label')
@@ -228,7 +213,7 @@ class TwirpServices:
             name, info.labels, info.resources_total, hash_token(token), info.security_policy
         )
         log.info("worker %s registered", printable(name))
-        return RegisterResponse(session_token=token)
+        return wire.RegisterResponse(session_token=token)
 
     async def _poll(self, message: object, headers: Mapping[str, str], request: Request) -> object:
         assert isinstance(message, PollRequest)
@@ -271,25 +256,25 @@ class TwirpServices:
     async def _task_started(self, _m: object, headers: Mapping[str, str], _r: Request) -> object:
         caller = await self._auth.task(headers)
         await self._scheduler.task_started(caller.task)
-        return Empty()
+        return None
 
     async def _task_failed(
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
-        assert isinstance(message, TaskFailedRequest)
+        assert isinstance(message, wire.TaskFailedRequest)
         caller = await self._auth.task(headers)
         await self._scheduler.task_failed(caller.task, message.message)
-        return Empty()
+        return None
 
     async def _task_stopped(self, _m: object, headers: Mapping[str, str], _r: Request) -> object:
         caller = await self._auth.task(headers)
         await self._scheduler.task_stopped(caller.task)
-        return Empty()
+        return None
 
     async def _update_status(
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
-        assert isinstance(message, UpdateStatusRequest)
+        assert isinstance(message, wire.UpdateStatusRequest)
         worker = await self._auth.worker(headers, session_optional=True)
         # A worker draining itself calls with its session; ``cirrus worker pause``/``resume``
         # (an operator) call with the registration token alone, and that pause outlives
@@ -298,7 +283,7 @@ class TwirpServices:
         record = await self._scheduler.set_disabled(worker, message.disabled, until_register=drain)
         if record is None:
             raise TwirpError("not_found", f"worker {worker!r} is not registered")
-        return WorkerStatus(disabled=record.disabled)
+        return wire.WorkerStatus(disabled=record.disabled)
 
     async def _query_running_tasks(
         self, _m: object, headers: Mapping[str, str], _r: Request
@@ -325,10 +310,10 @@ class TwirpServices:
         build_environment = await self._store.build_environment(task.build_id) or {}
         # The build's repository, not the task's environment: a task must not pick the
         # repository whose secrets it gets.
-        repository = build_environment.get("CIRRUS_REPO_FULL_NAME", "")
+        repository = build_environment.get(REPOSITORY_VARIABLE, "")
         try:
             revealed = reveal_secrets(
-                task_environment(task, build_environment), self._secrets, repository
+                sent_environment(task, build_environment), self._secrets, repository
             )
             granted = await self._clone_tokens.grant(repository, revealed.environment)
         except SecretError as error:
@@ -346,36 +331,43 @@ class TwirpServices:
     async def _report_command_updates(
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
-        assert isinstance(message, ReportCommandUpdatesRequest)
+        assert isinstance(message, wire.ReportCommandUpdatesRequest)
         caller = _still_running(await self._auth.task(headers), "ReportCommandUpdates")
-        await self._scheduler.command_results(caller.task, message.updates)
-        return Empty()
+        updates = tuple(to_domain(u, CommandResult) for u in message.updates)
+        await self._scheduler.command_results(caller.task, updates)
+        return None
 
     async def _append_logs(
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
-        assert isinstance(message, AppendLogsRequest)
+        assert isinstance(message, additions.AppendLogsRequest)
         caller = _still_running(await self._auth.task(headers), "AppendLogs")
         if not message.command_name:
             raise TwirpError("invalid_argument", "commandName must not be empty")
+        offset = message.offset if message.HasField("offset") else None
         try:
-            await self._logs.append(caller.task.id, message.command_name, message.data)
+            held = await self._logs.append(
+                caller.task.id, message.command_name, message.data, offset
+            )
         except LogChunkTooLarge as error:
             raise TwirpError("invalid_argument", f"AppendLogs: {error}") from None
+        if offset is not None:
+            return wire.UploadLogsResponse(bytes_logged=held)  # what the command's log holds now
         # Bytes past the task's log quota count as logged too: sending them again cannot help.
-        return UploadLogsResponse(bytes_logged=len(message.data))
+        return wire.UploadLogsResponse(bytes_logged=len(message.data))
 
     async def _heartbeat(self, _m: object, headers: Mapping[str, str], _r: Request) -> object:
         await self._auth.task(headers)
-        return Empty()
+        return None
 
     async def _report_agent_finished(
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
-        assert isinstance(message, ReportAgentFinishedRequest)
+        assert isinstance(message, wire.ReportAgentFinishedRequest)
         caller = _still_running(await self._auth.task(headers), "ReportAgentFinished")
-        await self._scheduler.command_results(caller.task, message.command_results)
-        return Empty()
+        results = tuple(to_domain(r, CommandResult) for r in message.command_results)
+        await self._scheduler.command_results(caller.task, results)
+        return None
 
     def _blob_call(self, method: str) -> Handler:
         """The handler of a cache or artifact call (``app.controller.blob_calls``)."""

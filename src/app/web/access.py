@@ -18,7 +18,7 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from domain.store import ControllerStore
+from domain.store import SettingStore
 from domain.tokens import Role
 
 SESSION_COOKIE = "cirrus_session"
@@ -63,7 +63,7 @@ def permissions_of(session: Session, *, public: bool) -> Permissions:
     )
 
 
-async def session_key(store: ControllerStore) -> bytes:
+async def session_key(store: SettingStore) -> bytes:
     """Return the key that signs session cookies, made once per database."""
     await store.put_setting_if_absent(SESSION_KEY_SETTING, secrets.token_hex(32))
     stored = await store.get_setting(SESSION_KEY_SETTING)

@@ -32,7 +32,6 @@ class TaskArtifacts:
 
     files: tuple[ArtifactRecord, ...] = ()
     tests: TestResults | None = None
-    available: bool = False  # the controller keeps artifacts (a blob store is configured)
 
 
 def artifact_routes(web: WebInterface) -> list[Route]:
@@ -51,7 +50,7 @@ async def task_artifacts(web: WebInterface, task_id: str) -> TaskArtifacts:
     if web.artifacts is None:
         return TaskArtifacts()
     files = tuple(await web.artifacts.list_artifacts(task_id))
-    return TaskArtifacts(files, await web.artifacts.test_results(task_id), True)
+    return TaskArtifacts(files, await web.artifacts.test_results(task_id))
 
 
 async def build_tests(web: WebInterface, tasks: tuple[TaskRecord, ...]) -> dict[str, str]:

@@ -33,7 +33,7 @@ from domain.commands import (
     status_of_exit_code,
 )
 from domain.exit_status import LineEndTracker
-from domain.ports import BackgroundProcess, Clock, ControllerClient, Instance, OutputSink
+from domain.ports import BackgroundProcess, Clock, Instance, OutputSink
 from domain.protocol import (
     ArtifactsInstruction,
     BackgroundScriptInstruction,
@@ -168,14 +168,7 @@ class CommandRunner:
         return max(0.0, self._deadline - self._clock.monotonic())
 
     def _report(self, result: CommandResult) -> None:
-        ref = self._running.ref
-
-        async def update(client: ControllerClient) -> object:
-            await client.report_command_updates(ref, [result])
-            return None
-
-        what = f"ReportCommandUpdates {ref.task_id}/{result.name} {result.status.name}"
-        self._running.outbox.send(what, update, ref.task_id)
+        self._running.outbox.send_command_updates(self._running.ref, [result])
 
     def _output(self, command: Command) -> CommandLog:
         return CommandLog(

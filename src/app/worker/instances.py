@@ -33,12 +33,6 @@ class IsolationInstances:
         """The VM factories by isolation kind (``tart``, ``vetu``)."""
         return dict(self._vms)
 
-    def supports(self, kind: str) -> bool:
-        """Whether this worker can create instances of ``kind``."""
-        if kind == ContainerIsolation.kind:
-            return self._container is not None
-        return kind in self._factories or kind in self._vms
-
     async def create(
         self,
         task: AgentAwareTask,

@@ -16,9 +16,9 @@ cirrus-cli) reads it:
   the end of the value (a whole match, except that a top-level ``a|b`` is ``^a`` or ``b$``, as
   on Cirrus), always case-insensitive and with ``.`` matching newlines (``(?i)`` is harmless).
   ``a in b``: ``a`` is a substring of ``b``.
-* ``!``, ``&&``, ``||`` read their operands as booleans (``is_true``): ``$UNSET && true`` is an
-  error, not false. Both sides are always evaluated (no short-circuit), so such an error shows
-  whatever the other side is.
+* ``!``, ``&&``, ``||`` read their operands as booleans (Go's ``strconv.ParseBool``):
+  ``$UNSET && true`` is an error, not false. Both sides are always evaluated (no
+  short-circuit), so such an error shows whatever the other side is.
 * Precedence, high to low: ``!``; ``in``; ``==`` ``!=`` ``=~`` ``!=~``; ``&&``; ``||``. Binary
   operators group from the left; parentheses group; newlines are spaces; ``//`` and ``/* */``
   are comments.
@@ -26,7 +26,7 @@ cirrus-cli) reads it:
   ``changesIncludeOnly(p, ...)``: there are changed files, and each matches one. Patterns are
   expanded with ``expand``, then read as Java NIO globs (``changes``). When the list of changed
   files is unknown (``None``), both are false, as in cirrus-cli without ``--affected-files``.
-* The whole expression must come out ``true`` or ``false`` (``is_true``).
+* The whole expression must come out ``true`` or ``false`` (read the same way).
 """
 
 from __future__ import annotations
@@ -70,19 +70,6 @@ class Token:
     kind: TokenKind
     text: str
     offset: int
-
-
-def is_true(value: str, at: Position = NOWHERE) -> bool:
-    """Read ``value`` as a boolean the way Cirrus does (Go's ``strconv.ParseBool``), or raise.
-
-    A task field such as ``skip: true`` or ``allow_failures: $FLAG`` is a condition: give its
-    text to ``evaluate``, which applies this rule to the result.
-    """
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise CirrusConfigError(f'"{value}" is not a boolean (true or false)', at)
 
 
 def evaluate(

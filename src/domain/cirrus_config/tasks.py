@@ -47,19 +47,6 @@ _ADDITIONAL = "additional_containers"
 ENVIRONMENT_KEYS = ("environment", "env")
 """Read in this order: ``env`` wins over ``environment`` (the original's field order)."""
 
-IGNORED_TASK_KEYS = frozenset(
-    {
-        "execution_lock",
-        "stateful",
-        "use_compute_credentials",
-        "experimental",
-        "skip_notifications",
-        "use_static_ip",
-        "labels",
-    }
-)
-"""Task keys hosted Cirrus knew that mean nothing on a self-hosted controller (accepted, unused)."""
-
 
 @dataclass(frozen=True, slots=True)
 class TaskNode:

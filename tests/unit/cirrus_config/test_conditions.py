@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.cirrus_config.changes import PatternError, count_matching, glob_to_regex
-from domain.cirrus_config.conditions import TokenKind, evaluate, is_true, tokenize
+from domain.cirrus_config.conditions import TokenKind, evaluate, tokenize
 from domain.cirrus_config.nodes import CirrusConfigError, Position
 
 PUSH = {
@@ -108,18 +108,18 @@ def test_a_condition_that_is_only_a_variable_reads_its_value(value: str, expecte
 
 @pytest.mark.parametrize("value", ["1", "t", "T", "TRUE", "true", "True"])
 def test_every_spelling_of_true_that_go_accepts_is_true(value: str) -> None:
-    assert is_true(value) is True
+    assert evaluate("$FLAG", {"FLAG": value}) is True
 
 
 @pytest.mark.parametrize("value", ["0", "f", "F", "FALSE", "false", "False"])
 def test_every_spelling_of_false_that_go_accepts_is_false(value: str) -> None:
-    assert is_true(value) is False
+    assert evaluate("$FLAG", {"FLAG": value}) is False
 
 
 @pytest.mark.parametrize("value", ["", "yes", "no", "on", "TrUe", " true", "2"])
 def test_any_other_text_is_not_a_boolean(value: str) -> None:
-    with pytest.raises(CirrusConfigError, match="not a boolean") as caught:
-        is_true(value, Position(2, 3))
+    with pytest.raises(CirrusConfigError, match="needs true or false") as caught:
+        evaluate("$FLAG", {"FLAG": value}, at=Position(2, 3))
 
     assert caught.value.at == Position(2, 3)
 

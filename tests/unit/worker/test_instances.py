@@ -54,16 +54,7 @@ async def test_a_none_task_reaches_the_host_factory() -> None:
 
 async def test_a_kind_without_a_factory_is_an_instance_error_naming_it() -> None:
     instances = IsolationInstances({"none": HostFactory()})
-    assert instances.supports("none")
-    assert not instances.supports("container")
-    assert not instances.supports("tart")
     with pytest.raises(InstanceError, match="'container' is not supported"):
         await instances.create(task("c1", ContainerIsolation(image="busybox")), None)
     with pytest.raises(InstanceError, match="'tart' is not supported"):
         await instances.create(task("t1", TartIsolation(image="macos")), None)
-
-
-def test_a_container_factory_makes_the_container_kind_supported() -> None:
-    instances = IsolationInstances({}, container=ContainerFactory())
-    assert instances.supports("container")
-    assert not instances.supports("none")
