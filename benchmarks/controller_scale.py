@@ -23,7 +23,8 @@ prints per N:
 * early answers per task: idle polls answered before their interval with nothing to do (a
   woken poll that found no work), counted by the clients;
 * idle poll latency: how much later than the poll interval a held idle poll was answered (p50
-  and p99), and errors the clients saw.
+  and p99; the controller holds a poll for 90-100 % of the interval, an answer within it counts
+  0), and errors the clients saw.
 
 ``--check`` exits 1 when a target of issue 18 is missed (at N = 1,000: pickup p50 <= 20 ms, p99
 <= 50 ms, CPU per task <= 20 ms and <= 1.5x N = 0, idle CPU < 25 %; at N = 2,000: no errors,
@@ -191,7 +192,9 @@ class IdleFleet:
             elif self.counting and took < EARLY_SLACK * interval:
                 self.stats.early += 1
             elif self.counting:
-                self.stats.overshoot_ms.append((took - interval) * 1000)
+                # The controller holds a poll for 90-100 % of the interval: only the part past
+                # the interval is late.
+                self.stats.overshoot_ms.append(max(0.0, took - interval) * 1000)
 
     async def _call(
         self, client: httpx.AsyncClient, method: str, body: dict[str, Any], headers: dict[str, str]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 
@@ -61,6 +62,9 @@ from domain.store import ControllerStore, StoreError, TaskRecord, hash_token
 from domain.task_environment import sent_environment
 
 log = logging.getLogger("cirrus.controller")
+
+HOLD_JITTER = 0.1
+"""A held poll is answered after 90-100 % of the poll interval, at random (spreads the polls)."""
 
 
 def agent_aware_task(task: TaskRecord) -> AgentAwareTask:
@@ -225,7 +229,11 @@ class TwirpServices:
         ticket = self._waiters.subscribe(worker)
         watcher = asyncio.create_task(_until_disconnected(request.receive, ticket))
         try:
-            deadline = self._clock.monotonic() + self._poll_interval
+            # Held a little less than the interval, by a random amount: workers started together
+            # would otherwise poll in step forever, and every interval the controller would
+            # answer them all at once, delaying whatever else it had to do.
+            hold = self._poll_interval * (1.0 - HOLD_JITTER * random.random())
+            deadline = self._clock.monotonic() + hold
             settle = True
             while True:
                 to_stop, to_start = await self._scheduler.poll_pass(
