@@ -205,6 +205,7 @@ class MetricsRefresher:
             except Exception:
                 log.exception("refreshing the controller's metrics failed; trying again later")
             # A refresh reads every worker: with a big pool it costs enough that, repeated after
-            # each burst of tasks, it would delay their pickups. It may take ~1 % of the time.
+            # each burst of tasks, it would delay their pickups. It may take ~1 % of the time,
+            # but the gauges are never older than ``every_seconds``.
             took = asyncio.get_running_loop().time() - began
-            await asyncio.sleep(max(self._min_gap, REFRESH_COST_FACTOR * took))
+            await asyncio.sleep(min(every_seconds, max(self._min_gap, REFRESH_COST_FACTOR * took)))
