@@ -21,23 +21,21 @@ from opentelemetry.sdk.metrics.export import (
 
 from adapters.telemetry import controller_instruments as names
 from adapters.telemetry.controller_instruments import (
-    ControllerGauges,
     ControllerInstruments,
     ControllerTelemetry,
-    QueueGauge,
     setup_controller_telemetry,
 )
 from app.controller import metrics as categories
 from app.controller.long_poll import PollWaiters
 from app.controller.metrics import (
     WAIT_CATEGORIES,
-    ControllerMetrics,
     NullControllerMetrics,
     controller_gauges,
     labels_key,
 )
 from app.controller.scheduler_service import SchedulerService
 from domain.build import BuildSpec, TaskSpec, TaskStatus
+from domain.controller_telemetry import ControllerGauges, ControllerMetrics, QueueGauge
 from domain.isolation import ContainerIsolation
 from domain.policy import AllowedIsolations, NonePolicy, SecurityPolicy
 from domain.scheduling import QueuedTask, WorkerView, why_pending

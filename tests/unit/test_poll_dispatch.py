@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from adapters.storage.postgres_wakeups import QUEUED_PREFIX, parse_queued, queued_payloads
-from app.controller.long_poll import PollTicket, PollWaiters, QueuedNotice, WakeTarget
+from app.controller.long_poll import PollTicket, PollWaiters
 from app.controller.poll_dispatch import PollDispatcher
 from domain.scheduling import QueuedTask, WorkerView
 from domain.store import ControllerStore
+from domain.wakeups import QueuedNotice, WakeTarget
 
 
 class RecordingRelay:

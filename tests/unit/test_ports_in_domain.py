@@ -13,8 +13,6 @@ ALLOWED = {
     "app/build_view.py": {"TestResultsSource", "BuildSource"},
     "app/worker/command_runner.py": {"TaskHeaders"},
     "app/worker/signals.py": {"Stoppable"},
-    "app/controller/metrics.py": {"ControllerMetrics"},
-    "app/controller/long_poll.py": {"WakeTarget", "WakeRelay"},
     # Private to an adapter: what it needs of a library or of its caller, not a port of the
     # domain (a database driver's rows, the store's settings as the key stores read them, the
     # generated gRPC servicers' calls, what Starlark's ``fs`` module reads).
@@ -25,7 +23,6 @@ ALLOWED = {
     "adapters/storage/stored_records.py": {"Row"},
     "adapters/storage/forge_tables.py": {"SqlSteps"},
     "adapters/storage/snapshot_chunks.py": {"SnapshotRows"},
-    "adapters/storage/postgres_wakeups.py": {"QueuedTaskNotice", "WakeTarget"},
 }
 
 

@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
 
 import psycopg
 from psycopg import AsyncConnection
 
 from adapters.storage.postgres_connection import Connection, describe_url
+from domain.wakeups import QueuedNotice, WakeTarget
 
 log = logging.getLogger("cirrus.controller")
 
@@ -39,38 +39,12 @@ MAX_PAYLOAD_BYTES = 7000
 """NOTIFY payloads must stay under 8000 bytes: longer lists of tasks are split."""
 
 
-class QueuedTaskNotice(Protocol):
-    """A queued task as ``app.controller.long_poll.QueuedNotice`` describes it."""
-
-    @property
-    def task_id(self) -> str:
-        """The task's id."""
-        ...
-
-    @property
-    def labels(self) -> Mapping[str, str]:
-        """The labels a worker needs for it."""
-        ...
-
-
 CONNECT_TIMEOUT_SECONDS = 10
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 5.0
 
 
-class WakeTarget(Protocol):
-    """Where wake-ups of other processes go (``app.controller.long_poll.PollWaiters``)."""
-
-    def deliver(self, worker_name: str | None) -> None:
-        """Wake the local polls of one worker, or all of them for ``None``."""
-        ...
-
-    async def deliver_queued(self, notices: Sequence[Any]) -> None:
-        """Offer queued tasks (``QueuedNotice``s) to the local polls that may take them."""
-        ...
-
-
-def queued_payloads(notices: Sequence[QueuedTaskNotice]) -> list[str]:
+def queued_payloads(notices: Sequence[QueuedNotice]) -> list[str]:
     """Return the payloads announcing ``notices``, each under ``MAX_PAYLOAD_BYTES``."""
     payloads: list[str] = []
     batch: list[list[object]] = []
@@ -112,9 +86,7 @@ _Work = Callable[[Connection, WakeTarget], Awaitable[None]]
 class PostgresWakeups:
     """A ``WakeRelay`` over PostgreSQL notifications; ``run`` it while the controller serves."""
 
-    def __init__(self, url: str, notice: Callable[[str, Mapping[str, str]], Any]) -> None:
-        """``notice`` builds what ``deliver_queued`` takes from a task id and its labels."""
-        self._notice = notice
+    def __init__(self, url: str) -> None:
         self._url = url
         self._where = describe_url(url)
         self._pending: set[str] = set()
@@ -126,7 +98,7 @@ class PostgresWakeups:
         self._pending.add(EVERYONE if worker_name is None else worker_name)
         self._has_pending.set()
 
-    def publish_queued(self, notices: Sequence[QueuedTaskNotice]) -> None:
+    def publish_queued(self, notices: Sequence[QueuedNotice]) -> None:
         """Queue notifications of tasks no local poll could take."""
         self._pending.update(queued_payloads(notices))
         self._has_pending.set()
@@ -167,7 +139,7 @@ class PostgresWakeups:
                 payload = notification.payload
                 if payload.startswith(QUEUED_PREFIX):
                     await target.deliver_queued(
-                        [self._notice(task_id, labels) for task_id, labels in parse_queued(payload)]
+                        [QueuedNotice(task_id, labels) for task_id, labels in parse_queued(payload)]
                     )
                 else:
                     target.deliver(None if payload == EVERYONE else payload)

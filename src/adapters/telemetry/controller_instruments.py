@@ -13,7 +13,6 @@ import os
 import platform
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
@@ -28,6 +27,7 @@ from adapters.telemetry.export import (
     silence_exporter_loggers,
 )
 from adapters.telemetry.setup import DEFAULT_SHUTDOWN_SECONDS, Telemetry
+from domain.controller_telemetry import ControllerGauges
 from domain.identity import go_arch
 
 SERVICE_NAME = "cirrus-controller"
@@ -64,39 +64,6 @@ METRIC_NAMES: tuple[str, ...] = (
 PICKUP_LATENCY_BUCKETS = (
     0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400,
 )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class QueueGauge:
-    """One label set's queue: how many tasks wait and since when the oldest one does.
-
-    ``labels`` is the stable ``k=v,k=v`` form; ``oldest_since`` is the time (the controller's
-    clock) at which the oldest waiting task entered the queue, ``None`` when none waits.
-    """
-
-    labels: str
-    length: int = 0
-    oldest_since: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ControllerGauges:
-    """What the controller's observable gauges report, as of one moment."""
-
-    queues: tuple[QueueGauge, ...] = ()
-    waiting_by_reason: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
-    workers_online: int = 0
-    workers_paused: int = 0
-    workers_offline: int = 0
-
-    def __post_init__(self) -> None:
-        # Copies, so that a caller changing its collections later cannot change a snapshot.
-        object.__setattr__(self, "queues", tuple(self.queues))
-        object.__setattr__(
-            self, "waiting_by_reason", MappingProxyType(dict(self.waiting_by_reason))
-        )
-
-    __hash__ = None  # type: ignore[assignment]  # the read-only map is not hashable
 
 
 class ControllerInstruments:

@@ -21,16 +21,16 @@ from adapters.telemetry.controller_instruments import (
     setup_controller_telemetry,
 )
 from app.controller.forge_settings import ForgeSettings
-from app.controller.long_poll import WakeRelay
-from app.controller.metrics import ControllerMetrics
 from app.controller.outward import ServedTokens, wake_relay
 from app.controller.server import ControllerRuntime, create_app
 from app.controller.settings import ControllerSettings
 from app.version import version
 from app.worker.clock import SystemClock
 from domain.blobs import BlobStore
+from domain.controller_telemetry import ControllerMetrics
 from domain.ports import Clock
 from domain.store import ControllerStore
+from domain.wakeups import WakeRelay
 
 
 def build_metrics(clock: Clock) -> ControllerTelemetry:

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from domain.scheduling import WorkerView, labels_match
 from domain.store import QueueSummary, StoreError, TaskQueue
+from domain.wakeups import QueuedNotice, WakeRelay, WakeTarget
 
 log = logging.getLogger("cirrus.controller")
 
@@ -39,52 +39,8 @@ QUEUE_WATCH_PAGE_SIZE = 256
 """Newly queued tasks ``QueueWatch`` reads per look."""
 
 
-@dataclass(frozen=True, slots=True)
-class QueuedNotice:
-    """A task queued by some process: its id and the labels a worker needs for it."""
-
-    task_id: str
-    labels: Mapping[str, str]
-
-
 Dispatch = Callable[[Sequence[str]], Awaitable[None]]
 """Offers queued tasks (by id) to the local held polls: ``SchedulerService.dispatch_ids``."""
-
-
-class WakeTarget(Protocol):
-    """Where a relay delivers the wake-ups of other processes (``PollWaiters``)."""
-
-    def deliver(self, worker_name: str | None) -> None:
-        """Wake the local polls of one worker, or all of them for ``None``."""
-        ...
-
-    def waiting_workers(self) -> list[str]:
-        """Return the workers that have a held poll here."""
-        ...
-
-    def busy_waiting_workers(self) -> list[str]:
-        """Return the workers with a held poll here that may hold tasks."""
-        ...
-
-    async def deliver_queued(self, notices: Sequence[QueuedNotice]) -> None:
-        """Offer tasks another process queued to the local polls that may take them."""
-        ...
-
-
-class WakeRelay(Protocol):
-    """Carries wake-ups between controller processes that share one database."""
-
-    def publish(self, worker_name: str | None) -> None:
-        """Tell the other processes (without waiting): one worker, or all for ``None``."""
-        ...
-
-    def publish_queued(self, notices: Sequence[QueuedNotice]) -> None:
-        """Tell the other processes (without waiting) of tasks no local poll could take."""
-        ...
-
-    async def run(self, target: WakeTarget) -> None:
-        """Deliver the other processes' wake-ups to ``target`` until cancelled."""
-        ...
 
 
 @dataclass(eq=False, slots=True)

@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from adapters.telemetry.controller_instruments import ControllerGauges, QueueGauge
+from domain.controller_telemetry import ControllerGauges, ControllerMetrics, QueueGauge
 from domain.scheduling import WaitKind, WorkerView, why_pending
 from domain.store import TaskQueue, TaskRecord
 
@@ -50,35 +50,6 @@ MIN_REFRESH_GAP_SECONDS = 1.0
 
 REFRESH_COST_FACTOR = 100.0
 """Refreshes asked for are at least this many times their own duration apart (a big pool)."""
-
-
-class ControllerMetrics(Protocol):
-    """What the controller reports; every method returns at once and never raises."""
-
-    @property
-    def prometheus_enabled(self) -> bool:
-        """Whether ``/metrics`` is served."""
-        ...
-
-    def prometheus_text(self) -> bytes:
-        """The current metrics in the Prometheus text format."""
-        ...
-
-    def task_assigned(self, worker: str, pickup_latency_seconds: float | None) -> None:
-        """A task was claimed for ``worker`` after waiting that long in the queue."""
-        ...
-
-    def task_waiting(self, reason: str) -> None:
-        """A queued task was seen waiting for the reason category ``reason``."""
-        ...
-
-    def poll_woken(self) -> None:
-        """A held poll was woken to look for work again."""
-        ...
-
-    def publish_gauges(self, gauges: ControllerGauges) -> None:
-        """Replace the snapshot the observable gauges report."""
-        ...
 
 
 class NullControllerMetrics:

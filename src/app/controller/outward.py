@@ -21,7 +21,7 @@ from adapters.secrets import SecretCipher, load_secret_cipher
 from adapters.storage.open_store import MEMORY, DatabaseKind, DatabaseUrl
 from adapters.storage.open_store import open_store as open_database
 from adapters.storage.postgres_wakeups import PostgresWakeups
-from app.controller.long_poll import QueuedNotice, QueueWatch, WakeRelay
+from app.controller.long_poll import QueueWatch
 from app.controller.settings import ControllerSettings, check_database_url, database_url
 from app.controller_tokens import (
     ADMIN,
@@ -34,6 +34,7 @@ from app.worker.clock import SystemClock
 from domain.blobs import BlobStore
 from domain.errors import CirrusError, ConfigError
 from domain.store import ControllerStore
+from domain.wakeups import WakeRelay
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,7 @@ async def open_controller_blobs(
 def wake_relay(url: DatabaseUrl, store: ControllerStore) -> WakeRelay:
     """Return how held polls learn of work queued by other controller processes."""
     if url.kind is DatabaseKind.POSTGRESQL:
-        return PostgresWakeups(url.target, QueuedNotice)
+        return PostgresWakeups(url.target)
     return QueueWatch(store)
 
 

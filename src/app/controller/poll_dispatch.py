@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.controller.long_poll import PollTicket, PollWaiters, QueuedNotice
+from app.controller.long_poll import PollTicket, PollWaiters
 from domain.build import TaskStatus
 from domain.scheduling import QueuedTask, choose_workers, with_task
 from domain.store import BuildStore
+from domain.wakeups import QueuedNotice
 
 
 class PollDispatcher:

@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 from app.controller.liveness import LivenessSweeps
 from app.controller.long_poll import PollTicket, PollWaiters
-from app.controller.metrics import ControllerMetrics, MetricsRefresher, NullControllerMetrics
+from app.controller.metrics import MetricsRefresher, NullControllerMetrics
 from app.controller.poll_dispatch import PollDispatcher
 from domain.build import BuildSpec, TaskStatus, counted_status
 from domain.control_characters import printable
+from domain.controller_telemetry import ControllerMetrics
 from domain.ports import Clock
 from domain.protocol import CommandResult
 from domain.rerun import split_attempts

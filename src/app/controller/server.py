@@ -42,7 +42,7 @@ from app.controller.forge_settings import ForgeSettings
 from app.controller.forge_setup import forge_parts
 from app.controller.grpc_bridge import GrpcBridge
 from app.controller.long_poll import PollWaiters
-from app.controller.metrics import DEFAULT_REFRESH_SECONDS, ControllerMetrics
+from app.controller.metrics import DEFAULT_REFRESH_SECONDS
 from app.controller.repositories_api import RepositoriesApi
 from app.controller.reruns_api import RerunsApi
 from app.controller.retention import BlobRetention
@@ -57,6 +57,7 @@ from domain.artifacts import CacheLimits, HasArtifacts
 from domain.blobs import BlobStore
 from domain.build import BuildSpec
 from domain.cirrus_config.context import InstanceResolver
+from domain.controller_telemetry import ControllerMetrics
 from domain.ports import Clock
 from domain.repositories import HasRepositories, RepositoryStore
 from domain.retention import CommittedArtifacts, RetentionMetrics, RetentionSettings

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.storage.sqlite_store import SqliteStore
-from app.controller.long_poll import PollWaiters, QueuedNotice, QueueWatch
+from app.controller.long_poll import PollWaiters, QueueWatch
 from app.controller.scheduler_service import (
     FIRST_QUEUE_PAGE_SIZE,
     QUEUE_PAGE_SIZE,
@@ -24,6 +24,7 @@ from app.controller.scheduler_service import (
 from domain.build import BuildSpec, TaskSpec, TaskStatus
 from domain.scheduling import QueuedTask, WorkerView, assign
 from domain.store import QueueSummary, TaskRecord
+from domain.wakeups import QueuedNotice
 from domain.worker_capacity import can_take_more, with_tasks
 from tests.integration.storage.conftest import FakeClock
 
