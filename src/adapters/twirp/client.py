@@ -122,6 +122,7 @@ class TwirpControllerClient(BlobCalls):
         # own transport on a busy worker (benchmarks/README.md); proxies and certificates are
         # read from the environment as httpx does.
         self._http = http_client if http_client is not None else HttpxAiohttpClient(limits=_LIMITS)
+        self._urls: dict[str, httpx.URL] = {}
 
     @property
     def endpoint(self) -> str:
@@ -307,8 +308,12 @@ class TwirpControllerClient(BlobCalls):
         self, url: str, content: bytes, headers: Mapping[str, str], limits: httpx.Timeout
     ) -> Answer:
         """POST and stream the answer in, reading no further than the cap."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            # httpx parses a URL string on every request; a worker calls the same ~15 URLs.
+            parsed = self._urls[url] = httpx.URL(url)
         request = self._http.build_request(
-            "POST", url, content=content, headers=headers, timeout=limits
+            "POST", parsed, content=content, headers=headers, timeout=limits
         )
         response = await self._http.send(request, stream=True)
         try:
