@@ -13,7 +13,13 @@ from adapters.controller_api import CancelInfo, ControllerApiClient, TaskInfo, d
 from adapters.controller_artifacts import TaskArtifacts
 from app.build_view import LogLines, cancel_line, is_final
 from app.controller_commands import OneLineUsageCommand
-from app.user_commands import LOG_POLL_SECONDS, api_options, call_controller, fail
+from app.user_commands import (
+    LOG_POLL_SECONDS,
+    api_options,
+    call_controller,
+    fail,
+    print_attempts,
+)
 
 
 @click.group()
@@ -136,14 +142,7 @@ def trigger(task_id: str, controller: str, token: str | None, as_json: bool) -> 
 def rerun(task_id: str, controller: str, token: str | None, as_json: bool) -> None:
     """Re-run a final task as a new attempt (the tasks that depend on it run again too)."""
     answer = call_controller(controller, token, lambda client: client.rerun_task(task_id))
-    if as_json:
-        click.echo(dumps(answer.document()))
-        return
-    for attempt in answer.attempts:
-        click.echo(
-            f"task {attempt.id}: {attempt.name} attempt {attempt.attempt} "
-            f"(re-runs task {attempt.rerun_of}): {attempt.status}"
-        )
+    print_attempts(answer, as_json)
 
 
 def _target(directory: Path, name: str, path: str) -> Path | None:

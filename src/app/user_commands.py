@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 from rich.console import Console
 
+from adapters.controller_access import BuildRerun, TaskRerun
 from adapters.controller_api import (
     BuildInfo,
     CancelInfo,
@@ -288,6 +289,11 @@ def rerun_build(
     answer = call_controller(
         controller, token, lambda client: client.rerun_build(build_id, failed_only=failed)
     )
+    print_attempts(answer, as_json)
+
+
+def print_attempts(answer: TaskRerun | BuildRerun, as_json: bool) -> None:
+    """Print the new attempts a re-run (of a task or a build) created, a line each."""
     if as_json:
         click.echo(dumps(answer.document()))
         return

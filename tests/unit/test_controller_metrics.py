@@ -25,7 +25,6 @@ from adapters.telemetry.controller_instruments import (
     ControllerTelemetry,
     setup_controller_telemetry,
 )
-from app.controller import metrics as categories
 from app.controller.long_poll import PollWaiters
 from app.controller.metrics import (
     WAIT_CATEGORIES,
@@ -38,7 +37,7 @@ from domain.build import BuildSpec, TaskSpec, TaskStatus
 from domain.controller_telemetry import ControllerGauges, ControllerMetrics, QueueGauge
 from domain.isolation import ContainerIsolation
 from domain.policy import AllowedIsolations, NonePolicy, SecurityPolicy
-from domain.scheduling import QueuedTask, WorkerView, why_pending
+from domain.scheduling import QueuedTask, WaitKind, WorkerView, why_pending
 from domain.store import TaskRecord
 from tests.unit.controller.fake_store import FakeStore
 
@@ -159,16 +158,16 @@ def test_every_sentence_of_pending_reason_has_its_own_category() -> None:
     heavy = QueuedTask("3", resources={"slots": 2.0})
     worker = WorkerView("w", resources_total={"slots": 1.0})
     found = {
-        _reason(plain): categories.NO_WORKERS,
-        _reason(gpu, worker): categories.NO_WORKER_WITH_LABELS,
-        _reason(plain, WorkerView("w", online=False)): categories.WORKERS_OFFLINE,
-        _reason(plain, WorkerView("w", paused=True)): categories.WORKERS_PAUSED,
+        _reason(plain): WaitKind.NO_WORKERS.value,
+        _reason(gpu, worker): WaitKind.NO_WORKER_WITH_LABELS.value,
+        _reason(plain, WorkerView("w", online=False)): WaitKind.WORKERS_OFFLINE.value,
+        _reason(plain, WorkerView("w", paused=True)): WaitKind.WORKERS_PAUSED.value,
         _reason(
             plain, WorkerView("a", paused=True), WorkerView("b", online=False)
-        ): categories.WORKERS_PAUSED,
-        _reason(plain, WorkerView("w", running_task_ids=("9",))): categories.WORKERS_BUSY,
-        _reason(plain, WorkerView("w")): categories.WAITING_FOR_POLL,
-        _reason(heavy, worker): categories.NO_WORKER_WITH_RESOURCES,
+        ): WaitKind.WORKERS_PAUSED.value,
+        _reason(plain, WorkerView("w", running_task_ids=("9",))): WaitKind.WORKERS_BUSY.value,
+        _reason(plain, WorkerView("w")): WaitKind.WAITING_FOR_POLL.value,
+        _reason(heavy, worker): WaitKind.NO_WORKER_WITH_RESOURCES.value,
         _reason(
             QueuedTask("4", resources={"slots": 1.0}),
             WorkerView(
@@ -177,11 +176,11 @@ def test_every_sentence_of_pending_reason_has_its_own_category() -> None:
                 resources_in_use={"slots": 1.0},
                 running_task_ids=("9",),
             ),
-        ): categories.NOT_ENOUGH_RESOURCES,
+        ): WaitKind.NOT_ENOUGH_RESOURCES.value,
         _reason(
             QueuedTask("5", isolation=ContainerIsolation(image="alpine")),
             WorkerView("w", policy=SecurityPolicy(AllowedIsolations(none=NonePolicy()))),
-        ): categories.NO_WORKER_POLICY,
+        ): WaitKind.NO_WORKER_POLICY.value,
     }
 
     assert all(category == expected for category, expected in found.items()), found
@@ -231,7 +230,7 @@ def test_gauges_group_the_queue_by_label_set_with_its_oldest_task() -> None:
     )
     assert gauges.waiting_by_reason["x"] == 2
     assert gauges.waiting_by_reason["y"] == 1
-    assert gauges.waiting_by_reason[categories.WORKERS_BUSY] == 0
+    assert gauges.waiting_by_reason[WaitKind.WORKERS_BUSY.value] == 0
     assert (gauges.workers_online, gauges.workers_paused, gauges.workers_offline) == (1, 1, 2)
 
 

@@ -25,17 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cirrus.controller")
 
-# Wait reason categories (``domain.scheduling.WaitKind``), as metric values.
-NO_WORKERS = WaitKind.NO_WORKERS.value
-NO_WORKER_WITH_LABELS = WaitKind.NO_WORKER_WITH_LABELS.value
-WORKERS_OFFLINE = WaitKind.WORKERS_OFFLINE.value
-WORKERS_PAUSED = WaitKind.WORKERS_PAUSED.value
-WORKERS_BUSY = WaitKind.WORKERS_BUSY.value
-NO_WORKER_WITH_RESOURCES = WaitKind.NO_WORKER_WITH_RESOURCES.value
-NOT_ENOUGH_RESOURCES = WaitKind.NOT_ENOUGH_RESOURCES.value
-WAITING_FOR_POLL = WaitKind.WAITING_FOR_POLL.value
-NO_WORKER_POLICY = WaitKind.NO_WORKER_POLICY.value
-
 WAIT_CATEGORIES: tuple[str, ...] = tuple(kind.value for kind in WaitKind)
 """Every category, each reported (0 when no task waits for it)."""
 
