@@ -15,7 +15,7 @@ UV_COMPILE = $(UV) pip compile --quiet --universal --python-version 3.11 --gener
 # workers share them.
 PYTEST_WORKERS ?= 4
 
-.PHONY: run test gates lint format typecheck imports deadcode pytest system-deps bench clean lock upgrade proto
+.PHONY: run test gates lint format typecheck imports deadcode pytest fuzz system-deps bench clean lock upgrade proto
 
 # Exactly the locked set, nothing resolved anew: --require-hashes refuses any package that is
 # not pinned with a matching hash, and --no-deps keeps pip from adding one. The project itself
@@ -89,7 +89,12 @@ system-deps:
 
 # Parallel on every core (pytest-xdist); --durations shows where the time goes.
 pytest: $(STAMP) system-deps
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=25
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=25 --hypothesis-profile=ci
+
+# The unit tests, with fresh random examples for the property tests, twenty times as many as in
+# `make test`.
+fuzz: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -q tests/unit --hypothesis-profile=fuzz
 
 test: gates pytest
 

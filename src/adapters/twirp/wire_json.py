@@ -115,6 +115,10 @@ def shortest_float32(value: float) -> float:
     packed = struct.pack("<f", value)
     for digits in range(1, 10):
         candidate = float(f"{value:.{digits}g}")
-        if struct.pack("<f", candidate) == packed:
-            return candidate
+        try:
+            if struct.pack("<f", candidate) == packed:
+                return candidate
+        except OverflowError:
+            # Near the largest float (3.4028235e38), a short decimal can round past it.
+            continue
     return value
