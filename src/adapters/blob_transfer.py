@@ -17,18 +17,14 @@ from typing import BinaryIO
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from domain.errors import CirrusError
+# The errors are the domain's (``domain.worker_tools``), so that the use cases catch them
+# without importing this adapter; re-exported here for the adapter's own callers.
+from domain.worker_tools import BlobMissingError, BlobTransferError
+
+__all__ = ["BlobMissingError", "BlobTransfer", "BlobTransferError", "resolve_url"]
 
 CHUNK = 1024 * 1024
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class BlobTransferError(CirrusError):
-    """A blob could not be uploaded or downloaded."""
-
-
-class BlobMissingError(BlobTransferError):
-    """The blob URL answered 404: there is nothing there."""
 
 
 class _TransientError(BlobTransferError):
@@ -59,7 +55,7 @@ async def _chunks(file: BinaryIO) -> AsyncIterator[bytes]:
 
 
 class BlobTransfer:
-    """Uploads and downloads blobs for one controller endpoint."""
+    """Uploads and downloads blobs for one controller endpoint (a ``BlobTransport``)."""
 
     def __init__(
         self,

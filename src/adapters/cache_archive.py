@@ -6,6 +6,8 @@ base folder of another task, every file lands where it was. Writing and reading 
 Unpacking uses ``tarfile``'s ``tar`` filter: no member lands outside the target folder and
 special permission bits are dropped; symlinks are kept as they were (a cached virtualenv links
 to its interpreter by an absolute path, which the stricter ``data`` filter refuses).
+
+The module itself implements ``domain.worker_tools.CacheArchives``.
 """
 
 from __future__ import annotations
@@ -19,14 +21,12 @@ from pathlib import Path
 import zstandard
 
 from adapters.safe_tar import extract_members
-from domain.errors import CirrusError
+from domain.worker_tools import CacheArchiveError
+
+__all__ = ["CacheArchiveError", "folder_is_empty", "read_archive", "tree_digest", "write_archive"]
 
 CHUNK = 1024 * 1024
 _LEVEL = 3  # zstd's default: fast, and most of the gain
-
-
-class CacheArchiveError(CirrusError):
-    """A cache archive could not be written or read."""
 
 
 def _top_level(base: str, members: Sequence[str]) -> list[str]:

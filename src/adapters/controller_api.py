@@ -1,13 +1,7 @@
 """Client of the controller's HTTP API for users and tools (``/api/v1``, PROTOCOL.md).
 
-Every failure is one of these, so that a command maps it to one line and an exit code::
-
-    ControllerApiError              root: the call did not give the expected answer
-    ├── ControllerUnreachable       no answer: connection refused, DNS, timeout
-    ├── ControllerRefused           a 4xx answer; ``status`` and the controller's ``error`` text
-    │   └── ResourceNotFound        404: no such build, task or log
-    ├── ControllerServerError       a 5xx answer
-    └── UnexpectedAnswer            an answer that is not the documented JSON
+Every failure is one of the errors of ``domain.controller_calls`` (re-exported here, where the
+commands import them from), so that a command maps it to one line and an exit code.
 
 Answers are parsed with pydantic models that keep unknown fields (``extra="allow"``), so that
 ``model_dump(by_alias=True)`` gives back what the controller said for ``--json`` output.
@@ -38,46 +32,17 @@ from pydantic import (
 from adapters.controller_access import BuildRerun, TaskRerun, UserTokenCreated, UserTokenList
 from adapters.controller_artifacts import TaskArtifacts
 from adapters.controller_crons import CronEntry, CronList
-from domain.errors import CirrusError
+from domain.controller_calls import ControllerApiError as ControllerApiError
+from domain.controller_calls import ControllerRefused as ControllerRefused
+from domain.controller_calls import ControllerServerError as ControllerServerError
+from domain.controller_calls import ControllerUnreachable as ControllerUnreachable
+from domain.controller_calls import ResourceNotFound as ResourceNotFound
+from domain.controller_calls import UnexpectedAnswer as UnexpectedAnswer
 from domain.source import BuildSource, SourceError, source_from_json, source_to_json
 
 API_PREFIX = "/api/v1"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 UPLOAD_CHUNK_BYTES = 1 << 20
-
-
-class ControllerApiError(CirrusError):
-    """Root of the errors of the controller's HTTP API; ``str()`` is one line for a user."""
-
-
-class ControllerUnreachable(ControllerApiError):
-    """The controller did not answer (connection refused, unknown host, timeout)."""
-
-
-class ControllerRefused(ControllerApiError):
-    """The controller answered with a 4xx status; ``message`` is its ``error`` text."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class ResourceNotFound(ControllerRefused):
-    """404: the build, task, command log or route does not exist."""
-
-
-class ControllerServerError(ControllerApiError):
-    """The controller answered with a 5xx status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class UnexpectedAnswer(ControllerApiError):
-    """The controller's answer is not the documented JSON."""
 
 
 class ApiModel(BaseModel):
@@ -297,10 +262,10 @@ class ControllerApiClient:
         response = await self._send("POST", "/builds", json=body)
         return _parse(BuildInfo, response)
 
-    async def upload_snapshot(self, path: Path) -> SnapshotInfo:
+    async def upload_snapshot(self, path: str | Path) -> SnapshotInfo:
         """Upload a snapshot ``.tar.gz`` (streamed from ``path``, not read into memory)."""
         # Disk I/O in a thread: a big archive must not stall the event loop.
-        handle = await asyncio.to_thread(path.open, "rb")
+        handle = await asyncio.to_thread(Path(path).open, "rb")
         with handle:
             size = os.fstat(handle.fileno()).st_size
 

@@ -10,7 +10,7 @@ A file that is not well-formed XML gives empty counts and a notice saying so.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
-from pathlib import Path
+from os import PathLike
 
 import defusedxml.ElementTree as SafeElementTree  # type: ignore[import-untyped]
 from defusedxml import DefusedXmlException
@@ -25,7 +25,7 @@ def _failure(case: ElementTree.Element, problem: ElementTree.Element) -> TestFai
     return TestFailure(full, bounded_message(message.splitlines()[0] if message else ""))
 
 
-def parse_junit(path: Path, label: str) -> TestResults:
+def parse_junit(path: str | PathLike[str], label: str) -> TestResults:
     """Count the tests of the JUnit XML file at ``path`` (``label`` names it in a notice)."""
     passed = failed = skipped = 0
     failures: list[TestFailure] = []

@@ -10,9 +10,15 @@ and the standard library's extraction does the rest. Where the filters exist, th
 
 from __future__ import annotations
 
+import gzip
 import os
 import tarfile
+import zlib
 from collections.abc import Iterable
+from typing import IO
+
+from domain.archive_check import ArchiveError
+from domain.snapshots import SNAPSHOT_CHUNK_LIMIT
 
 HAS_FILTERS = hasattr(tarfile, "data_filter")
 
@@ -70,3 +76,27 @@ def _refuse_outside(member: tarfile.TarInfo, target: str, *, strict: bool) -> No
         base = root if member.islnk() else os.path.dirname(destination)
         if os.path.commonpath([root, os.path.realpath(os.path.join(base, link))]) != root:
             raise UnsafeMemberError(f"{name!r} links outside {target!r}")
+
+
+def check_snapshot_archive(file: IO[bytes]) -> None:
+    """Raise ``ArchiveError`` unless ``file`` is a whole gzip'd tar whose members stay inside
+    the tree it unpacks to (no absolute paths, ``..``, devices or links leading out)."""
+    try:
+        file.seek(0)
+        # The whole gzip stream first: its CRC is only checked when the end is read.
+        with gzip.GzipFile(fileobj=file, mode="rb") as unpacked:
+            while unpacked.read(SNAPSHOT_CHUNK_LIMIT):
+                pass
+        file.seek(0)
+        with tarfile.open(fileobj=file, mode="r:gz") as archive:
+            for member in archive:
+                try:
+                    check_member(member, "/snapshot")
+                except UnsafeMemberError as error:
+                    raise ArchiveError(
+                        f"snapshot member {member.name!r} is refused: {error}"
+                    ) from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+        raise ArchiveError(f"the body is not a gzip'd tar archive: {error}") from None
+    finally:
+        file.seek(0)

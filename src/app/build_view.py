@@ -1,7 +1,7 @@
 """Following a build: its tasks' progress as a rich live table on a terminal, plain lines
 elsewhere, with every command's log streamed line by line.
 
-``follow_build`` polls the controller's HTTP API (a ``BuildSource``) and feeds a
+``follow_build`` polls the controller's HTTP API (a ``BuildReader``) and feeds a
 ``BuildView``; the formatting functions are pure so that the output can be tested as text.
 """
 
@@ -12,23 +12,23 @@ import codecs
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TypeVar
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from adapters.controller_api import (
-    BuildInfo,
-    CancelInfo,
-    CommandInfo,
-    ControllerApiError,
-    TaskInfo,
+from domain.controller_answers import (
+    BuildAnswer,
+    CommandAnswer,
+    StatusAnswer,
+    TaskAnswer,
+    TestsAnswer,
 )
-from adapters.controller_artifacts import TaskArtifacts, TestsSummary
+from domain.controller_calls import BuildReader, ControllerApiError, TestResultsSource
 from domain.exit_status import exit_status_in
-from domain.source import BuildSource as DomainBuildSource
+from domain.source import BuildSource
 
 FINAL_TASK_STATUSES = frozenset({"COMPLETED", "FAILED", "ABORTED", "SKIPPED"})
 FINAL_COMMAND_STATUSES = frozenset({"COMPLETED", "FAILED", "ABORTED", "SKIPPED"})
@@ -45,12 +45,14 @@ STATUS_STYLES = {
 DEFAULT_POLL_SECONDS = 0.5
 PENDING_NOTICE_SECONDS = 5.0
 """How long a task waits for a worker before its ``pendingReason`` is shown (and re-read)."""
+BuildT = TypeVar("BuildT", bound=BuildAnswer)
+TaskT = TypeVar("TaskT", bound=TaskAnswer)
 
 
 class TaskCannotRun(Exception):
     """A waiting task's ``pendingReason`` says no worker will ever run it."""
 
-    def __init__(self, task: TaskInfo, reason: str) -> None:
+    def __init__(self, task: TaskAnswer, reason: str) -> None:
         super().__init__(f"{task.name} (task {task.id}) cannot run: {reason}")
         self.task = task
         self.reason = reason
@@ -75,7 +77,7 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def source_line(source: DomainBuildSource) -> str:
+def source_line(source: BuildSource) -> str:
     """Where a build's code comes from, in one line: repository, branch/tag/PR, short commit,
     title, snapshot."""
     parts: list[str] = []
@@ -96,7 +98,9 @@ def source_line(source: DomainBuildSource) -> str:
     return "source: " + (", ".join(parts) or "none")
 
 
-def submitted_lines(build: BuildInfo, tests: Mapping[str, TestsSummary] | None = None) -> list[str]:
+def submitted_lines(
+    build: BuildAnswer, tests: Mapping[str, TestsAnswer] | None = None
+) -> list[str]:
     """The lines printed after a submission: the build id, its source, then one line per
     task (and its test summary, for tasks in ``tests``)."""
     lines = [f"build {build.id}: {len(build.tasks)} task(s), {build.status}"]
@@ -110,16 +114,7 @@ def submitted_lines(build: BuildInfo, tests: Mapping[str, TestsSummary] | None =
     return lines
 
 
-@runtime_checkable
-class TestResultsSource(Protocol):
-    """A client that reads tasks' JUnit results (``ControllerApiClient``)."""
-
-    async def task_artifacts(self, task_id: str) -> TaskArtifacts:
-        """Return a task's artifacts and test results."""
-        ...
-
-
-async def task_tests(client: object, task_id: str) -> TestsSummary | None:
+async def task_tests(client: object, task_id: str) -> TestsAnswer | None:
     """A task's JUnit results, or None (none, or a controller without artifacts)."""
     if not isinstance(client, TestResultsSource):
         return None
@@ -129,7 +124,7 @@ async def task_tests(client: object, task_id: str) -> TestsSummary | None:
         return None
 
 
-def task_status_line(task: TaskInfo) -> str:
+def task_status_line(task: TaskAnswer) -> str:
     """The line printed when a task changes status."""
     line = f"{task.name} (task {task.id}): {task.status}"
     if task.status == "EXECUTING" and task.worker:
@@ -140,13 +135,13 @@ def task_status_line(task: TaskInfo) -> str:
     return line
 
 
-def pending_line(task: TaskInfo, reason: str) -> str:
+def pending_line(task: TaskAnswer, reason: str) -> str:
     """The line printed when a task has waited a while for a worker: why it waits."""
     return f"{task.name} (task {task.id}): waiting: {' '.join(reason.split())}"
 
 
 def command_status_line(
-    task_name: str, command: CommandInfo, exit_status: int | None = None
+    task_name: str, command: CommandAnswer, exit_status: int | None = None
 ) -> str:
     """The line printed when a command of a task reaches a final status (a failed script's
     with its exit status)."""
@@ -163,7 +158,7 @@ def log_line(task_name: str, command: str, text: str) -> str:
     return f"{task_name}:{command} | {text}"
 
 
-def build_line(build: BuildInfo) -> str:
+def build_line(build: BuildAnswer) -> str:
     """The last line: the build's final status."""
     return f"build {build.id}: {build.status}"
 
@@ -176,7 +171,7 @@ def stopped_following_line(build_id: str) -> str:
     )
 
 
-def cancel_line(answer: CancelInfo) -> str:
+def cancel_line(answer: StatusAnswer) -> str:
     """The line for a cancel's answer: requested (running), done (was waiting) or too late."""
     if answer.status == "ABORTED":
         return f"task {answer.id}: cancelled (ABORTED)"
@@ -188,7 +183,7 @@ def cancel_line(answer: CancelInfo) -> str:
     )
 
 
-def current_command(task: TaskInfo | None) -> str:
+def current_command(task: TaskAnswer | None) -> str:
     """The command a task is running (or the last one that ran), for the live table."""
     if task is None:
         return ""
@@ -200,7 +195,7 @@ def current_command(task: TaskInfo | None) -> str:
 
 
 def render_build(
-    build: BuildInfo, details: Mapping[str, TaskInfo], elapsed: Mapping[str, float]
+    build: BuildAnswer, details: Mapping[str, TaskAnswer], elapsed: Mapping[str, float]
 ) -> RenderableType:
     """The live table of a build: one row per task with status, command and elapsed time."""
     table = Table(title=f"build {build.id}", title_justify="left", expand=False)
@@ -219,22 +214,6 @@ def render_build(
         )
     footer = Text.assemble("build: ", (build.status, STATUS_STYLES.get(build.status, "")))
     return Group(table, footer)
-
-
-class BuildSource(Protocol):
-    """What following a build reads (``ControllerApiClient`` in production)."""
-
-    async def get_build(self, build_id: str) -> BuildInfo:
-        """Return a build and its tasks."""
-        ...
-
-    async def get_task(self, task_id: str) -> TaskInfo:
-        """Return a task with its commands."""
-        ...
-
-    async def task_log(self, task_id: str, command: str, offset: int = 0) -> bytes:
-        """Return a command's log from ``offset``."""
-        ...
 
 
 class LogLines:
@@ -295,7 +274,7 @@ class BuildView:
             self.console.file.write(text + "\n")
             self.console.file.flush()
 
-    def update(self, build: BuildInfo, details: Mapping[str, TaskInfo]) -> None:
+    def update(self, build: BuildAnswer, details: Mapping[str, TaskAnswer]) -> None:
         """Redraw the table with the latest statuses."""
         now = self._monotonic()
         for task in details.values():
@@ -312,12 +291,12 @@ class BuildView:
 
     # What ``follow_build`` shows of a task; a view for another format groups them differently.
 
-    def task_log(self, task: TaskInfo, command: str, text: str) -> None:
+    def task_log(self, task: TaskAnswer, command: str, text: str) -> None:
         """Show one line of a command's log."""
         self.line(log_line(task.name, command, text))
 
     def command_finished(
-        self, task: TaskInfo, command: CommandInfo, exit_status: int | None = None
+        self, task: TaskAnswer, command: CommandAnswer, exit_status: int | None = None
     ) -> None:
         """Show that a command of ``task`` reached a final status."""
         self.line(
@@ -325,11 +304,11 @@ class BuildView:
             STATUS_STYLES.get(command.status, ""),
         )
 
-    def task_changed(self, task: TaskInfo) -> None:
+    def task_changed(self, task: TaskAnswer) -> None:
         """Show a task's new status (final or not)."""
         self.line(task_status_line(task), STATUS_STYLES.get(task.status, ""))
 
-    def task_waiting(self, task: TaskInfo, reason: str) -> None:
+    def task_waiting(self, task: TaskAnswer, reason: str) -> None:
         """Show why a task still waits for a worker."""
         self.line(pending_line(task, reason), STATUS_STYLES["SCHEDULED"])
 
@@ -350,22 +329,22 @@ class _TaskFollow:
 
 
 async def follow_build(
-    client: BuildSource,
+    client: BuildReader[BuildT, TaskT],
     build_id: str,
     view: BuildView,
     *,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     pending_after: float = PENDING_NOTICE_SECONDS,
-    hopeless: Callable[[TaskInfo], bool] | None = None,
+    hopeless: Callable[[TaskT], bool] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
-) -> BuildInfo:
+) -> BuildT:
     """Show a build's progress and logs until it is final; return its final state.
 
     A task waiting for a worker for ``pending_after`` seconds gets its ``pendingReason``
     shown, once per new reason; ``TaskCannotRun`` is raised for a reason ``hopeless`` accepts.
     """
     follows: dict[str, _TaskFollow] = {}
-    details: dict[str, TaskInfo] = {}
+    details: dict[str, TaskAnswer] = {}
     view.start()
     try:
         while True:
@@ -412,12 +391,12 @@ def _recheck_due(follow: _TaskFollow, now: float, pending_after: float) -> bool:
 
 
 def _show_pending(
-    task: TaskInfo,
+    task: TaskT,
     follow: _TaskFollow,
     view: BuildView,
     now: float,
     pending_after: float,
-    hopeless: Callable[[TaskInfo], bool] | None,
+    hopeless: Callable[[TaskT], bool] | None,
 ) -> None:
     reason = task.pending_reason
     if follow.waiting_since is None or not reason or reason == follow.reason:
@@ -431,7 +410,10 @@ def _show_pending(
 
 
 async def _show_task(
-    client: BuildSource, task: TaskInfo, follow: _TaskFollow, view: BuildView
+    client: BuildReader[BuildAnswer, TaskAnswer],
+    task: TaskAnswer,
+    follow: _TaskFollow,
+    view: BuildView,
 ) -> None:
     final = is_final(task.status)
     if task.status != follow.status and not final:

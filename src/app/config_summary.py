@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from adapters.config import WorkerConfig
 from domain.isolation import TartIsolation, VetuIsolation
 from domain.policy import (
     ContainerPolicy,
@@ -20,9 +19,10 @@ from domain.policy import (
     isolation_policy,
 )
 from domain.protocol import StandbyParameters
+from domain.worker_config_view import WorkerConfigView
 
 
-def summary_lines(config: WorkerConfig) -> list[str]:
+def summary_lines(config: WorkerConfigView) -> list[str]:
     """Return the summary: worker and controllers, isolations with their limits, standby."""
     lines = [f"worker {config.name}: " + ", ".join(u.endpoint for u in config.upstreams)]
     if config.labels:
@@ -60,7 +60,7 @@ def _volumes(rules: tuple[VolumeRule, ...] | None) -> str:
     return "volumes " + ", ".join(described)
 
 
-def _limits(config: WorkerConfig, kind: str) -> str:
+def _limits(config: WorkerConfigView, kind: str) -> str:
     policy = isolation_policy(config.security_policy(), kind)
     if isinstance(policy, ContainerPolicy):
         return f"{_images(policy.allowed_images)}; {_volumes(policy.allowed_volumes)}"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from adapters.controller_api import CommandInfo, TaskInfo
 from app.build_view import BuildView, command_status_line, is_final, log_line, task_status_line
+from domain.controller_answers import CommandAnswer, TaskAnswer
 
 FAILED_STATUSES = frozenset({"FAILED", "ABORTED"})
 
@@ -22,7 +22,7 @@ def workflow_escape(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def group_name(task: TaskInfo) -> str:
+def group_name(task: TaskAnswer) -> str:
     """The title of a task's group: its name."""
     return workflow_escape(task.name)
 
@@ -33,7 +33,7 @@ class GithubActionsView(BuildView):
     def __init__(self, console: Console) -> None:
         super().__init__(console)
         self._open: str | None = None  # the task id whose group is open
-        self._held: dict[str, tuple[TaskInfo, list[str]]] = {}
+        self._held: dict[str, tuple[TaskAnswer, list[str]]] = {}
         self._names: dict[str, str] = {}  # group titles by task id
 
     @property
@@ -41,17 +41,17 @@ class GithubActionsView(BuildView):
         """Never a live table: the output is a CI log."""
         return False
 
-    def task_log(self, task: TaskInfo, command: str, text: str) -> None:
+    def task_log(self, task: TaskAnswer, command: str, text: str) -> None:
         """Stream the line in the task's open group, or hold it until its group opens."""
         self._task_line(task, log_line(task.name, command, text))
 
     def command_finished(
-        self, task: TaskInfo, command: CommandInfo, exit_status: int | None = None
+        self, task: TaskAnswer, command: CommandAnswer, exit_status: int | None = None
     ) -> None:
         """A command's result belongs to its task's group."""
         self._task_line(task, command_status_line(task.name, command, exit_status))
 
-    def task_changed(self, task: TaskInfo) -> None:
+    def task_changed(self, task: TaskAnswer) -> None:
         """Close (or print whole) a finished task's group, then print its status line."""
         if not is_final(task.status):
             self.line(task_status_line(task))
@@ -90,7 +90,7 @@ class GithubActionsView(BuildView):
         self._held.clear()
         super().stop()
 
-    def _task_line(self, task: TaskInfo, text: str) -> None:
+    def _task_line(self, task: TaskAnswer, text: str) -> None:
         if self._open is None:
             self.line(f"::group::{group_name(task)}")
             self._open = task.id
@@ -100,7 +100,7 @@ class GithubActionsView(BuildView):
         else:
             self._held.setdefault(task.id, (task, []))[1].append(text)
 
-    def _print_group(self, task: TaskInfo, lines: list[str], *, close: bool) -> None:
+    def _print_group(self, task: TaskAnswer, lines: list[str], *, close: bool) -> None:
         self.line(f"::group::{group_name(task)}")
         for text in lines:
             self.line(text)

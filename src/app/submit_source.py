@@ -16,13 +16,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.controller_api import (
-    ControllerApiClient,
+from domain.controller_calls import (
     ControllerRefused,
     ResourceNotFound,
+    SnapshotUploads,
     UnexpectedAnswer,
 )
-from adapters.workspace import find_repository, local_source, project_files, write_snapshot
+from domain.project_workspace import ProjectWorkspace
 from domain.source import BuildSource
 
 SNAPSHOT_FILE_NAME = "snapshot.tar.gz"
@@ -40,40 +40,48 @@ class PreparedSource:
     file_count: int = 0
 
 
-def project_directory(config_file: Path) -> Path:
+def project_directory(workspace: ProjectWorkspace, config_file: Path) -> Path:
     """Return the project directory of a ``.cirrus.yml`` path: its repository's top level, or
     its own directory outside git."""
     directory = config_file.absolute().parent
-    return find_repository(directory) or directory.resolve()
+    top = workspace.repository_of(str(directory))
+    return Path(top) if top is not None else directory.resolve()
 
 
 def prepare_source(
-    config_file: Path, workdir: Path, *, remote: str | None, changed_since: str | None
+    workspace: ProjectWorkspace,
+    config_file: Path,
+    workdir: Path,
+    *,
+    remote: str | None,
+    changed_since: str | None,
 ) -> PreparedSource:
     """Read the source from the project of ``config_file``; without ``remote`` also write the
-    snapshot archive into ``workdir``. ``WorkspaceError`` for what the user must fix."""
-    project = project_directory(config_file)
-    if remote is None and changed_since is None and find_repository(project) is None:
+    snapshot archive into ``workdir``. The workspace's error for what the user must fix."""
+    project = project_directory(workspace, config_file)
+    if remote is None and changed_since is None and workspace.repository_of(str(project)) is None:
         return PreparedSource(project, BuildSource())
-    source = local_source(project, remote=remote, changed_since=changed_since)
+    source = workspace.source_of(str(project), remote=remote, changed_since=changed_since)
     if remote is not None:
         return PreparedSource(project, source)
     archive = workdir / SNAPSHOT_FILE_NAME
     # The archive is not part of the project, even when the temporary directory is inside it.
     files = [
-        name for name in project_files(project) if not (project / name).is_relative_to(workdir)
+        name
+        for name in workspace.files_of(str(project))
+        if not (project / name).is_relative_to(workdir)
     ]
     with archive.open("wb") as out:
-        sha256 = write_snapshot(project, files, out)
+        sha256 = workspace.write_snapshot(str(project), files, out)
     return PreparedSource(project, source, archive, sha256, len(files))
 
 
-async def send_source(client: ControllerApiClient, prepared: PreparedSource) -> BuildSource:
+async def send_source(client: SnapshotUploads, prepared: PreparedSource) -> BuildSource:
     """Upload the snapshot (if any) and return the source to submit with the build."""
     if prepared.archive is None:
         return prepared.source
     try:
-        stored = await client.upload_snapshot(prepared.archive)
+        stored = await client.upload_snapshot(str(prepared.archive))
     except ResourceNotFound as error:
         # A controller from before snapshots: say what is missing, not just "Not Found".
         raise ResourceNotFound(

@@ -27,8 +27,7 @@ from adapters.controller_api import (
     ControllerApiError,
     dumps,
 )
-from adapters.controller_artifacts import TestsSummary
-from adapters.workspace import WorkspaceError
+from adapters.workspace import LocalWorkspace, WorkspaceError
 from app.build_view import (
     BuildView,
     cancel_line,
@@ -40,6 +39,7 @@ from app.build_view import (
 )
 from app.controller_commands import OneLineUsageCommand
 from app.submit_source import PreparedSource, prepare_source, send_source, snapshot_line
+from domain.controller_answers import TestsAnswer
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:8080"
 ENV_CONTROLLER = "CIRRUS_CONTROLLER"
@@ -180,7 +180,11 @@ def submit(
     with tempfile.TemporaryDirectory(prefix="cirrus-submit-") as workdir:
         try:
             prepared = prepare_source(
-                Path(file), Path(workdir), remote=remote, changed_since=changed_since
+                LocalWorkspace(),
+                Path(file),
+                Path(workdir),
+                remote=remote,
+                changed_since=changed_since,
             )
         except WorkspaceError as error:
             fail(str(error), USAGE_EXIT_CODE)
@@ -241,7 +245,7 @@ def status(build_id: str, controller: str, token: str | None, as_json: bool) -> 
         click.echo(dumps(found.document()))
         return
 
-    async def work(client: ControllerApiClient) -> tuple[BuildInfo, dict[str, TestsSummary]]:
+    async def work(client: ControllerApiClient) -> tuple[BuildInfo, dict[str, TestsAnswer]]:
         found = await client.get_build(build_id)
         final = [task.id for task in found.tasks if is_final(task.status)]
         results = {task_id: await task_tests(client, task_id) for task_id in final}

@@ -83,7 +83,9 @@ async def run_worker(
                 raise ConfigError(LISTEN_KEY, f"cannot listen on {where}: {error}") from error
             stack.push_async_callback(server.close)
         # Beside the worker, not before it: a slow or hung engine must not delay polling.
-        leftovers = asyncio.create_task(remove_container_leftovers(container.policy()))
+        leftovers = asyncio.create_task(
+            remove_container_leftovers(container.policy(), container.leftover_remover())
+        )
         stack.push_async_callback(cancel_quietly, leftovers)
         if status is not None:
             from app.status_view import show_until_cancelled, watch_pauses

@@ -154,6 +154,15 @@ def eviction_victims(entries: Sequence[CacheEntry], limits: CacheLimits) -> list
     return victims
 
 
+class TestReportParser(Protocol):
+    """Reads a ``format: junit`` artifact file into ``TestResults``, in bounded memory; a file
+    that is not JUnit XML gives empty counts and a notice naming it by ``label``."""
+
+    def __call__(self, path: str, label: str) -> TestResults:
+        """Return the results of the report file at ``path``."""
+        ...
+
+
 class ArtifactStore(Protocol):
     """Keeps committed artifacts and test results, and the cache index."""
 

@@ -85,6 +85,9 @@ ADMIN_TOKEN_KEY = "admin-token-sha256"
 LOG_CHUNK_LIMIT = 1024 * 1024
 """Largest piece of log a store keeps (and yields) at once; longer appends are split."""
 
+MAX_LIST_LIMIT = 1000
+"""The most builds one ``list_builds`` returns."""
+
 
 class BuildStore(Protocol):
     """Builds and their tasks as submitted and re-run: what submitting, listing and showing

@@ -88,6 +88,10 @@ def command(
     return body
 
 
+CLONE = command("clone", {"cloneInstruction": {}})
+"""The ``clone`` command of a task (its instruction has no fields)."""
+
+
 def status_name(value: Any) -> str:
     """A ``Status`` enum read from its name or its number."""
     if isinstance(value, int):

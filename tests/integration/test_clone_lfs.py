@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.fake_controller import FakeController, command, script
+from tests.integration.fake_controller import CLONE, FakeController, script
 from tests.integration.git_servers import Repo, git, git_daemon
 from tests.integration.test_worker_run import (
     WorkerProcess,
@@ -28,7 +28,6 @@ from tests.integration.test_worker_run import (
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 60
-CLONE = command("clone", {"cloneInstruction": {}})
 CONTENT = "the real content, kept in LFS\n"
 POINTER_HEAD = "version https://git-lfs.github.com/spec/v1"
 SETUP_HINT = "run scripts/setup-ops-tools.sh (as root) first"

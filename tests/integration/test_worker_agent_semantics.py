@@ -8,12 +8,12 @@ Environment expansion against the worker's own environment, ``CIRRUS_SHELL`` (a 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.integration.fake_controller import FakeController, command, script
+from tests.integration.fake_controller import CLONE, FakeController, script
+from tests.integration.git_servers import git
 from tests.integration.test_worker_run import (
     WorkerProcess,
     new_task,
@@ -27,16 +27,6 @@ from tests.integration.test_worker_run import (
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 60
-CLONE = command("clone", {"cloneInstruction": {}})
-
-
-def git(repo: Path, *args: str) -> str:
-    """Run git in ``repo`` with a fixed identity; return its output."""
-    identity = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
-    done = subprocess.run(
-        ["git", *identity, *args], cwd=repo, capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
 
 
 def test_env_values_are_expanded_and_cirrus_env_and_working_dir_apply_on_the_host(

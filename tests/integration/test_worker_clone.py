@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.fake_controller import FakeController, command, script
+from tests.integration.fake_controller import CLONE, FakeController, script
 from tests.integration.git_servers import Repo, http_backend
 from tests.integration.test_source_fetch import snapshot_archive
 from tests.integration.test_worker_run import (
@@ -24,7 +24,6 @@ from tests.integration.test_worker_run import (
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 60
-CLONE = command("clone", {"cloneInstruction": {}})
 TOKEN = "per-task-clone-token-1234"
 
 

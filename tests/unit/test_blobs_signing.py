@@ -10,9 +10,9 @@ import pytest
 from adapters.blobs.signing import (
     BLOB_SIGNING_KEY_SETTING,
     BlobSigner,
-    SignatureError,
     load_blob_signer,
 )
+from domain.blob_signing import SignatureError
 
 
 class Clock:

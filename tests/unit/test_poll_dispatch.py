@@ -60,6 +60,25 @@ def test_a_task_wakes_only_the_one_idle_poll_with_its_labels() -> None:
     assert relay.queued == []  # nothing left for other controllers
 
 
+def test_tasks_of_several_label_sets_in_one_offer_each_wake_a_poll_with_their_labels() -> None:
+    dispatch, waiters, relay, wakes = dispatcher()
+    idle = [held(waiters, f"idle-{i}", labels={"pool": "idle"}) for i in range(3)]
+    linux = held(waiters, "linux", labels={"os": "linux", "arch": "amd64"})
+    mac = held(waiters, "mac", labels={"os": "darwin"})
+    dispatch.offer(
+        [
+            QueuedTask("t1", labels={"os": "darwin"}, sequence=1),
+            QueuedTask("t2", labels={"os": "linux"}, sequence=2),
+            QueuedTask("t3", sequence=3),  # no labels: any worker may take it
+            QueuedTask("t4", labels={"os": "windows"}, sequence=4),
+        ]
+    )
+    assert (mac.promised, linux.promised) == (["t1"], ["t2"])
+    assert [ticket.promised for ticket in idle] == [["t3"], [], []]
+    assert len(wakes) == 3
+    assert relay.queued == [["t4"]]
+
+
 def test_a_second_task_goes_to_another_poll_while_the_first_is_still_promised() -> None:
     dispatch, waiters, _relay, _wakes = dispatcher()
     first, second = held(waiters, "a"), held(waiters, "b")

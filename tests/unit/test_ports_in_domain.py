@@ -10,14 +10,9 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 ALLOWED = {
     # Known debt (issue 19 item 5): ports still declared beside their one user in app/.
-    "app/build_view.py": {"TestResultsSource", "BuildSource"},
-    "app/worker/command_runner.py": {"TaskHeaders"},
     "app/worker/signals.py": {"Stoppable"},
     # Private to an adapter: what it needs of a library or of its caller, not a port of the
-    # domain (a database driver's rows, the store's settings as the key stores read them, the
-    # generated gRPC servicers' calls, what Starlark's ``fs`` module reads).
-    "adapters/cirrus_config/starlark.py": {"SourceFiles"},
-    "adapters/grpc_server/calls.py": {"WireCalls"},
+    # domain (a database driver's rows, the store's settings as the key stores read them).
     "adapters/secrets/key_store.py": {"SettingsStore"},
     "adapters/blobs/signing.py": {"SettingsStore"},
     "adapters/storage/stored_records.py": {"Row"},

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from adapters.secrets.cipher import (
     MAX_VALUE_BYTES,
     SecretCipher,
-    SecretValueError,
     decode_key,
     encode_key,
     new_key,
 )
 from domain.cirrus_config.context import ForeignSecretError, SecretError, SecretReader
+from domain.secret_sealing import SecretValueError
 
 CIPHER = SecretCipher(bytes(range(32)))
 FORMAT = re.compile(r"ENCRYPTED\[v1:[A-Za-z0-9_-]+\]")

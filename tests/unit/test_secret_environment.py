@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.secrets import SecretCipher, has_secret, reveal_secrets
+from adapters.secrets import SecretCipher
 from adapters.secrets.cipher import new_key
 from domain.cirrus_config.context import NoSecrets, SecretError
+from domain.secret_sealing import has_secret, reveal_secrets
 
 CIPHER = SecretCipher(new_key())
 

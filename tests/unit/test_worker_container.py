@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
 
 from dependency_injector import providers
 
+from adapters import cache_archive
+from adapters.blob_transfer import BlobTransfer
 from adapters.config.effective import Upstream, WorkerConfig
 from adapters.telemetry.controller_calls import MeteredControllerClient
 from app.worker.container import WorkerContainer
 from domain.protocol import PollResponse, WorkerInfo, frozen_float_map, frozen_str_map
+from tests.unit.worker.fake_tools import ToolCalls, fake_tools
 from tests.unit.worker.fakes import FakeClock, FakeController, FakeInstances, eventually
 
 CONFIG = WorkerConfig(
@@ -52,3 +57,40 @@ def test_without_overrides_each_upstream_gets_a_twirp_client_timed_into_the_metr
 
     assert len(clients) == 1
     assert isinstance(clients[0], MeteredControllerClient)
+
+
+async def test_the_runner_gets_the_host_tools_provider_and_an_override_replaces_them() -> None:
+    record = ToolCalls()
+    container = container_on_fakes(FakeController(), FakeInstances())
+    container.tools.override(providers.Object(fake_tools(record)))
+    runner = container.runner()
+
+    async with runner.tools.workspace("t1") as workspace:
+        assert workspace == "/fake-workspace/t1"
+    runner.tools.warn_unmaskable(2)
+    assert record.calls == [("workspace", "t1")]
+    assert record.unmaskable == [2]
+
+
+async def test_without_overrides_the_host_tools_are_the_real_adapters() -> None:
+    tools = WorkerContainer(config=CONFIG).tools()
+
+    async with tools.workspace("t/1") as workspace:
+        assert await asyncio.to_thread(os.path.isdir, workspace)
+    assert not await asyncio.to_thread(os.path.exists, workspace)
+    assert isinstance(tools.blobs("http://controller.test"), BlobTransfer)
+    assert tools.archives is cache_archive
+
+
+async def test_an_overridden_leftover_remover_is_the_one_the_container_hands_out() -> None:
+    alive: list[bool] = []
+
+    async def remove(worker_pid_alive: Callable[[int], bool]) -> list[str]:
+        alive.append(worker_pid_alive(os.getpid()))
+        return ["c1"]
+
+    container = WorkerContainer(config=CONFIG)
+    container.leftover_remover.override(providers.Object(remove))
+
+    assert await container.leftover_remover()(lambda pid: pid == os.getpid()) == ["c1"]
+    assert alive == [True]

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Literal, Protocol
 from urllib.parse import quote
 
+from domain.blob_signing import SignatureError
 from domain.blobs import BlobUrl, validate_key
 from domain.store import StoreError
 
@@ -33,10 +34,6 @@ DEFAULT_EXPIRES_IN = 3600.0
 """How long a URL is valid unless the caller says otherwise: one hour."""
 
 Method = Literal["GET", "PUT"]
-
-
-class SignatureError(Exception):
-    """A ``/blobs`` request is refused; the message says why in one line."""
 
 
 class SettingsStore(Protocol):

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from adapters.cirrus_config.limits import ConfigLimits, check_size
-from adapters.cirrus_config.starlark import SourceFiles, StarlarkContext, evaluate_starlark
+from adapters.cirrus_config.starlark import StarlarkContext, evaluate_starlark
 from adapters.cirrus_config.yaml_source import load_yaml
 from domain.build import BuildSpec
 from domain.cirrus_config.context import (
@@ -22,8 +21,10 @@ from domain.cirrus_config.context import (
     SecretReader,
 )
 from domain.cirrus_config.instances import MappedInstances
+from domain.cirrus_config.limits import ConfigLimits, check_size
 from domain.cirrus_config.nodes import Node, Pairs
 from domain.cirrus_config.parse import parse_config
+from domain.cirrus_config.parsing import SourceFiles
 
 
 def parse_build(

@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
 
 import starlark as sl
 
@@ -41,6 +40,7 @@ from domain.cirrus_config.nodes import (
     Scalar,
     Sequence,
 )
+from domain.cirrus_config.parsing import SourceFiles
 
 FILE_NAME = ".cirrus.star"
 # Defined in the user's module after its own code: public names (starlark-rust calls no private
@@ -70,18 +70,6 @@ _GIT_MODULE = re.compile(r"^github\.com/|\.git(/|@|$)")
 _SPAN = re.compile(r"^\s*--> (?P<file>.+?):(?P<line>\d+):(?P<column>\d+)\s*$", re.MULTILINE)
 _FRAME = re.compile(r"^\s*\* (?P<file>.+?):(?P<line>\d+), in ", re.MULTILINE)
 _EXTRA_ARGUMENT = f"extra positional argument(s) for call to {FILE_NAME}.main"
-
-
-class SourceFiles(Protocol):
-    """The build's source as ``fs`` and ``load()`` see it; paths are relative to its root."""
-
-    def read(self, path: str) -> bytes | None:
-        """Return the bytes of file ``path``, or None when there is no such file."""
-        ...
-
-    def list(self, directory: str) -> list[str] | None:
-        """Return the names in ``directory``, or None when there is no such directory."""
-        ...
 
 
 class NoSourceFiles:

@@ -17,16 +17,14 @@ import binascii
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import yaml
 
-from adapters.cirrus_config.limits import DEFAULT_MAX_NODES
 from domain.cirrus_config.changes import PatternError, count_matching
-
-if TYPE_CHECKING:
-    from adapters.cirrus_config.starlark import SourceFiles
+from domain.cirrus_config.limits import DEFAULT_MAX_NODES
+from domain.cirrus_config.parsing import SourceFiles
 
 _HTTP_TIMEOUT_SECONDS = 30.0
 _GO_TEMPLATE = re.compile(r"\$(?:(\$)|\{(\w+)\}|(\w+))")

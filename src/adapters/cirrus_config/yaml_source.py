@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from adapters.cirrus_config.limits import (
+from domain.cirrus_config.limits import (
     MAX_DEPTH_KEY,
     MAX_NODES_KEY,
     ConfigLimitError,

@@ -1,44 +1,35 @@
 """The forge API calls the controller makes, over httpx: GitHub's REST API and Gitea's copy of
 it (the same paths under ``/api/v1``; the registered API URL already ends there).
 
-Errors form one tree rooted at ``ForgeError``::
-
-    ForgeError                 the forge answered something unusable, or a 4xx
-    +-- ForgeUnavailable       no answer, or a 5xx: worth retrying
-        +-- ForgeRateLimited   a rate limit: retry at ``retry_at`` (Retry-After, X-RateLimit-Reset)
+``ForgeClient`` implements the port ``domain.forge_client.ForgeClient`` and raises its errors
+(``ForgeError``, ``ForgeUnavailable``, ``ForgeRateLimited``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from domain.errors import CirrusError
+from domain.forge_client import ForgeError, ForgeRateLimited, ForgeUnavailable
 from domain.forge_store import StatusPost
 from domain.ports import Clock
-from domain.repositories import Forge
+from domain.repositories import Forge, Repository
 
 DEFAULT_TIMEOUT_SECONDS = 20.0
 
 
-class ForgeError(CirrusError):
-    """A forge call failed; ``str()`` says which call and why."""
+def forge_client_factory(clock: Clock) -> Callable[[Repository, str], ForgeClient]:
+    """Return what makes the client of a repository's forge from the repository and its token."""
 
+    def client(repository: Repository, token: str) -> ForgeClient:
+        return ForgeClient(repository.forge, repository.api_url, token, clock)
 
-class ForgeUnavailable(ForgeError):
-    """The forge did not answer, or answered with a server error: try again later."""
-
-
-class ForgeRateLimited(ForgeUnavailable):
-    """The forge refused because of its rate limit, until ``retry_at`` (epoch seconds)."""
-
-    def __init__(self, message: str, retry_at: float) -> None:
-        super().__init__(message)
-        self.retry_at = retry_at
+    return client
 
 
 class ForgeClient:

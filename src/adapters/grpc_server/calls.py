@@ -3,18 +3,19 @@
 The gRPC adapter knows protobuf and HTTP/2; the controller's services speak the proto3 JSON
 mapping that Twirp carries. ``WireCalls`` is the seam: the adapter turns each gRPC request into
 its JSON object and answers with the JSON object the controller returns, so that both transports
-run the very same service functions.
+run the very same service functions. ``WireCalls`` and ``CallRefused`` are ports of the domain
+(``domain.wire_protocol``), named here for the adapter's modules.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
-from typing import Any, Protocol
 
 import grpc
 
-JsonObject = dict[str, Any]
+from domain.wire_protocol import CallRefused, JsonObject, WireCalls
+
+__all__ = ["TWIRP_TO_GRPC", "CallRefused", "JsonObject", "WireCalls", "grpc_status"]
 
 TWIRP_TO_GRPC: Mapping[str, grpc.StatusCode] = {
     "canceled": grpc.StatusCode.CANCELLED,
@@ -42,31 +43,3 @@ TWIRP_TO_GRPC: Mapping[str, grpc.StatusCode] = {
 def grpc_status(twirp_code: str) -> grpc.StatusCode:
     """Return the gRPC status of a Twirp error code (``UNKNOWN`` for a code Twirp lacks)."""
     return TWIRP_TO_GRPC.get(twirp_code, grpc.StatusCode.UNKNOWN)
-
-
-class CallRefused(Exception):
-    """The controller refused a call; ``code`` is the Twirp error code it answers with."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class WireCalls(Protocol):
-    """The controller's services, called with proto3 JSON objects (``CallRefused`` on refusal)."""
-
-    async def unary(
-        self,
-        service: str,
-        method: str,
-        request: JsonObject,
-        metadata: Mapping[str, str],
-        gone: asyncio.Event,
-    ) -> JsonObject:
-        """Answer one call of ``service/method`` (short names, e.g. ``CirrusCIService``).
-
-        ``metadata`` holds the caller's gRPC metadata (lowercase keys); ``gone`` is set when the
-        caller goes away, so that a held ``Poll`` can stop waiting.
-        """
-        ...

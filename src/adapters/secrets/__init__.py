@@ -1,22 +1,19 @@
-"""Secrets of the controller: ``ENCRYPTED[...]`` values, their key, and decrypted environments.
+"""Secrets of the controller: ``ENCRYPTED[...]`` values and their key.
 
-``SecretCipher`` encrypts and decrypts (it is the ``SecretReader`` of parsing);
-``load_secret_cipher`` gets the key from the database, creating it on first start;
-``reveal_secrets`` decrypts a task's environment for its worker.
+``SecretCipher`` encrypts and decrypts (the ``domain.secret_sealing.SecretSealer`` port);
+``load_secret_cipher`` gets the key from the database, creating it on first start. Decrypting a
+task's environment for its worker is ``domain.secret_sealing.reveal_secrets``.
 """
 
 from __future__ import annotations
 
-from adapters.secrets.cipher import SecretCipher, SecretValueError
-from adapters.secrets.environment import RevealedEnvironment, has_secret, reveal_secrets
+from adapters.secrets.cipher import SecretCipher
 from adapters.secrets.key_store import SECRET_KEY_SETTING, load_secret_cipher
+from domain.secret_sealing import SecretValueError
 
 __all__ = [
     "SECRET_KEY_SETTING",
-    "RevealedEnvironment",
     "SecretCipher",
     "SecretValueError",
-    "has_secret",
     "load_secret_cipher",
-    "reveal_secrets",
 ]

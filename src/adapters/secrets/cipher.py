@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.cirrus_config.context import ForeignSecretError, SecretError
+from domain.secret_sealing import SecretValueError
 
 KEY_BYTES = 32
 """AES-256."""
@@ -50,14 +51,7 @@ _ASSOCIATED = b"cirrus-secret:v1\x00"
 _HEADER = _KEY_ID_BYTES + 1 + _NONCE_BYTES
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
-ENCRYPTED_VALUE = re.compile(r"ENCRYPTED\[[^\[\]\s]*\]")
-"""An ``ENCRYPTED[...]`` text of any origin (ours, or Cirrus CI's hex forms)."""
-
 CANNOT = "this controller cannot decrypt it"
-
-
-class SecretValueError(ValueError):
-    """A value or repository name cannot be encrypted; ``str()`` says why."""
 
 
 def normalize_repository(repository: str) -> str:
@@ -100,7 +94,7 @@ def decode_key(text: str) -> bytes:
 
 
 class SecretCipher:
-    """Encrypts values into ``ENCRYPTED[...]`` text and decrypts them (a ``SecretReader``)."""
+    """Encrypts values into ``ENCRYPTED[...]`` text and decrypts them (a ``SecretSealer``)."""
 
     __slots__ = ("_aead", "_key_id")
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from adapters.secrets.cipher import SecretCipher, SecretValueError, decode_key, encode_key, new_key
+from adapters.secrets.cipher import SecretCipher, decode_key, encode_key, new_key
+from domain.secret_sealing import SecretValueError
 from domain.store import StoreError
 
 log = logging.getLogger("cirrus.controller")

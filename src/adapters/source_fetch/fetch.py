@@ -23,19 +23,19 @@ _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 @asynccontextmanager
-async def task_workspace(task_id: str) -> AsyncIterator[Path]:
+async def task_workspace(task_id: str) -> AsyncIterator[str]:
     """A new private directory for one task's source, removed when the block ends."""
     name = _UNSAFE_NAME_CHARS.sub("_", task_id)[:64] or "task"
     root = await asyncio.to_thread(tempfile.mkdtemp, prefix=f"cirrus-source-{name}-")
     try:
-        yield Path(root)
+        yield root
     finally:
         await asyncio.shield(asyncio.to_thread(shutil.rmtree, root, True))
 
 
 async def fetch_source(
     env: Mapping[str, str],
-    directory: Path,
+    directory: str,
     output: OutputSink,
     *,
     endpoint: str,
@@ -46,10 +46,11 @@ async def fetch_source(
     ``CloneError`` says why the fetch failed.
     """
     kind = source_kind(env)
+    target = Path(directory)
     if kind == "snapshot":
-        await fetch_snapshot(snapshot_source(env), endpoint, headers, directory, output)
+        await fetch_snapshot(snapshot_source(env), endpoint, headers, target, output)
         return True
     if kind == "git":
-        await fetch_git(git_source(env), directory, env.get(TOKEN_VARIABLE, ""), output)
+        await fetch_git(git_source(env), target, env.get(TOKEN_VARIABLE, ""), output)
         return True
     return False

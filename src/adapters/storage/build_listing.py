@@ -11,10 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from adapters.storage.stored_records import row_key
 from domain.build import TaskStatus
-from domain.store import BuildRecord
-
-MAX_LIST_LIMIT = 1000
-"""The most builds one ``list_builds`` returns."""
+from domain.store import MAX_LIST_LIMIT, BuildRecord
 
 PAGE_SIZE = 100
 """Builds read at once while a status filter drops some."""

@@ -23,6 +23,8 @@ from adapters.twirp.errors import ProtocolEncodeError, UnknownMethodError
 from adapters.twirp.isolation_mapping import decode_isolation, encode_isolation
 from adapters.twirp.wire_json import JsonObject, WireMapping, from_json, to_json
 from adapters.wire import cirrus_ci_service_pb2 as wire
+from domain import wire_protocol
+from domain.wire_protocol import CI_SERVICE, WORKERS_SERVICE
 
 __all__ = [
     "CI_SERVICE",
@@ -31,6 +33,7 @@ __all__ = [
     "REGISTRY",
     "WORKERS_SERVICE",
     "MethodTypes",
+    "TwirpJsonCodec",
     "decode",
     "decode_isolation",
     "decode_request",
@@ -45,8 +48,6 @@ __all__ = [
 ]
 
 PACKAGE = "org.cirruslabs.ci.services.cirruscigrpc"
-WORKERS_SERVICE = "CirrusWorkersService"
-CI_SERVICE = "CirrusCIService"
 
 T = TypeVar("T")
 
@@ -163,3 +164,21 @@ def encode_response(service: str, method: str, message: object) -> JsonObject:
 def decode_response(service: str, method: str, body: object) -> object:
     """Read the response of ``service/method`` (``ProtocolDecodeError`` if malformed)."""
     return decode(body, _types(service, method).response_type)
+
+
+class TwirpJsonCodec:
+    """The ``domain.wire_protocol.WireCodec`` of the controller's services (both transports)."""
+
+    def route_of(self, path: str) -> tuple[str, str]:
+        """Return ``(service, method)`` of a Twirp URL path (``UnknownMethodError`` if none)."""
+        return route_of(path)
+
+    def decode_request(self, service: str, method: str, body: object) -> object:
+        """Read the request of ``service/method`` (``ProtocolDecodeError`` if malformed)."""
+        return decode_request(service, method, body)
+
+    def encode_response(
+        self, service: str, method: str, message: object
+    ) -> wire_protocol.JsonObject:
+        """Write the response of ``service/method`` (``None`` for an empty message)."""
+        return dict(encode_response(service, method, message))

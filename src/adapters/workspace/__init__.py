@@ -8,10 +8,12 @@ Everything here runs the real ``git`` (argv lists, no shell); outside a git work
 from adapters.workspace.errors import WorkspaceError
 from adapters.workspace.files import project_files
 from adapters.workspace.git import find_repository
+from adapters.workspace.local import LocalWorkspace
 from adapters.workspace.snapshot import write_snapshot
 from adapters.workspace.source import local_source, repository_name
 
 __all__ = [
+    "LocalWorkspace",
     "WorkspaceError",
     "find_repository",
     "local_source",

@@ -17,10 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from adapters.cirrus_config.limits import MAX_BYTES_KEY, ConfigLimitError, ConfigLimits
-from adapters.cirrus_config.starlark import SourceFiles
-from adapters.secrets import SecretCipher
-from adapters.twirp.codec import encode_isolation
 from app.controller.api_guard import guarded as role_guarded
 from app.controller.auth import ApiAccess, TokenHash, bearer_token
 from app.controller.build_creation import BuildCreator, BuildRequest, ParseSettings
@@ -31,10 +27,14 @@ from app.controller.scheduler_service import SchedulerService
 from app.controller.secrets_api import encrypt_secret
 from domain.build import BuildConfigError, BuildSpec, TaskStatus
 from domain.cirrus_config.context import InstanceResolver
+from domain.cirrus_config.limits import MAX_BYTES_KEY, ConfigLimitError, ConfigLimits
+from domain.cirrus_config.parsing import ConfigParser, SourceFiles
 from domain.repositories import CLONE_TOKEN_REFUSED, CLONE_TOKEN_VARIABLE
+from domain.secret_sealing import SecretSealer
 from domain.source import SourceError, source_to_json
 from domain.store import BuildRecord, ControllerStore, TaskRecord, WorkerRecord
 from domain.tokens import Role
+from domain.wire_protocol import IsolationWriter
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -104,8 +104,9 @@ def build_json(build: BuildRecord) -> dict[str, Any]:
     }
 
 
-def task_json(task: TaskRecord) -> dict[str, Any]:
-    """Return a task as the API shows it (without ``pendingReason``)."""
+def task_json(task: TaskRecord, isolation_json: IsolationWriter) -> dict[str, Any]:
+    """Return a task as the API shows it (without ``pendingReason``; its isolation as the wire
+    writes it)."""
     results = {result.name: result for result in task.command_results}
     commands: list[dict[str, Any]] = []
     for name in [*(c.name for c in task.spec.commands), *results]:
@@ -128,7 +129,7 @@ def task_json(task: TaskRecord) -> dict[str, Any]:
         "failureMessage": task.failure_message,
         "labels": dict(task.spec.labels),
         "resources": dict(task.spec.resources),
-        "isolation": encode_isolation(task.spec.isolation),
+        "isolation": isolation_json(task.spec.isolation),
         "timeoutInSeconds": task.spec.timeout_seconds,
         "dependsOn": list(task.spec.depends_on),
         "alias": task.spec.alias,
@@ -165,7 +166,9 @@ class ControllerApi:
         scheduler: SchedulerService,
         *,
         admin_token: TokenHash,
-        secrets: SecretCipher,
+        secrets: SecretSealer,
+        parser: ConfigParser,
+        isolation_json: IsolationWriter,
         instances: InstanceResolver | None = None,
         starlark_http: bool = False,
         starlark_files: SourceFiles | None = None,
@@ -180,6 +183,8 @@ class ControllerApi:
         # The controller's cipher: encrypts for the API, and is the ``SecretReader`` that a
         # submission's ``BuildContext`` decrypts ``ENCRYPTED[...]`` values with.
         self.secrets = secrets
+        # How a task's isolation is shown: the proto3 JSON the workers get.
+        self._isolation_json = isolation_json
         # The instance mapping of the controller's config file (None: the shipped one).
         self.instances = instances
         # How large and deep a submitted configuration may be (the controller file's
@@ -197,7 +202,13 @@ class ControllerApi:
             store,
             scheduler,
             ParseSettings(
-                secrets, instances, starlark_http, starlark_files, self._limits, build_filter
+                parser,
+                secrets,
+                instances,
+                starlark_http,
+                starlark_files,
+                self._limits,
+                build_filter,
             ),
         )
 
@@ -301,7 +312,7 @@ class ControllerApi:
         task = await self._store.get_task(request.path_params["task_id"])
         if task is None:
             return error_response(404, "no such task")
-        body = task_json(task)
+        body = task_json(task, self._isolation_json)
         if task.status is TaskStatus.SCHEDULED and task.worker is None:
             reason = await self._scheduler.pending_reason(task)
             body["pendingReason"] = reason.text

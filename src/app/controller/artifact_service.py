@@ -5,8 +5,8 @@ Files go straight to the blob store under ``artifacts/<task id>/<name>/<path>`` 
 short-lived URLs; they become the task's artifacts only when the commit finds every one of them
 uploaded with the size the worker declares (a worker killed halfway leaves an orphan blob that
 retention collects, never a partial artifact). ``format: junit`` files are parsed then into the
-task's test results (``adapters.junit_results``); a file that is not JUnit XML still commits,
-and its task's results carry a notice saying so.
+task's test results (by the ``TestReportParser`` the composition root gives); a file that is
+not JUnit XML still commits, and its task's results carry a notice saying so.
 """
 
 from __future__ import annotations
@@ -16,10 +16,15 @@ import logging
 import tempfile
 from pathlib import Path
 
-from adapters.junit_results import parse_junit
 from app.controller.cache_service import URL_SECONDS
 from app.controller.twirp_errors import TwirpError
-from domain.artifacts import ArtifactRecord, ArtifactStore, TestResults, merge_results
+from domain.artifacts import (
+    ArtifactRecord,
+    ArtifactStore,
+    TestReportParser,
+    TestResults,
+    merge_results,
+)
 from domain.blobs import BlobIntegrityError, BlobNotFound, BlobStore, InvalidBlobKey, artifact_key
 from domain.ports import Clock
 from domain.protocol import (
@@ -52,10 +57,13 @@ def _key(task: TaskAssignment, name: str, file: ArtifactFileInfo) -> str:
 class ArtifactService:
     """Answers the two artifact calls for authenticated tasks."""
 
-    def __init__(self, blobs: BlobStore, index: ArtifactStore, clock: Clock) -> None:
+    def __init__(
+        self, blobs: BlobStore, index: ArtifactStore, clock: Clock, junit: TestReportParser
+    ) -> None:
         self._blobs = blobs
         self._index = index
         self._clock = clock
+        self._junit_parser = junit
 
     async def upload_urls(self, task: TaskAssignment, request: ArtifactUploadRequest) -> object:
         """``GenerateArtifactUploadURLs``: one PUT URL per file, in the request's order."""
@@ -112,4 +120,4 @@ class ArtifactService:
                         await asyncio.to_thread(spool.write, chunk)
             except (BlobNotFound, BlobIntegrityError) as error:
                 return TestResults(notices=(f"{label}: not readable ({error})",))
-            return await asyncio.to_thread(parse_junit, path, label)
+            return await asyncio.to_thread(self._junit_parser, str(path), label)

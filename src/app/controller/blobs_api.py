@@ -2,7 +2,8 @@
 
 The URLs come from ``BlobStore.upload_url``/``download_url`` (answers of the cache and artifact
 Twirp calls) and carry their own credential: ``?expires=<unix>&sig=<hmac>`` for one method on
-one key (``adapters.blobs.signing``). No bearer token and no worker headers are looked at.
+one key (``domain.blob_signing.BlobUrlVerifier``). No bearer token and no worker headers are
+looked at.
 
 * ``PUT`` streams the body into the store (never whole in memory), refuses more than
   ``max_bytes`` with a 413, checks an optional ``X-Cirrus-Sha256`` header, and answers
@@ -22,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from adapters.blobs.signing import BlobSigner, SignatureError
+from domain.blob_signing import BlobUrlVerifier, SignatureError
 from domain.blobs import BlobIntegrityError, BlobStore, InvalidBlobKey, validate_key
 
 log = logging.getLogger("cirrus.controller")
@@ -45,7 +46,7 @@ class BlobsApi:
     """The two ``/blobs`` endpoints; ``routes()`` mounts them."""
 
     def __init__(
-        self, blobs: BlobStore, signer: BlobSigner, *, max_bytes: int = DEFAULT_BLOB_MAX_BYTES
+        self, blobs: BlobStore, signer: BlobUrlVerifier, *, max_bytes: int = DEFAULT_BLOB_MAX_BYTES
     ) -> None:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")

@@ -15,14 +15,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from adapters.cirrus_config.limits import ConfigLimits
-from adapters.cirrus_config.parse_build import parse_build
-from adapters.cirrus_config.starlark import SourceFiles
 from app.controller.build_sources import build_environment, starlark_files
 from app.controller.scheduler_service import SchedulerService
 from domain.auto_cancellation import superseded_tasks
 from domain.build import BuildSpec
 from domain.cirrus_config.context import InstanceResolver, SecretReader
+from domain.cirrus_config.limits import ConfigLimits
+from domain.cirrus_config.parsing import ConfigParser, SourceFiles
 from domain.source import BuildSource
 from domain.store import BuildRecord, ControllerStore
 
@@ -46,8 +45,10 @@ class BuildRequest:
 
 @dataclass(frozen=True, slots=True)
 class ParseSettings:
-    """How configurations are parsed on this controller (its file's keys)."""
+    """How configurations are parsed on this controller: the parser (given by the composition
+    root) and its file's keys."""
 
+    parser: ConfigParser
     secrets: SecretReader
     instances: InstanceResolver | None = None
     starlark_http: bool = False
@@ -74,7 +75,7 @@ class BuildCreator:
         files = starlark_files(self._store, source, request.starlark, settings.starlark_files)
         async with files as readable:
             spec = await asyncio.to_thread(
-                parse_build,
+                settings.parser,
                 request.config,
                 build_environment(source, request.environment),
                 starlark=request.starlark,

@@ -13,12 +13,11 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 
-from adapters.cirrus_config.starlark import SourceFiles
-from adapters.storage.build_listing import MAX_LIST_LIMIT
 from app.controller.snapshot_files import open_snapshot_files
 from domain.build import TaskStatus
+from domain.cirrus_config.parsing import SourceFiles
 from domain.source import BuildSource, SourceError, source_environment, source_from_json
-from domain.store import ControllerStore
+from domain.store import MAX_LIST_LIMIT, ControllerStore
 
 DEFAULT_LIST_LIMIT = 50
 

@@ -16,13 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validat
 
 from adapters.blobs.config import SECTION as BLOBS_SECTION
 from adapters.blobs.config import BlobSettings, parse_blob_settings
-from adapters.cirrus_config.limits import (
-    MAX_BYTES_KEY,
-    MAX_DEPTH_CEILING,
-    MAX_DEPTH_KEY,
-    MAX_NODES_KEY,
-    ConfigLimits,
-)
 from adapters.config.instance_mapping import SECTION as INSTANCES_SECTION
 from adapters.config.instance_mapping import instance_mapping_from
 from adapters.config.yaml_file import parse_yaml
@@ -33,6 +26,13 @@ from app.controller.snapshots_api import SNAPSHOT_MAX_BYTES_KEY
 from app.controller_tokens import ControllerSetupError
 from domain.artifacts import CacheLimits
 from domain.cirrus_config.instances import MappedInstances
+from domain.cirrus_config.limits import (
+    MAX_BYTES_KEY,
+    MAX_DEPTH_CEILING,
+    MAX_DEPTH_KEY,
+    MAX_NODES_KEY,
+    ConfigLimits,
+)
 from domain.errors import ConfigError
 from domain.retention import SECTION as RETENTION_SECTION
 from domain.retention import RetentionSettings, parse_retention

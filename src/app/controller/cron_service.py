@@ -15,10 +15,10 @@ import logging
 
 from cronsim import CronSim, CronSimError
 
-from adapters.forge.client import ForgeError
 from app.controller.forge_builds import ForgeBuilds, NoConfiguration
 from domain.build import BuildConfigError
 from domain.errors import CirrusError
+from domain.forge_client import ForgeError
 from domain.forge_store import CronJob, ForgeStore
 from domain.ports import Clock
 from domain.repositories import RepositoryStore

@@ -10,16 +10,14 @@ cron build ``CIRRUS_CRON``. A pull request from a fork is held: its tasks wait f
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
-from adapters.forge.client import ForgeClient
 from app.controller.build_creation import BuildCreator, BuildRequest
 from app.controller.scheduler_service import SchedulerService
 from domain.build import TaskStatus
 from domain.cirrus_config.context import SecretReader
+from domain.forge_client import ForgeClient, ForgeClientFactory
 from domain.forge_events import ZERO_COMMIT, EventKind, ForgeEvent
 from domain.forge_store import CronJob, ForgeStore
-from domain.ports import Clock
 from domain.repositories import Repository
 from domain.source import BuildSource
 from domain.store import BuildRecord, ControllerStore
@@ -31,8 +29,6 @@ FORK_APPROVAL_REASON = "waiting for approval: pull request from a fork"
 
 BRANCH_BUILDS_CANCELLED = 100
 """How many of a deleted branch's latest builds have their tasks cancelled."""
-
-ClientFactory = Callable[[Repository, str], ForgeClient]
 
 
 class NoConfiguration(Exception):
@@ -49,19 +45,14 @@ class ForgeBuilds:
         forge_store: ForgeStore,
         scheduler: SchedulerService,
         secrets: SecretReader,
-        clock: Clock,
-        client_factory: ClientFactory | None = None,
+        client_factory: ForgeClientFactory,
     ) -> None:
         self._creator = creator
         self._store = store
         self._forge = forge_store
         self._scheduler = scheduler
         self._secrets = secrets
-        self._clock = clock
-        self._client_factory = client_factory or self._default_client
-
-    def _default_client(self, repository: Repository, token: str) -> ForgeClient:
-        return ForgeClient(repository.forge, repository.api_url, token, self._clock)
+        self._client_factory = client_factory
 
     def client(self, repository: Repository) -> ForgeClient:
         """Return a client of the repository's forge with its (decrypted) token."""

@@ -16,7 +16,7 @@ from app.controller.api import ControllerApi
 from app.controller.auth import ApiAccess
 from app.controller.cron_service import CronRunner
 from app.controller.forge_api import ForgeApi
-from app.controller.forge_builds import ClientFactory, ForgeBuilds
+from app.controller.forge_builds import ForgeBuilds
 from app.controller.forge_settings import ForgeSettings
 from app.controller.scheduler_service import SchedulerService
 from app.controller.status_outbox import StatusReporter
@@ -25,6 +25,7 @@ from app.controller.webhooks import WebhooksApi
 from app.web.approval import approval_route
 from app.web.site import WebInterface
 from domain.cirrus_config.context import SecretReader
+from domain.forge_client import ForgeClientFactory
 from domain.forge_store import HasForgeStore
 from domain.ports import Clock
 from domain.repositories import RepositoryStore
@@ -51,19 +52,17 @@ def forge_parts(
     access: ApiAccess,
     clock: Clock,
     settings: ForgeSettings,
+    client_factory: ForgeClientFactory,
     web: WebInterface | None = None,
-    client_factory: ClientFactory | None = None,
 ) -> ForgeParts:
     """Return the forge features of an app (none for a store without the forge tables)."""
     if not isinstance(store, HasForgeStore):
         return ForgeParts([], [])
     tables = store.forge()
     reporter = StatusReporter(
-        store, tables, repositories, secrets, clock, settings, settings.public_url
+        store, tables, repositories, secrets, clock, settings, settings.public_url, client_factory
     )
-    builds = ForgeBuilds(
-        api.builds, store, tables, scheduler, secrets, clock, client_factory=client_factory
-    )
+    builds = ForgeBuilds(api.builds, store, tables, scheduler, secrets, client_factory)
     crons = CronRunner(tables, repositories, builds, clock, settings.cron_check_seconds)
 
     async def held(build_id: str) -> bool:

@@ -1,5 +1,5 @@
 """The controller's services for its gRPC server: the very handlers of the Twirp services,
-reached with proto3 JSON objects (``adapters.grpc_server.calls.WireCalls``).
+reached with proto3 JSON objects (``domain.wire_protocol.WireCalls``).
 
 What differs for the original Go worker and its agent is said here, and only here:
 
@@ -11,7 +11,6 @@ What differs for the original Go worker and its agent is said here, and only her
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shlex
 from collections.abc import Mapping
@@ -19,15 +18,21 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.types import Message
 
-from adapters.grpc_server.calls import CallRefused, JsonObject
-from adapters.twirp.codec import CI_SERVICE, WORKERS_SERVICE, decode_request, encode_response
-from adapters.twirp.errors import ProtocolDecodeError
 from app.controller.auth import AGENT_CALL, TASK_ID_HEADER, WORKER_NAME_HEADER, AuthError
 from app.controller.twirp_errors import TwirpError
 from app.controller.twirp_services import TwirpServices
 from domain.clone import NO_SOURCE_MESSAGE, source_kind
 from domain.control_characters import printable
 from domain.store import BuildStore, StoreError
+from domain.wire_protocol import (
+    CI_SERVICE,
+    WORKERS_SERVICE,
+    CallerGone,
+    CallRefused,
+    JsonObject,
+    ProtocolDecodeError,
+    WireCodec,
+)
 
 log = logging.getLogger("cirrus.controller")
 
@@ -35,7 +40,7 @@ LOGGED_REPORTS = {"ReportAgentWarning": logging.WARNING, "ReportAgentSignal": lo
 """Agent reports the controller only logs, at this level."""
 
 
-def _request_until(gone: asyncio.Event) -> Request:
+def _request_until(gone: CallerGone) -> Request:
     """Return a request whose ``receive`` reports a disconnect once ``gone`` is set: what a
     held ``Poll`` watches to stop waiting for a caller that went away."""
 
@@ -77,11 +82,12 @@ def for_go_agent(commands: list[JsonObject], answer: JsonObject) -> list[JsonObj
 
 
 class GrpcBridge:
-    """Answers gRPC calls with the Twirp services' handlers."""
+    """Answers gRPC calls with the Twirp services' handlers (a ``WireCalls``)."""
 
-    def __init__(self, twirp: TwirpServices, store: BuildStore) -> None:
+    def __init__(self, twirp: TwirpServices, store: BuildStore, codec: WireCodec) -> None:
         self._twirp = twirp
         self._store = store
+        self._codec = codec  # the Twirp services' own: requests decode to the same values
 
     async def unary(
         self,
@@ -89,7 +95,7 @@ class GrpcBridge:
         method: str,
         request: JsonObject,
         metadata: Mapping[str, str],
-        gone: asyncio.Event,
+        gone: CallerGone,
     ) -> JsonObject:
         """Answer one call (``CallRefused`` with the Twirp code the Twirp call would get)."""
         headers = dict(metadata)
@@ -119,7 +125,7 @@ class GrpcBridge:
         method: str,
         request: JsonObject,
         headers: Mapping[str, str],
-        gone: asyncio.Event,
+        gone: CallerGone,
     ) -> JsonObject:
         if service == CI_SERVICE and method == "ReportAgentError":
             # The agent could not run the task (it reports no results after this): fail it.
@@ -151,13 +157,13 @@ class GrpcBridge:
         method: str,
         request: JsonObject,
         headers: Mapping[str, str],
-        gone: asyncio.Event,
+        gone: CallerGone,
     ) -> JsonObject:
         handler = self._twirp.handler(service, method)
         if handler is None:
             raise CallRefused(
                 "unimplemented", f"{service}/{method} is not served by this controller"
             )
-        message = decode_request(service, method, request)
+        message = self._codec.decode_request(service, method, request)
         answer = await handler(message, headers, _request_until(gone))
-        return dict(encode_response(service, method, answer))
+        return self._codec.encode_response(service, method, answer)

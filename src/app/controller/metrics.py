@@ -11,7 +11,6 @@ queue: aggregate them with ``max``, not ``sum``; the counters are per process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -39,6 +38,9 @@ MIN_REFRESH_GAP_SECONDS = 1.0
 
 REFRESH_COST_FACTOR = 100.0
 """Refreshes asked for are at least this many times their own duration apart (a big pool)."""
+
+REQUEST_SETTLE_SECONDS = 0.25
+"""How long an asked-for refresh waits first: the pickup that asked goes ahead of its reads."""
 
 
 class NullControllerMetrics:
@@ -156,8 +158,15 @@ class MetricsRefresher:
     async def run(self, every_seconds: float = DEFAULT_REFRESH_SECONDS) -> None:
         """Refresh when asked (at most once per gap) and every ``every_seconds``; cancel to stop."""
         while True:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wanted.wait(), every_seconds)
+            except TimeoutError:
+                pass
+            else:
+                # Asked for by a scheduling change, most often a task being handed out: reading
+                # a big pool at that moment would hold the store's thread while that pickup's
+                # calls wait behind it (issue 18's pickup p99).
+                await asyncio.sleep(REQUEST_SETTLE_SECONDS)
             self._wanted.clear()
             began = asyncio.get_running_loop().time()
             try:

@@ -14,13 +14,16 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from adapters.blobs.config import BlobSettings, default_directory_of, open_blob_store
+from adapters.grpc_server.server import GrpcBindError, GrpcServer
 from adapters.http_server.listen import bind_socket, bound_address
 from adapters.secrets import SecretCipher, load_secret_cipher
 from adapters.storage.open_store import MEMORY, DatabaseKind, DatabaseUrl
 from adapters.storage.open_store import open_store as open_database
 from adapters.storage.postgres_wakeups import PostgresWakeups
+from adapters.wire import cirrus_ci_service_pb2
 from app.controller.long_poll import QueueWatch
 from app.controller.settings import ControllerSettings, check_database_url, database_url
 from app.controller_tokens import (
@@ -136,3 +139,42 @@ async def open_outward(
         blobs=await open_controller_blobs(settings.limits.blobs, settings.database_url, store),
         listen_url=bound_address(settings.address, sock).url,
     )
+
+
+GRPC_STOP_GRACE_SECONDS = 5.0
+"""How long gRPC calls in flight may take to end when the controller stops."""
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcListener:
+    """A running gRPC server and where it listens."""
+
+    server: GrpcServer
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` as a Go worker's ``--rpc-endpoint http://HOST:PORT`` takes it."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop serving (calls in flight get ``GRPC_STOP_GRACE_SECONDS``)."""
+        await self.server.stop(GRPC_STOP_GRACE_SECONDS)
+
+
+async def start_grpc(
+    app: Any, address: tuple[str, int] | None, key: str = "--grpc-listen"
+) -> GrpcListener | None:
+    """Serve the gRPC services of ``app`` (from ``create_app``) on ``address`` (None: off);
+    a port that cannot be bound is a ``ControllerSetupError`` naming ``key``."""
+    if address is None:
+        return None
+    host, port = address
+    server = GrpcServer(app.state.grpc, cirrus_ci_service_pb2.DESCRIPTOR)
+    try:
+        bound = await server.start(host, port)
+    except GrpcBindError as error:
+        await server.stop(0)
+        raise ControllerSetupError(key, str(error)) from None
+    return GrpcListener(server, host, bound)

@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.secrets import SecretCipher, SecretValueError
 from app.controller.api import api_timestamp
 from app.controller.api_guard import refusal
 from app.controller.auth import ApiAccess, TokenHash
@@ -36,6 +35,7 @@ from domain.repositories import (
     default_clone_url,
     parse_forge,
 )
+from domain.secret_sealing import SecretSealer, SecretValueError
 from domain.store import StoreError
 from domain.tokens import Role
 
@@ -78,7 +78,7 @@ def repository_json(repository: Repository) -> dict[str, Any]:
     return document
 
 
-def _registered(body: RepositoryRegistration, cipher: SecretCipher, webhook: str) -> Repository:
+def _registered(body: RepositoryRegistration, cipher: SecretSealer, webhook: str) -> Repository:
     """Return the checked repository of a registration, credentials encrypted; raises
     ``RepositoryError`` naming the field at fault."""
     name = check_repository_name(body.name)
@@ -113,7 +113,7 @@ class RepositoriesApi:
     def __init__(
         self,
         repositories: RepositoryStore,
-        cipher: SecretCipher,
+        cipher: SecretSealer,
         admin_token: TokenHash,
         *,
         access: ApiAccess | None = None,

@@ -18,8 +18,13 @@ from adapters.http_server.listen import raise_open_file_limit
 from adapters.http_server.serving import ControllerServer
 from adapters.storage.open_store import redact
 from app.controller.container import ControllerContainer
-from app.controller.grpc_serving import start_grpc
-from app.controller.outward import listen_socket, missing_sqlite_file, open_outward, open_store
+from app.controller.outward import (
+    listen_socket,
+    missing_sqlite_file,
+    open_outward,
+    open_store,
+    start_grpc,
+)
 from app.controller.server import DEFAULT_POLL_INTERVAL_SECONDS
 from app.controller.settings import ControllerSettings
 from app.controller_tokens import ADMIN, REGISTRATION, token_state

@@ -12,8 +12,8 @@ import pydantic
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from adapters.secrets import SecretCipher, SecretValueError
 from app.controller.request_body import BodyError, parse_json, read_capped
+from domain.secret_sealing import SecretSealer, SecretValueError
 
 BODY_LIMIT = 256 * 1024
 """The largest body: a value is at most 64 KiB of UTF-8, up to six times that in JSON."""
@@ -32,7 +32,7 @@ def _error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def encrypt_secret(request: Request, cipher: SecretCipher) -> Response:
+async def encrypt_secret(request: Request, cipher: SecretSealer) -> Response:
     """Answer one ``POST /api/v1/secrets/encrypt``."""
     try:
         body = SecretEncryption.model_validate(parse_json(await read_capped(request, BODY_LIMIT)))

@@ -26,11 +26,14 @@ from starlette.routing import Route
 
 from adapters.blobs.config import BlobSettings
 from adapters.blobs.filesystem import FilesystemBlobStore
-from adapters.cirrus_config.limits import ConfigLimits
-from adapters.cirrus_config.starlark import SourceFiles
+from adapters.cirrus_config.parse_build import parse_build
+from adapters.forge.client import forge_client_factory
+from adapters.junit_results import parse_junit
+from adapters.safe_tar import check_snapshot_archive
 from adapters.secrets import SecretCipher
 from adapters.storage.memory_repositories import MemoryRepositories
 from adapters.storage.memory_user_tokens import MemoryUserTokens
+from adapters.twirp.codec import TwirpJsonCodec, encode_isolation
 from app.controller.api import ControllerApi
 from app.controller.artifact_service import ArtifactService
 from app.controller.artifacts_api import ArtifactsApi
@@ -57,6 +60,8 @@ from domain.artifacts import CacheLimits, HasArtifacts
 from domain.blobs import BlobStore
 from domain.build import BuildSpec
 from domain.cirrus_config.context import InstanceResolver
+from domain.cirrus_config.limits import ConfigLimits
+from domain.cirrus_config.parsing import SourceFiles
 from domain.controller_telemetry import ControllerMetrics
 from domain.ports import Clock
 from domain.repositories import HasRepositories, RepositoryStore
@@ -69,6 +74,8 @@ BACKGROUND_STOP_SECONDS = 10.0
 """How long shutdown waits for the cancelled background jobs (sweeps, retention, forges)."""
 SWITCH_INTERVAL_SECONDS = 0.001
 """How long a thread holding the GIL keeps it when another one wants it (Python's is 5 ms)."""
+FULL_COLLECTION_AFTER = 100
+"""Collections of the middle generation between two full ones (Python's default is 10)."""
 
 log = logging.getLogger("cirrus.controller")
 """What ``PollResponse.pollIntervalInSeconds`` says, and how long an idle ``Poll`` is held."""
@@ -209,7 +216,7 @@ def create_app(
         if blobs is None or artifacts is None
         else BlobCalls(
             CacheService(blobs, artifacts, store, the_clock, cache_limits),
-            ArtifactService(blobs, artifacts, the_clock),
+            ArtifactService(blobs, artifacts, the_clock, parse_junit),
         )
     )
     twirp = TwirpServices(
@@ -234,6 +241,8 @@ def create_app(
         scheduler,
         admin_token=expected_admin,
         secrets=cipher,
+        parser=parse_build,
+        isolation_json=encode_isolation,
         instances=instances,
         starlark_http=starlark_http,
         starlark_files=starlark_files,
@@ -258,6 +267,7 @@ def create_app(
         store,
         scheduler,
         expected_admin,
+        isolation_json=encode_isolation,
         public=web_public,
         access=access,
         artifacts=artifacts,
@@ -274,6 +284,7 @@ def create_app(
         access,
         the_clock,
         forge or ForgeSettings(),
+        forge_client_factory(the_clock),
         web=web,
     )
 
@@ -290,6 +301,12 @@ def create_app(
         # What start-up made (modules, classes, the app) lives as long as the process: moved out
         # of the collector's reach, a full collection no longer walks it while polls wait.
         gc.freeze()
+        # A full collection walks every object of the held polls (about 140 each: at 1,000
+        # polls, 140,000 objects and 50-250 ms with the loop and the store's thread stopped,
+        # the pickup p99 outliers of issue 18). Python runs one after 10 younger collections;
+        # after FULL_COLLECTION_AFTER they come that much rarer.
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
         # The store's thread converts rows while holding the GIL; the event loop, wanting it
         # back, waits up to this long each time (default 5 ms: a pickup's many store calls).
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
@@ -316,6 +333,7 @@ def create_app(
             store,
             admin_token=expected_admin,
             workers=auth,
+            check_archive=check_snapshot_archive,
             max_bytes=snapshot_max_bytes,
             access=access,
         ).routes(),
@@ -338,7 +356,7 @@ def create_app(
     app.state.controller = runtime
     app.state.blobs = blobs
     app.state.forge = forges  # its cron runner and status reporter, for tests
-    app.state.grpc = GrpcBridge(twirp, store)  # what ``--grpc-listen`` serves
+    app.state.grpc = GrpcBridge(twirp, store, TwirpJsonCodec())  # what ``--grpc-listen`` serves
     return app
 
 

@@ -13,10 +13,7 @@ the Twirp calls, checked by ``WorkerAuthenticator.task``).
 from __future__ import annotations
 
 import asyncio
-import gzip
-import tarfile
 import tempfile
-import zlib
 from collections.abc import AsyncIterator
 from typing import IO
 
@@ -24,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from adapters.safe_tar import UnsafeMemberError, check_member
 from app.controller.api_guard import refusal
 from app.controller.auth import (
     REGISTRATION_TOKEN_HEADER,
@@ -33,6 +29,7 @@ from app.controller.auth import (
     TokenHash,
     WorkerAuthenticator,
 )
+from domain.archive_check import ArchiveCheck, ArchiveError
 from domain.snapshots import SNAPSHOT_CHUNK_LIMIT
 from domain.store import ControllerStore, StoreError
 from domain.tokens import Role
@@ -45,36 +42,8 @@ SPOOL_MEMORY_BYTES = 1024 * 1024
 GZIP_MEDIA_TYPE = "application/gzip"
 
 
-class ArchiveError(Exception):
-    """An uploaded snapshot is not a usable ``.tar.gz``; the message says why."""
-
-
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
-
-
-def check_archive(file: IO[bytes]) -> None:
-    """Raise ``ArchiveError`` unless ``file`` is a whole gzip'd tar whose members stay inside
-    the tree it unpacks to (no absolute paths, ``..``, devices or links leading out)."""
-    try:
-        file.seek(0)
-        # The whole gzip stream first: its CRC is only checked when the end is read.
-        with gzip.GzipFile(fileobj=file, mode="rb") as unpacked:
-            while unpacked.read(SNAPSHOT_CHUNK_LIMIT):
-                pass
-        file.seek(0)
-        with tarfile.open(fileobj=file, mode="r:gz") as archive:
-            for member in archive:
-                try:
-                    check_member(member, "/snapshot")
-                except UnsafeMemberError as error:
-                    raise ArchiveError(
-                        f"snapshot member {member.name!r} is refused: {error}"
-                    ) from None
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
-        raise ArchiveError(f"the body is not a gzip'd tar archive: {error}") from None
-    finally:
-        file.seek(0)
 
 
 async def _file_chunks(file: IO[bytes]) -> AsyncIterator[bytes]:
@@ -91,6 +60,7 @@ class SnapshotsApi:
         *,
         admin_token: TokenHash,
         workers: WorkerAuthenticator,
+        check_archive: ArchiveCheck,
         max_bytes: int = DEFAULT_SNAPSHOT_MAX_BYTES,
         access: ApiAccess | None = None,
     ) -> None:
@@ -100,6 +70,8 @@ class SnapshotsApi:
         # Operators (who submit builds) upload and read; workers read their build's snapshot.
         self._access = access or ApiAccess(admin_token)
         self._workers = workers
+        # Whether an upload is a gzip'd tar whose members stay inside its tree.
+        self._check_archive = check_archive
         self._max_bytes = max_bytes
 
     def routes(self) -> list[Route]:
@@ -135,7 +107,7 @@ class SnapshotsApi:
                     return self._too_large()
                 await asyncio.to_thread(spool.write, chunk)
             try:
-                await asyncio.to_thread(check_archive, spool)
+                await asyncio.to_thread(self._check_archive, spool)
             except ArchiveError as error:
                 return _error(400, str(error))
             try:

@@ -18,10 +18,10 @@ import logging
 
 import tenacity
 
-from adapters.forge.client import ForgeClient, ForgeError, ForgeRateLimited
 from app.controller.forge_settings import ForgeSettings
 from domain.cirrus_config.context import SecretError, SecretReader
 from domain.commit_statuses import changed_reports
+from domain.forge_client import ForgeClient, ForgeClientFactory, ForgeError, ForgeRateLimited
 from domain.forge_store import ForgeStore, OutboxRow
 from domain.ports import Clock
 from domain.repositories import Repository, RepositoryStore
@@ -45,6 +45,7 @@ class StatusReporter:
         clock: Clock,
         settings: ForgeSettings,
         public_url: str,
+        client_factory: ForgeClientFactory,
     ) -> None:
         self._store = store
         self._forge = forge_store
@@ -53,6 +54,7 @@ class StatusReporter:
         self._clock = clock
         self._settings = settings
         self._public_url = public_url
+        self._client_factory = client_factory
         self._changed = asyncio.Event()
         self._enqueued = asyncio.Event()
         self._backoff = tenacity.wait_exponential(
@@ -161,7 +163,7 @@ class StatusReporter:
         except SecretError as error:
             log.error("%s: statuses cannot be posted: %s", repository.name, error)
             return None
-        return ForgeClient(repository.forge, repository.api_url, token, self._clock)
+        return self._client_factory(repository, token)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -1,10 +1,10 @@
-"""Twirp error answers of the controller (codes and statuses: ``adapters.twirp.errors``)."""
+"""Twirp error answers of the controller (codes and statuses: ``domain.twirp_status``)."""
 
 from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-from adapters.twirp.errors import http_status_of, twirp_error_body
+from domain.twirp_status import http_status_of, twirp_error_body
 
 
 class TwirpError(Exception):

@@ -18,16 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive
 
-from adapters.secrets import reveal_secrets
-from adapters.twirp.codec import (
-    CI_SERVICE,
-    WORKERS_SERVICE,
-    decode_request,
-    encode_response,
-    route_of,
-    to_domain,
-)
-from adapters.twirp.errors import ProtocolDecodeError, UnknownMethodError
+from adapters.twirp.codec import decode_request, encode_response, route_of, to_domain
 from adapters.wire import cirrus_ci_service_pb2 as wire
 from adapters.wire import cirrus_worker_additions_pb2 as additions
 from app.controller.auth import (
@@ -58,8 +49,15 @@ from domain.protocol import (
     WorkerInfo,
 )
 from domain.repositories import REPOSITORY_VARIABLE, RepositoryStore
+from domain.secret_sealing import reveal_secrets
 from domain.store import ControllerStore, StoreError, TaskRecord, hash_token
 from domain.task_environment import sent_environment
+from domain.wire_protocol import (
+    CI_SERVICE,
+    WORKERS_SERVICE,
+    ProtocolDecodeError,
+    UnknownMethodError,
+)
 
 log = logging.getLogger("cirrus.controller")
 

@@ -15,13 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.cirrus_config.limits import ConfigLimitError
-from adapters.forge.client import ForgeError
 from app.controller.api import Endpoint, error_response
 from app.controller.forge_builds import ForgeBuilds, NoConfiguration
 from app.controller.request_body import BodyError, parse_json, read_capped
 from domain.build import BuildConfigError
 from domain.cirrus_config.context import SecretError, SecretReader
+from domain.cirrus_config.limits import ConfigLimitError
+from domain.forge_client import ForgeError
 from domain.forge_events import (
     EventKind,
     ForgeEvent,

@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from adapters.twirp.codec import encode_isolation
 from app.controller.api import MANUAL_TRIGGER_REASON
 from app.controller.reruns import NoSuchRecordError, rerun_build, rerun_task
 from app.web.artifact_pages import build_tests, task_artifacts
@@ -25,6 +24,7 @@ from domain.build import TaskStatus
 from domain.rerun import RERUN_FAILED_STATUSES, RerunError, attempts_of
 from domain.scheduling import WorkerView, pending_reason
 from domain.store import TaskRecord
+from domain.wire_protocol import IsolationWriter
 from domain.worker_capacity import queued_view
 
 BUILDS_PER_PAGE = 25
@@ -177,7 +177,7 @@ class Pages:
             logs=logs,
             reason=reasons.get(task.id, ""),
             seconds=task_seconds(task, time.time()),
-            isolation=_isolation_text(task),
+            isolation=_isolation_text(task, self.web.isolation_json),
             artifacts=await task_artifacts(self.web, task.id),
         )
 
@@ -364,9 +364,9 @@ def _dependency_ids(
     }
 
 
-def _isolation_text(task: TaskRecord) -> str:
+def _isolation_text(task: TaskRecord, isolation_json: IsolationWriter) -> str:
     """Return a task's isolation as one line (its kind and settings)."""
-    encoded = encode_isolation(task.spec.isolation)
+    encoded = isolation_json(task.spec.isolation)
     if not encoded:
         return "the worker's default"
     kind, settings = next(iter(encoded.items()))

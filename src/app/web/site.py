@@ -40,6 +40,7 @@ from app.web.views import change_of, format_duration, format_time, status_class
 from domain.artifacts import ArtifactStore
 from domain.blobs import BlobStore
 from domain.store import ControllerStore
+from domain.wire_protocol import IsolationWriter
 
 HERE = Path(__file__).parent
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
@@ -70,6 +71,7 @@ class WebInterface:
         scheduler: SchedulerService,
         admin_token: TokenHash,
         *,
+        isolation_json: IsolationWriter,
         public: bool = False,
         access: ApiAccess | None = None,
         artifacts: ArtifactStore | None = None,
@@ -80,6 +82,8 @@ class WebInterface:
         self.artifacts = artifacts if blobs is not None else None
         self.blobs = blobs
         self.scheduler = scheduler
+        # A task's isolation as the API shows it (the task page's one-line summary).
+        self.isolation_json = isolation_json
         # Why a build waits for an approval (a fork's pull request; ``forge_setup`` sets it).
         self.approval_wait: Callable[[str], Awaitable[str | None]] | None = None
         self.public = public

@@ -18,8 +18,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from adapters.blob_transfer import BlobTransfer, BlobTransferError
-from adapters.source_fetch import task_workspace
 from app.worker.log_stream import CommandLog
 from app.worker.running_task import RunningTask
 from app.worker.task_env import TaskEnvironment
@@ -33,6 +31,7 @@ from domain.artifact_paths import (
 from domain.ports import ControllerClient, Instance
 from domain.protocol import ArtifactFileInfo, ArtifactsCommit, ArtifactsInstruction, CommandStatus
 from domain.script_launch import WORKING_DIR_VARIABLE
+from domain.worker_tools import BlobTransferError, WorkerTools
 
 T = TypeVar("T")
 HEFTY = 100 * 1000 * 1000  # the agent's "quite hefty artifact" size
@@ -51,12 +50,13 @@ class TaskArtifacts:
         running: RunningTask,
         instance: Instance,
         env: TaskEnvironment,
-        transfer: BlobTransfer | None = None,
+        tools: WorkerTools,
     ) -> None:
         self._running = running
         self._instance = instance
         self._env = env
-        self._transfer = transfer or BlobTransfer(running.upstream.client.endpoint)
+        self._workspace = tools.workspace
+        self._transfer = tools.blobs(running.upstream.client.endpoint)
 
     async def _call(self, what: str, fn: Callable[[ControllerClient], Awaitable[T]]) -> T:
         return await self._running.upstream.call(f"{what} {self._running.task_id}", fn)
@@ -70,7 +70,7 @@ class TaskArtifacts:
             return CommandStatus.COMPLETED
         env = await self._env.for_command()
         working = env[WORKING_DIR_VARIABLE]
-        async with task_workspace(self._running.task_id) as workspace:
+        async with self._workspace(self._running.task_id) as workspace:
             files: dict[str, str] = {}  # path relative to the working directory -> host path
             for raw in instruction.paths:
                 pattern = await self._env.expand_for_command(raw)
@@ -79,7 +79,7 @@ class TaskArtifacts:
                 except PathOutsideWorkingDir as error:
                     await output.line(f"Failed to upload artifacts: {error}")
                     return CommandStatus.FAILED
-                found = await self._match(relative, working, workspace / "files")
+                found = await self._match(relative, working, Path(workspace, "files"))
                 await output.line(f"Uploading {len(found)} artifacts for {pattern}")
                 if not found:
                     await output.line(

@@ -18,15 +18,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from adapters.blob_transfer import BlobMissingError, BlobTransfer, BlobTransferError
-from adapters.cache_archive import (
-    CacheArchiveError,
-    folder_is_empty,
-    read_archive,
-    tree_digest,
-    write_archive,
-)
-from adapters.source_fetch import task_workspace
 from app.worker.log_stream import CommandLog
 from app.worker.running_task import RunningTask
 from app.worker.task_env import TaskEnvironment
@@ -42,6 +33,13 @@ from domain.worker_caches import (
     cache_layout,
     instruction_folders,
     upload_skip_reason,
+)
+from domain.worker_tools import (
+    BlobMissingError,
+    BlobTransferError,
+    CacheArchiveError,
+    CacheArchives,
+    WorkerTools,
 )
 
 T = TypeVar("T")
@@ -70,10 +68,10 @@ def _size_text(size: int) -> str:
     return f"{size // 1024 // 1024}Mb"
 
 
-def _present(base: str, members: Sequence[str]) -> tuple[list[str], bool]:
+def _present(archives: CacheArchives, base: str, members: Sequence[str]) -> tuple[list[str], bool]:
     """The members that exist under ``base``, and whether all of them are empty."""
     present = [m for m in members if os.path.lexists(os.path.join(base, m))]
-    return present, all(folder_is_empty(os.path.join(base, m)) for m in members)
+    return present, all(archives.folder_is_empty(os.path.join(base, m)) for m in members)
 
 
 class TaskCaches:
@@ -86,13 +84,15 @@ class TaskCaches:
         instance: Instance,
         env: TaskEnvironment,
         run_scripts: ScriptRunner,
-        transfer: BlobTransfer | None = None,
+        tools: WorkerTools,
     ) -> None:
         self._running = running
         self._instance = instance
         self._env = env
         self._run_scripts = run_scripts
-        self._transfer = transfer or BlobTransfer(running.upstream.client.endpoint)
+        self._archives = tools.archives
+        self._workspace = tools.workspace
+        self._transfer = tools.blobs(running.upstream.client.endpoint)
         self._restored: dict[str, RestoredCache] = {}
 
     async def _call(self, what: str, fn: Callable[[ControllerClient], Awaitable[T]]) -> T:
@@ -189,8 +189,8 @@ class TaskCaches:
             return False, None
         if not urls:
             return False, None
-        async with task_workspace(self._running.task_id) as workspace:
-            archive = str(workspace / "cache.tar.zst")
+        async with self._workspace(self._running.task_id) as workspace:
+            archive = os.path.join(workspace, "cache.tar.zst")
             try:
                 size = await self._transfer.download(urls[0], archive)
             except BlobMissingError:
@@ -201,16 +201,16 @@ class TaskCaches:
             await output.line(f"Downloaded {_size_text(size)}.")
             await output.line(f"Cache hit for {key}!")
             direct = self._instance.host_path(layout.base)
-            target = direct if direct is not None else str(workspace / "restore")
+            target = direct if direct is not None else os.path.join(workspace, "restore")
             try:
-                await asyncio.to_thread(read_archive, archive, target)
+                await asyncio.to_thread(self._archives.read_archive, archive, target)
             except CacheArchiveError as error:
                 await output.line(f"Failed to unarchive {name} cache because of {error}!")
                 return False, None
             await asyncio.to_thread(os.remove, archive)
             digest = None
             if keep_digest:
-                digest = await asyncio.to_thread(tree_digest, target, layout.members)
+                digest = await asyncio.to_thread(self._archives.tree_digest, target, layout.members)
             if direct is None:
                 await self._instance.copy_in(target, layout.base)
         return True, digest
@@ -226,12 +226,14 @@ class TaskCaches:
         if cache.hit and not cache.reupload_on_changes:
             await output.line(f"Skipping change detection for {name} cache!")
             return CommandStatus.COMPLETED
-        async with task_workspace(self._running.task_id) as workspace:
-            base = await self._local_copy(cache.layout, workspace / "folders")
-            members, empty = await asyncio.to_thread(_present, base, cache.layout.members)
+        async with self._workspace(self._running.task_id) as workspace:
+            base = await self._local_copy(cache.layout, Path(workspace, "folders"))
+            members, empty = await asyncio.to_thread(
+                _present, self._archives, base, cache.layout.members
+            )
             digest = None
             if cache.digest is not None and not empty:
-                digest = await asyncio.to_thread(tree_digest, base, members)
+                digest = await asyncio.to_thread(self._archives.tree_digest, base, members)
             reason = upload_skip_reason(cache, empty, digest)
             if reason is not None:
                 await output.line(reason)
@@ -244,9 +246,9 @@ class TaskCaches:
                     "Skipping upload..."
                 )
                 return CommandStatus.COMPLETED
-            archive = str(workspace / "cache.tar.zst")
+            archive = os.path.join(workspace, "cache.tar.zst")
             try:
-                size = await asyncio.to_thread(write_archive, base, members, archive)
+                size = await asyncio.to_thread(self._archives.write_archive, base, members, archive)
             except CacheArchiveError as error:
                 await output.line(f"Failed to tar caches for {name} with {error}!")
                 return CommandStatus.FAILED

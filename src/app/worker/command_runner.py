@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import posixpath
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
 
-from adapters.source_fetch import fetch_source, task_workspace
-from adapters.telemetry.noop import NullTaskTrace
 from app.worker.artifacts import TaskArtifacts
 from app.worker.caches import TaskCaches
 from app.worker.log_stream import CommandLog
@@ -46,36 +44,19 @@ from domain.protocol import (
     ExitInstruction,
     FileInstruction,
     ScriptInstruction,
-    TaskRef,
     UnknownInstruction,
     UploadCacheInstruction,
 )
 from domain.script_launch import DIRECT, SHELL_VARIABLE, WORKING_DIR_VARIABLE
 from domain.task_environment import task_variables
+from domain.task_headers import call_headers
 from domain.telemetry import TaskTrace
+from domain.telemetry_null import NullTaskTrace
+from domain.worker_tools import WorkerTools
 
 log = logging.getLogger("cirrus.worker")
 
 ENV_FILE_VARIABLE = "CIRRUS_ENV"
-
-
-@runtime_checkable
-class TaskHeaders(Protocol):
-    """A controller client that can name a task's call headers (to download its snapshot)."""
-
-    def task_headers(self, task: TaskRef) -> dict[str, str]:
-        """The headers of a task-scoped call."""
-        ...
-
-
-def call_headers(client: object, task: TaskRef) -> dict[str, str]:
-    """The task-scoped call headers of ``client``, or of the client it wraps (``inner``, as the
-    metered client does); none when no client in the chain can name them."""
-    for _ in range(8):  # a bound, in case of a cycle
-        if isinstance(client, TaskHeaders):
-            return client.task_headers(task)
-        client = getattr(client, "inner", None)
-    return {}
 
 
 def instruction_name(command: Command) -> str:
@@ -99,9 +80,11 @@ class CommandRunner:
         timer_sleep: Sleep,
         log_sleep: Sleep,
         log_flush_interval: float | None,
+        tools: WorkerTools,
         trace: TaskTrace | None = None,
     ) -> None:
         self._running = running
+        self._tools = tools
         self._trace: TaskTrace = trace or NullTaskTrace()
         self._instance = instance
         self._response = response
@@ -121,9 +104,15 @@ class CommandRunner:
         )
         self._background: list[tuple[BackgroundProcess, CommandLog]] = []
         self._caches = TaskCaches(
-            running=running, instance=instance, env=self._env, run_scripts=self._run_scripts
+            running=running,
+            instance=instance,
+            env=self._env,
+            run_scripts=self._run_scripts,
+            tools=tools,
         )
-        self._artifacts = TaskArtifacts(running=running, instance=instance, env=self._env)
+        self._artifacts = TaskArtifacts(
+            running=running, instance=instance, env=self._env, tools=tools
+        )
         self._state = ExecutionState()
         self._deadline: float | None = None
 
@@ -178,6 +167,7 @@ class CommandRunner:
             self._env.masks,
             flush_interval=self._log_flush_interval,
             sleep=self._log_sleep,
+            warn_unmaskable=self._tools.warn_unmaskable,
         )
 
     async def _run(self, command: Command) -> CommandResult:
@@ -324,16 +314,16 @@ class CommandRunner:
             return CommandStatus.COMPLETED
         client = self._running.upstream.client
         headers = call_headers(client, self._running.ref)
-        async with task_workspace(self._running.task_id) as workspace:
-            directory = workspace / "source"
+        async with self._tools.workspace(self._running.task_id) as workspace:
+            directory = os.path.join(workspace, "source")
             try:
-                await fetch_source(
+                await self._tools.fetch_source(
                     env, directory, output, endpoint=client.endpoint, headers=headers
                 )
             except CloneError as error:
                 await output.line(str(error))
                 return CommandStatus.FAILED
-            await self._instance.copy_in(str(directory), env[WORKING_DIR_VARIABLE])
+            await self._instance.copy_in(directory, env[WORKING_DIR_VARIABLE])
         return CommandStatus.COMPLETED
 
     async def _write_file(self, instruction: FileInstruction, output: CommandLog) -> CommandStatus:

@@ -6,17 +6,23 @@ configuration comes in through a ``providers.Dependency``; nothing reads files o
 
 from __future__ import annotations
 
+import functools
 import platform
 import socket
 import sys
+from pathlib import Path
 
 from dependency_injector import containers, providers
 
+from adapters import cache_archive
+from adapters.blob_transfer import BlobTransfer
 from adapters.config import WorkerConfig
 from adapters.container.instance import ContainerInstanceFactory
+from adapters.container.leftovers import remove_leftovers
 from adapters.host.instance import HostInstanceFactory
+from adapters.logging.masking import secret_registry
+from adapters.source_fetch import fetch_source, task_workspace
 from adapters.telemetry.controller_calls import MeteredControllerClient
-from adapters.telemetry.noop import NullMetrics, NullTracing
 from adapters.twirp.client import TwirpControllerClient
 from app.version import version
 from app.worker.clock import SystemClock
@@ -25,13 +31,21 @@ from app.worker.poll_loop import Worker, WorkerSettings
 from app.worker.standby import PrePull, StandbyKeeper
 from app.worker.task_runner import TaskRunner
 from app.worker.upstream import Upstream
-from app.worker.vm_factories import VM_STATE_FILE, VM_TOOLS, LazyVmFactory, state_directory
+from app.worker.vm_factories import (
+    VM_STATE_FILE,
+    VM_TOOLS,
+    LazyVmFactory,
+    VmTool,
+    state_directory,
+)
 from domain.identity import go_arch, go_os, reserved_labels, worker_labels
 from domain.modifiers import ModifierPool
 from domain.policy import SecurityPolicy
 from domain.ports import Clock, ContainerFactory, ControllerClient, InstanceFactory, VmFactory
 from domain.protocol import WorkerInfo, frozen_float_map, frozen_str_map
 from domain.telemetry import Metrics
+from domain.telemetry_null import NullMetrics, NullTracing
+from domain.worker_tools import LeftoverRemover, WorkerTools
 
 
 def build_worker_info(config: WorkerConfig) -> WorkerInfo:
@@ -75,19 +89,47 @@ def build_upstreams(
 DEFAULT_GRACE_SECONDS = 10.0
 
 
+def build_vm_factory(
+    tool: VmTool, config: WorkerConfig, state_file: Path, grace_seconds: float
+) -> VmFactory:
+    """Return the factory of ``tool``; called at the first VM, as it imports asyncssh."""
+    from adapters.vm import VmInstanceFactory
+
+    return VmInstanceFactory(
+        tool,
+        policy=config.security_policy(),
+        state_file=state_file,
+        mtu=config.tuning_vetu_mtu,
+        grace_seconds=grace_seconds,
+    )
+
+
 def build_vm_factories(config: WorkerConfig, grace_seconds: float) -> dict[str, VmFactory]:
     """Return the Tart and Vetu factories, recording their VMs in the worker's state file."""
     state_file = state_directory() / VM_STATE_FILE
     return {
         tool: LazyVmFactory(
-            tool,
-            policy=config.security_policy(),
-            state_file=state_file,
-            mtu=config.tuning_vetu_mtu,
-            grace_seconds=grace_seconds,
+            tool, functools.partial(build_vm_factory, tool, config, state_file, grace_seconds)
         )
         for tool in VM_TOOLS
     }
+
+
+def build_tools() -> WorkerTools:
+    """Return the host tools of the task use cases: blobs, cache archives, workspace, clone."""
+    return WorkerTools(
+        blobs=BlobTransfer,
+        archives=cache_archive,  # the module implements the port with its functions
+        workspace=task_workspace,
+        fetch_source=fetch_source,
+        # The logging filter's registry: one "too short to mask" warning per process.
+        warn_unmaskable=secret_registry().warn_unmaskable,
+    )
+
+
+def build_leftover_remover() -> LeftoverRemover:
+    """Return what removes dead workers' containers, with the engine found on this host."""
+    return functools.partial(remove_leftovers, None)
 
 
 def build_instances(
@@ -165,6 +207,8 @@ class WorkerContainer(containers.DeclarativeContainer):
     )
     modifiers = providers.Singleton(build_modifiers, config)
     policy = providers.Singleton(build_policy, config)
+    tools = providers.Singleton(build_tools)
+    leftover_remover = providers.Singleton(build_leftover_remover)
     standby = providers.Singleton(build_standby, config, vm_instances, modifiers, clock, metrics)
     runner = providers.Singleton(
         TaskRunner,
@@ -172,6 +216,7 @@ class WorkerContainer(containers.DeclarativeContainer):
         instances=instances,
         modifiers=modifiers,
         clock=clock,
+        tools=tools,
         worker_name=config.provided.name,
         metrics=metrics,
         tracing=tracing,

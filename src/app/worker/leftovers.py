@@ -13,23 +13,26 @@ import logging
 
 import psutil
 
-from adapters.container.leftovers import remove_leftovers
 from domain.errors import InstanceError
 from domain.isolation import ContainerIsolation
 from domain.policy import SecurityPolicy, isolation_policy
+from domain.worker_tools import LeftoverRemover
 
 log = logging.getLogger("cirrus.worker")
 
 
-async def remove_container_leftovers(policy: SecurityPolicy) -> list[str]:
+async def remove_container_leftovers(
+    policy: SecurityPolicy, remove_leftovers: LeftoverRemover
+) -> list[str]:
     """Remove orphaned task containers when ``policy`` allows containers; return their ids.
 
-    No container engine, or one that fails, is only a warning: the worker runs on without it.
+    ``remove_leftovers`` removes them with the container engine. No engine, or one that fails,
+    is only a warning: the worker runs on without it.
     """
     if isolation_policy(policy, ContainerIsolation.kind) is None:
         return []
     try:
-        removed = await remove_leftovers(None, psutil.pid_exists)
+        removed = await remove_leftovers(psutil.pid_exists)
     except InstanceError as error:
         log.warning("cannot look for containers left by earlier workers: %s", error)
         return []

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
-from adapters.logging.masking import secret_registry
 from app.worker.outbox import Outbox
 from app.worker.retry import Sleep
 from domain.masking import SecretMasker
@@ -25,6 +25,10 @@ from domain.protocol import TaskRef
 
 MAX_CHUNK = 128 * 1024
 FLUSH_INTERVAL = 1.0
+
+
+def _no_warning(count: int) -> None:
+    """Say nothing about secrets too short to mask (a caller without the worker's log)."""
 
 
 class CommandLog:
@@ -41,13 +45,15 @@ class CommandLog:
         max_in_flight: int = 2,
         flush_interval: float | None = FLUSH_INTERVAL,
         sleep: Sleep = asyncio.sleep,
+        warn_unmaskable: Callable[[int], None] = _no_warning,
     ) -> None:
         self._outbox = outbox
         self._task = task
         self._command = command_name
         self._masker = SecretMasker(secrets)
-        # Left visible (too short to mask): say so in the worker's log, once per process.
-        secret_registry().warn_unmaskable(self._masker.unmaskable)
+        # Left visible (too short to mask): say so in the worker's log, once per process (the
+        # worker passes its log's secret registry, which remembers the warning).
+        warn_unmaskable(self._masker.unmaskable)
         self._chunk_size = chunk_size
         self._buffer = bytearray()
         self._slots = asyncio.Semaphore(max_in_flight)

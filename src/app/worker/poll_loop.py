@@ -14,7 +14,6 @@ from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.telemetry.noop import NullMetrics
 from app.worker.outbox import Outbox
 from app.worker.retry import Backoff, Sleep
 from app.worker.running_task import RunningTask
@@ -34,6 +33,7 @@ from domain.protocol import (
 )
 from domain.resources import free_resources, sum_resources
 from domain.telemetry import Metrics, WorkerGauges
+from domain.telemetry_null import NullMetrics
 from domain.worker_plan import (
     Action,
     IgnoreTask,

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from adapters.telemetry.noop import NullMetrics, NullTracing
 from app.worker.command_runner import CommandRunner
 from app.worker.log_stream import FLUSH_INTERVAL
 from app.worker.retry import Sleep
@@ -28,6 +27,8 @@ from domain.policy import SecurityPolicy, check_isolation
 from domain.ports import Clock, ControllerClient, Instance, InstanceProvider
 from domain.protocol import CommandResult, CommandsResponse, CommandStatus, TaskRef
 from domain.telemetry import Metrics, TaskTrace, Tracing
+from domain.telemetry_null import NullMetrics, NullTracing
+from domain.worker_tools import WorkerTools
 
 T = TypeVar("T")
 
@@ -84,6 +85,7 @@ class TaskRunner:
         instances: InstanceProvider,
         modifiers: ModifierPool,
         clock: Clock,
+        tools: WorkerTools,
         timer_sleep: Sleep = asyncio.sleep,
         log_sleep: Sleep = asyncio.sleep,
         log_flush_interval: float | None = FLUSH_INTERVAL,
@@ -100,6 +102,7 @@ class TaskRunner:
         self.modifiers = modifiers
         self.standby = standby
         self.clock = clock
+        self.tools = tools
         self.timer_sleep = timer_sleep
         self.log_sleep = log_sleep
         self.log_flush_interval = log_flush_interval
@@ -226,6 +229,7 @@ class TaskRunner:
             timer_sleep=self.timer_sleep,
             log_sleep=self.log_sleep,
             log_flush_interval=self.log_flush_interval,
+            tools=self.tools,
             trace=trace,
         )
 

@@ -1,7 +1,8 @@
 """The worker's Tart and Vetu factories, the state directory they record VMs in, start-up clean-up.
 
-The VM adapter (asyncssh and its cryptography) is imported only when a VM is first needed: a
-worker that never runs a VM does not carry it in memory.
+The VM adapter (asyncssh and its cryptography) is built, and imported, only when a VM is first
+needed: a worker that never runs a VM does not carry it in memory. The composition root says how
+to build it.
 """
 
 from __future__ import annotations
@@ -9,23 +10,21 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Literal
 
 from domain.errors import InstanceError
 from domain.isolation import Isolation
 from domain.ports import VmFactory, WarmableInstance
-
-if TYPE_CHECKING:
-    from adapters.vm import VmInstanceFactory
 
 log = logging.getLogger("cirrus.worker")
 
 # Overrides where the worker keeps its state (tests point it into their temporary directory).
 STATE_DIR_ENV = "CIRRUS_WORKER_STATE_DIR"
 VM_STATE_FILE = "vms.json"
-VM_TOOLS = ("tart", "vetu")
+VmTool = Literal["tart", "vetu"]
+VM_TOOLS: tuple[VmTool, ...] = ("tart", "vetu")
 
 
 def state_directory(env: Mapping[str, str] | None = None) -> Path:
@@ -41,23 +40,21 @@ def state_directory(env: Mapping[str, str] | None = None) -> Path:
 
 
 class LazyVmFactory:
-    """A ``VmInstanceFactory`` of ``tool``, built (and its adapter imported) at first use."""
+    """The VM factory of ``tool``, made by ``build`` (which imports the adapter) at first use."""
 
-    def __init__(self, tool: str, **options: Any) -> None:
+    def __init__(self, tool: str, build: Callable[[], VmFactory]) -> None:
         self._tool = tool
-        self._options = options
-        self._factory: VmInstanceFactory | None = None
+        self._build = build
+        self._factory: VmFactory | None = None
 
     @property
     def tool(self) -> str:
         """``tart`` or ``vetu``."""
         return self._tool
 
-    def _get(self) -> VmInstanceFactory:
+    def _get(self) -> VmFactory:
         if self._factory is None:
-            from adapters.vm import VmInstanceFactory
-
-            self._factory = VmInstanceFactory(self._tool, **self._options)  # type: ignore[arg-type]
+            self._factory = self._build()
         return self._factory
 
     async def create(

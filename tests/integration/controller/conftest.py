@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from adapters.storage.sqlite_store import SqliteStore
 from app.controller.server import ControllerRuntime, create_app
+from domain.store import ControllerStore
 from tests.integration.asgi_server import serve_asgi
 
 REGISTRATION_TOKEN = "registration-token-for-tests"
@@ -207,6 +208,21 @@ class RunningController:
         answer: Json = response.json()
         return answer
 
+    async def log(self, task_id: str, command: str = "main") -> bytes:
+        """Return a command's log, ``GET /api/v1/tasks/{id}/logs/{command}``."""
+        response = await self.api("GET", f"/api/v1/tasks/{task_id}/logs/{command}")
+        assert response.status_code == 200, response.text
+        return response.content
+
+    async def running_task(self, config: str) -> tuple[WorkerClient, Json]:
+        """Register worker ``w1``, submit ``config`` and start the one task the worker gets."""
+        worker = self.worker("w1")
+        await worker.register()
+        await self.submit(config)
+        [task] = (await worker.poll())["tasksToStart"]
+        await worker.started(task)
+        return worker, task
+
     async def until_polls_held(self, count: int = 1, deadline: float = 5.0) -> None:
         """Wait until ``count`` polls are held by the controller."""
         await wait_for(lambda: self.runtime.waiters.waiting >= count, deadline)
@@ -237,23 +253,50 @@ async def serve_controller(
     return RunningController(url, runtime, clock, http, poll_interval)
 
 
+async def serve_store(
+    stack: AsyncExitStack,
+    store: ControllerStore,
+    clock: ShiftableClock,
+    poll_interval: int = 5,
+    **options: Any,
+) -> RunningController:
+    """Serve a controller on ``store`` with the tests' tokens until ``stack`` closes;
+    ``options`` are further keyword arguments of ``create_app``."""
+    app = create_app(
+        store,
+        registration_token=REGISTRATION_TOKEN,
+        admin_token=ADMIN_TOKEN,
+        poll_interval_seconds=poll_interval,
+        clock=clock,
+        **options,
+    )
+    return await serve_controller(stack, app, clock, poll_interval)
+
+
+async def serve_on_sqlite(
+    stack: AsyncExitStack,
+    directory: Path,
+    poll_interval: int = 5,
+    *,
+    clock: ShiftableClock | None = None,
+    **options: Any,
+) -> tuple[RunningController, SqliteStore]:
+    """Serve a controller on a SQLite store ``directory/controller.db`` until ``stack`` closes;
+    return it and the store (for tests that also write to it)."""
+    clock = clock or ShiftableClock()
+    store = await SqliteStore.open(directory / "controller.db", clock)
+    stack.push_async_callback(store.aclose)
+    return await serve_store(stack, store, clock, poll_interval, **options), store
+
+
 @pytest.fixture
 async def start_controller(tmp_path: Path) -> AsyncIterator[ControllerFactory]:
     """Start controllers (``poll_interval=...``) for the test; stop them all afterwards."""
     async with AsyncExitStack() as stack:
 
         async def start(poll_interval: int = 5) -> RunningController:
-            clock = ShiftableClock()
-            store = await SqliteStore.open(tmp_path / "controller.db", clock)
-            stack.push_async_callback(store.aclose)
-            app = create_app(
-                store,
-                registration_token=REGISTRATION_TOKEN,
-                admin_token=ADMIN_TOKEN,
-                poll_interval_seconds=poll_interval,
-                clock=clock,
-            )
-            return await serve_controller(stack, app, clock, poll_interval)
+            controller, _store = await serve_on_sqlite(stack, tmp_path, poll_interval)
+            return controller
 
         yield start
 

@@ -18,16 +18,13 @@ from typing import Any
 import pytest
 
 from adapters.storage.postgres_store import PostgresStore
-from adapters.storage.sqlite_store import SqliteStore
-from app.controller.server import create_app
 from tests.integration.controller.conftest import (
-    ADMIN_TOKEN,
     CI,
-    REGISTRATION_TOKEN,
     RunningController,
     ShiftableClock,
     WorkerClient,
-    serve_controller,
+    serve_on_sqlite,
+    serve_store,
 )
 from tests.integration.fault_stack import StoppablePostgres, private_postgres
 
@@ -41,15 +38,6 @@ task:
 
 FAST_ANSWER_SECONDS = 5.0
 """The longest an ``AppendLogs`` may take to answer while the database is away."""
-
-
-async def _running_task(controller: RunningController) -> tuple[WorkerClient, dict[str, Any]]:
-    worker = controller.worker("w1")
-    await worker.register()
-    await controller.submit(ONE_TASK)
-    [task] = (await worker.poll())["tasksToStart"]
-    await worker.started(task)
-    return worker, task
 
 
 def _body(data: bytes, offset: int | None) -> dict[str, Any]:
@@ -66,65 +54,48 @@ async def _append(
     return int(answer.get("bytesLogged", 0))
 
 
-async def _log(controller: RunningController, task_id: str) -> bytes:
-    response = await controller.api("GET", f"/api/v1/tasks/{task_id}/logs/main")
-    assert response.status_code == 200, response.text
-    return response.content
-
-
 async def test_a_retried_chunk_with_the_same_offset_is_applied_once(
     controller: RunningController,
 ) -> None:
-    worker, task = await _running_task(controller)
+    worker, task = await controller.running_task(ONE_TASK)
     assert await _append(worker, task, b"line 1\nline 2\n", 0) == 14
     assert await _append(worker, task, b"line 1\nline 2\n", 0) == 14
     assert await _append(worker, task, b"line 3\n", 14) == 21
     assert await _append(worker, task, b"line 3\n", 14) == 21
-    assert await _log(controller, task["taskId"]) == b"line 1\nline 2\nline 3\n"
+    assert await controller.log(task["taskId"]) == b"line 1\nline 2\nline 3\n"
 
 
 async def test_an_overlapping_chunk_adds_only_its_new_tail(
     controller: RunningController,
 ) -> None:
-    worker, task = await _running_task(controller)
+    worker, task = await controller.running_task(ONE_TASK)
     await _append(worker, task, b"abcdef", 0)
     assert await _append(worker, task, b"defghi", 3) == 9
     assert await _append(worker, task, b"ab", 0) == 9  # wholly held already
-    assert await _log(controller, task["taskId"]) == b"abcdefghi"
+    assert await controller.log(task["taskId"]) == b"abcdefghi"
 
 
 async def test_a_chunk_past_the_end_or_without_offset_is_appended_whole(
     controller: RunningController,
 ) -> None:
-    worker, task = await _running_task(controller)
+    worker, task = await controller.running_task(ONE_TASK)
     await _append(worker, task, b"one\n", 0)
     assert await _append(worker, task, b"three\n", 100) == 10  # a gap: kept, and logged
     assert await _append(worker, task, b"four\n", None) == 5  # no offset: as before
-    assert await _log(controller, task["taskId"]) == b"one\nthree\nfour\n"
+    assert await controller.log(task["taskId"]) == b"one\nthree\nfour\n"
 
 
 async def test_a_retry_of_the_chunk_that_crossed_the_log_quota_adds_nothing(
     tmp_path: Path,
 ) -> None:
     async with AsyncExitStack() as stack:
-        clock = ShiftableClock()
-        store = await SqliteStore.open(tmp_path / "controller.db", clock)
-        stack.push_async_callback(store.aclose)
-        app = create_app(
-            store,
-            registration_token=REGISTRATION_TOKEN,
-            admin_token=ADMIN_TOKEN,
-            poll_interval_seconds=5,
-            clock=clock,
-            log_quota_bytes=100,
-        )
-        controller = await serve_controller(stack, app, clock, 5)
-        worker, task = await _running_task(controller)
+        controller, _store = await serve_on_sqlite(stack, tmp_path, log_quota_bytes=100)
+        worker, task = await controller.running_task(ONE_TASK)
         await _append(worker, task, b"m" * 80, 0)
         crossing = await _append(worker, task, b"n" * 40, 80)
         assert await _append(worker, task, b"n" * 40, 80) == crossing  # the retry
         assert await _append(worker, task, b"late\n", 120) == crossing  # past the quota
-        log = await _log(controller, task["taskId"])
+        log = await controller.log(task["taskId"])
         assert log.startswith(b"m" * 80 + b"n" * 20 + b"\n--- cirrus: this task's log quota")
         assert log.count(b"quota") == 1
         assert len(log) == crossing
@@ -144,15 +115,8 @@ async def test_with_postgresql_stopped_append_logs_is_unavailable_fast_then_land
         clock = ShiftableClock()
         store = await PostgresStore.open(url, clock)
         stack.push_async_callback(store.aclose)
-        app = create_app(
-            store,
-            registration_token=REGISTRATION_TOKEN,
-            admin_token=ADMIN_TOKEN,
-            poll_interval_seconds=5,
-            clock=clock,
-        )
-        controller = await serve_controller(stack, app, clock, 5)
-        worker, task = await _running_task(controller)
+        controller = await serve_store(stack, store, clock)
+        worker, task = await controller.running_task(ONE_TASK)
         first, second = b"first chunk\n", b"second chunk\n"
         assert await _append(worker, task, first, 0) == len(first)
 
@@ -185,4 +149,4 @@ async def test_with_postgresql_stopped_append_logs_is_unavailable_fast_then_land
         assert answer.status_code == 200, answer.text
         await _append(worker, task, second, len(first))  # a retry whose first try did land
         await _append(worker, task, third, len(first + second))
-        assert await _log(controller, task["taskId"]) == first + second + third
+        assert await controller.log(task["taskId"]) == first + second + third

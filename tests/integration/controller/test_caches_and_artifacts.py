@@ -15,23 +15,20 @@ import pytest
 
 from adapters.blobs.filesystem import FilesystemBlobStore
 from adapters.blobs.signing import BlobSigner
-from adapters.storage.sqlite_store import SqliteStore
-from app.controller.server import create_app
 from domain.artifacts import CacheLimits
 from tests.integration.child_environment import child_environment
+from tests.integration.cirrus_command import run_cirrus
 from tests.integration.controller.conftest import (
     ADMIN_TOKEN,
     CI,
-    REGISTRATION_TOKEN,
     RunningController,
     ShiftableClock,
     WorkerClient,
-    serve_controller,
+    serve_on_sqlite,
 )
 
 pytestmark = pytest.mark.integration
 
-CIRRUS = Path(sys.executable).with_name("cirrus")
 ONE_TASK = "task:\n  name: t\n  script: echo hi\n"
 REPOSITORY = {"CIRRUS_REPO_FULL_NAME": "Octo/App"}
 PULL_REQUEST = {"CIRRUS_REPO_FULL_NAME": "octo/app", "CIRRUS_PR": "7"}
@@ -44,18 +41,11 @@ async def start(
 ) -> RunningController:
     """A controller on SQLite and a filesystem blob store, both in ``directory``."""
     clock = ShiftableClock()
-    store = await SqliteStore.open(directory / "controller.db", clock)
-    stack.push_async_callback(store.aclose)
-    app = create_app(
-        store,
-        registration_token=REGISTRATION_TOKEN,
-        admin_token=ADMIN_TOKEN,
-        poll_interval_seconds=1,
-        clock=clock,
-        blobs=FilesystemBlobStore(directory / "blobs", BlobSigner.generate(), clock.now),
-        cache_limits=limits,
+    blobs = FilesystemBlobStore(directory / "blobs", BlobSigner.generate(), clock.now)
+    controller, _store = await serve_on_sqlite(
+        stack, directory, 1, clock=clock, blobs=blobs, cache_limits=limits
     )
-    return await serve_controller(stack, app, clock, 1)
+    return controller
 
 
 @pytest.fixture
@@ -241,20 +231,7 @@ async def pytest_junit(directory: Path) -> bytes:
 
 async def cirrus(controller: RunningController, *args: str) -> tuple[int, str, str]:
     """Run the ``cirrus`` CLI against the controller; return its exit code, stdout, stderr."""
-    process = await asyncio.create_subprocess_exec(
-        str(CIRRUS),
-        *args,
-        "--controller",
-        controller.url,
-        "--token",
-        ADMIN_TOKEN,
-        env=child_environment(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cirrus(*args, "--controller", controller.url, "--token", ADMIN_TOKEN)
 
 
 async def test_junit_of_a_real_pytest_run_gives_counts_through_the_api_and_the_cli(

@@ -8,9 +8,7 @@ users then speak raw Twirp JSON and HTTP to the served controller.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -20,24 +18,18 @@ from typing import Any
 import pytest
 
 from adapters.storage.sqlite_store import SqliteStore
-from app.controller.server import create_app
 from domain.build import BuildSpec, TaskSpec
 from domain.protocol import Command, ScriptInstruction
-from tests.integration.child_environment import child_environment
+from tests.integration.cirrus_command import run_cirrus
 from tests.integration.controller.conftest import (
     ADMIN_TOKEN,
-    REGISTRATION_TOKEN,
     Json,
     RunningController,
-    ShiftableClock,
     WorkerClient,
-    serve_controller,
+    serve_on_sqlite,
 )
 
 pytestmark = pytest.mark.integration
-
-CIRRUS = Path(sys.executable).with_name("cirrus")
-CLI_DEADLINE = 60.0
 
 SCRIPT = (Command("main", ScriptInstruction(("true",))),)
 
@@ -81,17 +73,7 @@ class Served:
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     """A controller with a 2 s poll interval on a SQLite store the test can also use."""
     async with AsyncExitStack() as stack:
-        clock = ShiftableClock()
-        store = await SqliteStore.open(tmp_path / "controller.db", clock)
-        stack.push_async_callback(store.aclose)
-        app = create_app(
-            store,
-            registration_token=REGISTRATION_TOKEN,
-            admin_token=ADMIN_TOKEN,
-            poll_interval_seconds=2,
-            clock=clock,
-        )
-        yield Served(await serve_controller(stack, app, clock, 2), store)
+        yield Served(*await serve_on_sqlite(stack, tmp_path, 2))
 
 
 async def _started(worker: WorkerClient) -> list[str]:
@@ -101,27 +83,8 @@ async def _started(worker: WorkerClient) -> list[str]:
 async def _cli(served: Served, *args: str) -> tuple[int, str, str]:
     """Run ``cirrus ARGS --controller URL`` with the admin token in its environment; return its
     exit code, stdout and stderr (the controller serves on this test's event loop meanwhile)."""
-    environment = child_environment()
-    environment["CIRRUS_TOKEN"] = ADMIN_TOKEN
-    process = await asyncio.create_subprocess_exec(
-        str(CIRRUS),
-        *args,
-        "--controller",
-        served.controller.url,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=environment,
-    )
-    try:
-        async with asyncio.timeout(CLI_DEADLINE):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    token = {"CIRRUS_TOKEN": ADMIN_TOKEN}
+    return await run_cirrus(*args, "--controller", served.controller.url, environment=token)
 
 
 async def test_a_skipped_task_shows_its_reason_and_its_dependants_run(served: Served) -> None:

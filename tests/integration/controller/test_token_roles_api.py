@@ -4,13 +4,9 @@ API route (401 without a known token, 403 naming the role needed), and ``cirrus 
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.integration.child_environment import child_environment
+from tests.integration.cirrus_command import run_cirrus
 from tests.integration.controller.conftest import (
     ADMIN_TOKEN,
     ControllerFactory,
@@ -20,9 +16,6 @@ from tests.integration.controller.conftest import (
 from tests.integration.controller.test_reruns_api import CONFIG, failed_build, ids_by_name
 
 pytestmark = pytest.mark.integration
-
-CIRRUS = Path(sys.executable).with_name("cirrus")
-CLI_DEADLINE = 60.0
 
 
 async def make_token(controller: RunningController, role: str, name: str = "") -> Json:
@@ -45,27 +38,9 @@ async def status_of(
 async def cli(controller: RunningController, token: str, *args: str) -> tuple[int, str, str]:
     """Run ``cirrus ARGS --controller URL`` with ``token`` as ``CIRRUS_TOKEN``; return its exit
     code, stdout and stderr (the controller serves on this test's event loop meanwhile)."""
-    environment = child_environment()
-    environment["CIRRUS_TOKEN"] = token
-    process = await asyncio.create_subprocess_exec(
-        str(CIRRUS),
-        *args,
-        "--controller",
-        controller.url,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=environment,
+    return await run_cirrus(
+        *args, "--controller", controller.url, environment={"CIRRUS_TOKEN": token}
     )
-    try:
-        async with asyncio.timeout(CLI_DEADLINE):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_a_new_token_is_shown_once_and_listed_without_it(

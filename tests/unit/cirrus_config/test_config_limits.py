@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.cirrus_config.limits import (
+from adapters.cirrus_config.parse_build import parse_build
+from adapters.cirrus_config.yaml_source import load_yaml
+from domain.cirrus_config.limits import (
     DEFAULT_MAX_NODES,
     MAX_BYTES_KEY,
     MAX_DEPTH_KEY,
@@ -13,8 +15,6 @@ from adapters.cirrus_config.limits import (
     ConfigLimitError,
     ConfigLimits,
 )
-from adapters.cirrus_config.parse_build import parse_build
-from adapters.cirrus_config.yaml_source import load_yaml
 from domain.cirrus_config.nodes import CirrusConfigError, Position
 
 SMALL_TASK = "task:\n  script: echo hi\n"

@@ -108,7 +108,14 @@ async def test_a_secret_too_short_to_mask_is_left_in_the_output_and_warned_about
     try:
         with caplog.at_level(logging.WARNING):
             for name in ("first", "second"):
-                log = CommandLog(outbox, TaskRef("t"), name, ("ex", "hunter2"), flush_interval=None)
+                log = CommandLog(
+                    outbox,
+                    TaskRef("t"),
+                    name,
+                    ("ex", "hunter2"),
+                    flush_interval=None,
+                    warn_unmaskable=secret_registry().warn_unmaskable,
+                )
                 await log.write(b"exit hunter2\n")
                 await log.close()
         assert controller.logs("t", "first") == b"exit HIDDEN-BY-CIRRUS-CI\n"

@@ -31,6 +31,7 @@ from domain.protocol import (
     frozen_float_map,
 )
 from domain.standby import StandbyBackoff
+from tests.unit.worker.fake_tools import fake_tools
 from tests.unit.worker.fakes import (
     FakeClock,
     FakeController,
@@ -341,6 +342,7 @@ class WorkerRig:
             instances=self.instances,
             modifiers=self.keeper_rig.modifiers,
             clock=self.clock,
+            tools=fake_tools(),
             log_flush_interval=None,
             standby=keeper,
         )

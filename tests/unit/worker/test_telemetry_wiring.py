@@ -50,6 +50,7 @@ from domain.protocol import (
     frozen_float_map,
 )
 from domain.task_environment import task_variables
+from tests.unit.worker.fake_tools import fake_tools
 from tests.unit.worker.fakes import (
     FakeClock,
     FakeController,
@@ -109,6 +110,7 @@ class TelemetryRig:
             instances=self.instances,
             modifiers=ModifierPool(()),
             clock=self.clock,
+            tools=fake_tools(),
             timer_sleep=ManualTimers(),
             log_flush_interval=None,
             worker_name="w1",
@@ -381,7 +383,11 @@ async def test_without_telemetry_the_controllers_trace_context_still_reaches_the
     clock = FakeClock()
     upstream = Upstream(controller, WorkerInfo(), clock=clock, sleep=Sleeps())
     runner = TaskRunner(
-        policy=SecurityPolicy(), instances=instances, modifiers=ModifierPool(()), clock=clock
+        policy=SecurityPolicy(),
+        instances=instances,
+        modifiers=ModifierPool(()),
+        clock=clock,
+        tools=fake_tools(),
     )
     worker = Worker(WorkerSettings(name="w1"), [upstream], runner, clock=clock, sleep=Sleeps())
     controller.commands["t1"] = CommandsResponse(commands=(script("a", "true"),))

@@ -16,6 +16,7 @@ from domain.modifiers import ModifierPool, ResourceModifier
 from domain.policy import AllowedIsolations, ContainerPolicy, SecurityPolicy
 from domain.protocol import (
     AgentAwareTask,
+    CacheInstruction,
     Command,
     CommandsResponse,
     ExecutionBehaviour,
@@ -28,6 +29,7 @@ from domain.protocol import (
     WorkerInfo,
     frozen_float_map,
 )
+from tests.unit.worker.fake_tools import ToolCalls, fake_tools
 from tests.unit.worker.fakes import (
     FakeClock,
     FakeController,
@@ -76,6 +78,7 @@ class Rig:
         ]
         self.instances = FakeInstances(instance_error)
         self.modifiers = ModifierPool(modifiers)
+        self.tool_calls = ToolCalls()
         policy_ = policy or SecurityPolicy()
         self.upstreams = [
             Upstream(
@@ -92,6 +95,7 @@ class Rig:
             instances=self.instances,
             modifiers=self.modifiers,
             clock=self.clock,
+            tools=fake_tools(self.tool_calls),
             timer_sleep=self.timers,
             log_flush_interval=None,
         )
@@ -491,3 +495,32 @@ async def test_several_upstreams_each_report_only_their_own_tasks() -> None:
     assert await finish(rig, run) == 0
     assert ("task_stopped", "a") in first.calls
     assert ("task_stopped", "b") in second.calls
+
+
+async def test_secrets_too_short_to_mask_are_reported_to_the_warning_the_root_wired_in() -> None:
+    rig = Rig()
+    rig.controller.commands["t1"] = CommandsResponse(
+        secrets_to_mask=("ex", "hunter2"), commands=(script("a", "echo"),)
+    )
+    run = rig.start()
+    rig.controller.answer(PollResponse(tasks_to_start=(task("t1"),)))
+    await eventually(lambda: ("task_stopped", "t1") in rig.controller.calls, "TaskStopped")
+    assert rig.tool_calls.unmaskable == [1]
+    assert await finish(rig, run) == 0
+
+
+async def test_a_cache_upload_after_a_miss_archives_through_the_host_tools_in_a_workspace() -> None:
+    rig = Rig()
+    rig.controller.commands["t1"] = CommandsResponse(
+        commands=(
+            Command("c", CacheInstruction(folders=("deps",), fingerprint_key="k")),
+            Command("up", UploadCacheInstruction("c")),
+        ),
+    )
+    run = rig.start()
+    rig.controller.answer(PollResponse(tasks_to_start=(task("t1"),)))
+    await eventually(lambda: ("task_stopped", "t1") in rig.controller.calls, "TaskStopped")
+    # The fake archives call every folder empty: the upload is skipped after its workspace.
+    assert ("workspace", "t1") in rig.tool_calls.calls
+    assert not [c for c in rig.tool_calls.calls if c[0] in ("download", "upload")]
+    assert await finish(rig, run) == 0

@@ -1,18 +1,34 @@
-"""Decrypting a task's environment when its worker asks for it (``InitialCommands``).
+"""The port of the controller's secret cipher: sealing plain values into ``ENCRYPTED[...]``
+texts and opening them again, and what a task's environment looks like once opened.
 
-Stored specs keep the ``ENCRYPTED[...]`` text; plain secrets exist only in the answer to the
-worker, and every one is also listed in ``secretsToMask`` so the worker hides it in logs. Every
-``ENCRYPTED[...]`` in a value is decrypted, also one inside a longer value (after ``$VAR``
-expansion, ``"Bearer $TOKEN"`` holds one); none is ever passed on verbatim.
+The cipher itself (AES-GCM, the key) is ``adapters.secrets``; the HTTP API and the Twirp
+services take this port, so that they never see the key or the library.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from adapters.secrets.cipher import ENCRYPTED_VALUE
 from domain.cirrus_config.context import SecretError, SecretReader
+
+ENCRYPTED_VALUE = re.compile(r"ENCRYPTED\[[^\[\]\s]*\]")
+"""An ``ENCRYPTED[...]`` text of any origin (ours, or Cirrus CI's hex forms)."""
+
+
+class SecretValueError(ValueError):
+    """A value or repository name cannot be encrypted; ``str()`` says why."""
+
+
+class SecretSealer(SecretReader, Protocol):
+    """Encrypts values into ``ENCRYPTED[...]`` texts and decrypts them (a ``SecretReader``)."""
+
+    def encrypt(self, value: str, repository: str = "") -> str:
+        """Return ``ENCRYPTED[...]`` of ``value``, bound to ``repository`` unless empty;
+        ``SecretValueError`` if the value or the repository name cannot be encrypted."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +49,10 @@ def reveal_secrets(
 ) -> RevealedEnvironment:
     """Return ``environment`` with every ``ENCRYPTED[...]`` decrypted for ``repository``.
 
+    Stored specs keep the ``ENCRYPTED[...]`` text; plain secrets exist only in the answer to
+    the worker, and every one is also listed in ``secrets_to_mask`` so the worker hides it in
+    logs. Every ``ENCRYPTED[...]`` in a value is decrypted, also one inside a longer value
+    (after ``$VAR`` expansion, ``"Bearer $TOKEN"`` holds one); none is passed on verbatim.
     Raises ``SecretError`` naming the first variable whose value cannot be decrypted.
     """
     revealed: dict[str, str] = {}
