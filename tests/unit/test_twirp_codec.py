@@ -234,6 +234,19 @@ def test_a_float_field_reads_back_as_its_shortest_decimal_even_at_the_largest_fl
     assert shortest_float32(value) == expected
 
 
+@pytest.mark.parametrize("cpu", [3.4028235e38, -3.4028235e38])
+def test_the_largest_float_as_protobuf_writes_it_is_read_not_refused_as_too_large(
+    cpu: float,
+) -> None:
+    # protobuf (Python and Go) writes the largest float32 as 3.4028235e+38, which as a double is
+    # just above it: json_format alone refuses it ("Float value too large").
+    container = ContainerIsolation(image="i", cpu=cpu)
+    written = through_json(codec.encode_isolation(container))
+    assert written["container"]["cpu"] == cpu
+    assert codec.decode_isolation(written) == container
+    assert codec.decode_isolation({"container": {"image": "i", "cpu": cpu}}) == container
+
+
 @given(isolations)
 def test_every_isolation_reads_back_as_written(isolation: Isolation) -> None:
     assert codec.decode_isolation(through_json(codec.encode_isolation(isolation))) == isolation

@@ -46,9 +46,16 @@ def from_json(body: object, message_type: type[M], path: str = "") -> M:
 
 def _check_objects(body: dict[str, object], descriptor: Any, path: str) -> None:
     """Refuse a non-object where a message is due: with unknown fields ignored, ``json_format``
-    would read a string or a list there as an empty message."""
+    would read a string or a list there as an empty message. Also let the largest ``float``
+    through: its shortest form is rounded up past it (see ``_largest_float``)."""
     for key, value in body.items():
         field = descriptor.fields_by_camelcase_name.get(key) or descriptor.fields_by_name.get(key)
+        if field is not None and field.type == field.TYPE_FLOAT:
+            body[key] = (
+                [_largest_float(v) for v in value]
+                if isinstance(value, list)
+                else (_largest_float(value))
+            )
         if field is None or field.message_type is None or field.message_type.GetOptions().map_entry:
             continue  # not a message field: json_format checks it
         if field.is_repeated and not isinstance(value, list):
@@ -64,6 +71,20 @@ def _check_objects(body: dict[str, object], descriptor: Any, path: str) -> None:
                     item_path, f"expected an object, got {type(item).__name__}"
                 )
             _check_objects(item, field.message_type, item_path)
+
+
+_FLOAT32_MAX = struct.unpack("<f", struct.pack("<I", 0x7F7FFFFF))[0]
+
+
+def _largest_float(value: object) -> object:
+    """Return the largest ``float`` itself for a value that is its shortest decimal.
+
+    ``3.4028235e+38`` is how protobuf (Python and Go alike) writes the largest 32-bit float,
+    but as a double it lies just above it, and ``json_format`` refuses it as too large.
+    """
+    if isinstance(value, float) and _FLOAT32_MAX < abs(value) <= 3.4028235e38:
+        return _FLOAT32_MAX if value > 0 else -_FLOAT32_MAX
+    return value
 
 
 @dataclass(frozen=True, slots=True)
