@@ -53,6 +53,18 @@ from domain.store import (
 
 _QUEUED = "status = 'SCHEDULED' AND worker IS NULL"
 
+WORKERS_PAGE_SIZE = 100
+"""Workers ``list_workers`` reads per transaction (the connection serves others between)."""
+
+
+def _workers_after(connection: sqlite3.Connection, after: str) -> list[WorkerRecord]:
+    """Return the first ``WORKERS_PAGE_SIZE`` workers whose names sort after ``after``."""
+    return load_workers(
+        connection,
+        "name IN (SELECT name FROM workers WHERE name > ? ORDER BY name LIMIT ?)",
+        (after, WORKERS_PAGE_SIZE),
+    )
+
 
 class SqliteStore:
     """``ControllerStore`` on a SQLite file; open it with ``SqliteStore.open``."""
@@ -472,8 +484,17 @@ class SqliteStore:
         return await self._db.read(read)
 
     async def list_workers(self) -> list[WorkerRecord]:
-        """Return every worker, by name."""
-        return await self._db.read(load_workers)
+        """Return every worker, by name (read a page at a time, not as one snapshot)."""
+        # The store has one connection thread: one read of a pool of thousands (converting
+        # every row) would hold it for tens of milliseconds, and each poll and pickup meanwhile
+        # would queue behind it. Pages let their calls in between.
+        workers: list[WorkerRecord] = []
+        while True:
+            after = workers[-1].name if workers else ""
+            page = await self._db.read(functools.partial(_workers_after, after=after))
+            workers += page
+            if len(page) < WORKERS_PAGE_SIZE:
+                return workers
 
     async def touch_worker(
         self, name: str, resources_in_use: Mapping[str, float], running_task_ids: Sequence[str]
