@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import zstandard
-
-from adapters.safe_tar import extract_members
 from domain.worker_tools import CacheArchiveError
+
+# ``tarfile``, ``zstandard`` and ``safe_tar`` are imported by the two functions that archive:
+# an idle worker, or one whose tasks have no caches, does not carry them in memory.
 
 __all__ = ["CacheArchiveError", "folder_is_empty", "read_archive", "tree_digest", "write_archive"]
 
@@ -43,6 +42,10 @@ def _top_level(base: str, members: Sequence[str]) -> list[str]:
 def write_archive(base: str, members: Sequence[str], target: str) -> int:
     """Archive ``members`` (paths relative to ``base``, directories recursively) into the
     tar.zst file ``target``; return its size in bytes."""
+    import tarfile
+
+    import zstandard
+
     compressor = zstandard.ZstdCompressor(level=_LEVEL)
     try:
         with (
@@ -60,6 +63,12 @@ def write_archive(base: str, members: Sequence[str], target: str) -> int:
 def read_archive(source: str, target: str) -> int:
     """Unpack the tar.zst file ``source`` into the folder ``target`` (made when missing);
     return the number of regular files."""
+    import tarfile
+
+    import zstandard
+
+    from adapters.safe_tar import extract_members
+
     Path(target).mkdir(parents=True, exist_ok=True)
     files = 0
     decompressor = zstandard.ZstdDecompressor()

@@ -304,3 +304,15 @@ class VmFactory(Protocol):
     async def pull(self, image: str, cli_env: Mapping[str, str] | None = None) -> None:
         """Pull ``image`` ahead of use; ``InstanceError`` on failure."""
         ...
+
+
+class Stoppable(Protocol):
+    """What a worker's signal handling drives (``app.worker.signals``' ladder)."""
+
+    def drain(self) -> None:
+        """Accept no new task; finish and report the running ones."""
+        ...
+
+    def cancel_all(self) -> None:
+        """Cancel the running tasks."""
+        ...

@@ -9,8 +9,6 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 ALLOWED = {
-    # Known debt (issue 19 item 5): ports still declared beside their one user in app/.
-    "app/worker/signals.py": {"Stoppable"},
     # Private to an adapter: what it needs of a library or of its caller, not a port of the
     # domain (a database driver's rows, the store's settings as the key stores read them).
     "adapters/secrets/key_store.py": {"SettingsStore"},

@@ -27,19 +27,17 @@ from opentelemetry.trace import StatusCode
 
 from adapters.telemetry import instruments as names
 from adapters.telemetry.controller_calls import MeteredControllerClient
-from adapters.telemetry.export import (
-    DEFAULT_EXPORT_TIMEOUT_SECONDS,
-    ExportFailureLog,
-    export_timeout,
-    metric_export_interval,
-    metric_exporter,
-    otlp_protocol,
-    signal_enabled,
-    span_exporter,
-)
+from adapters.telemetry.export import ExportFailureLog, metric_exporter, span_exporter
 from adapters.telemetry.health import is_loopback, parse_listen_address
 from adapters.telemetry.instruments import OtelMetrics
 from adapters.telemetry.noop import NullMetrics, NullTracing
+from adapters.telemetry.otlp_env import (
+    DEFAULT_EXPORT_TIMEOUT_SECONDS,
+    export_timeout,
+    metric_export_interval,
+    otlp_protocol,
+    signal_enabled,
+)
 from adapters.telemetry.setup import SERVICE_NAME, setup_telemetry, worker_resource
 from adapters.telemetry.tracing import TASK_SPAN_NAME, OtelTracing
 from domain.errors import ConfigError, TransientControllerError

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import tarfile
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -19,7 +18,6 @@ from pathlib import Path
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from adapters.safe_tar import extract_members
 from domain.clone import CloneError, SnapshotSource, snapshot_url
 from domain.ports import OutputSink
 
@@ -60,6 +58,11 @@ async def _download(
 
 def _unpack(archive: Path, directory: Path) -> int:
     """Unpack a ``.tar.gz`` into ``directory`` with the ``data`` filter; return the file count."""
+    # Imported here: an idle worker, or one whose tasks have no snapshot source, needs no tar.
+    import tarfile
+
+    from adapters.safe_tar import extract_members
+
     directory.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, mode="r:gz") as tar:

@@ -19,13 +19,8 @@ from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from adapters.telemetry.export import (
-    ExportFailureLog,
-    metric_export_interval,
-    metric_exporter,
-    signal_enabled,
-    silence_exporter_loggers,
-)
+from adapters.telemetry.export import ExportFailureLog, metric_exporter, silence_exporter_loggers
+from adapters.telemetry.otlp_env import metric_export_interval, signal_enabled
 from adapters.telemetry.setup import DEFAULT_SHUTDOWN_SECONDS, Telemetry
 from domain.controller_telemetry import ControllerGauges
 from domain.identity import go_arch

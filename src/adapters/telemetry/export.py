@@ -1,8 +1,9 @@
 """OTLP exporters chosen from the standard ``OTEL_*`` variables, quiet about a missing collector.
 
 Export is opt-in: a signal is exported only when ``OTEL_EXPORTER_OTLP_ENDPOINT``, its own
-``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT``, or ``OTEL_<SIGNAL>_EXPORTER=otlp`` is set.
-OTLP over HTTP unless ``OTEL_EXPORTER_OTLP_PROTOCOL`` (or the per-signal variable) says ``grpc``.
+``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT``, or ``OTEL_<SIGNAL>_EXPORTER=otlp`` is set
+(``otlp_env.signal_enabled``). OTLP over HTTP unless ``OTEL_EXPORTER_OTLP_PROTOCOL`` (or the
+per-signal variable) says ``grpc``.
 Endpoints, headers, certificates, compression and timeouts are left to the SDK exporters, which
 read the variables themselves; their defaults are ``http://localhost:4318`` (HTTP) and
 ``http://localhost:4317`` (gRPC). Only the exporters' public options are used. Exports
@@ -22,14 +23,9 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from adapters.telemetry.otlp_env import GRPC, export_timeout, otlp_protocol
+
 log = logging.getLogger("cirrus.telemetry")
-
-GRPC = "grpc"
-HTTP_PROTOBUF = "http/protobuf"
-
-# Without an explicit timeout variable, one export (retries included) gives up after this long.
-DEFAULT_EXPORT_TIMEOUT_SECONDS = 5.0
-DEFAULT_METRIC_EXPORT_INTERVAL_SECONDS = 60.0
 
 # Loggers of the SDK's exporters: one line per retry and failure. ``ExportFailureLog`` speaks
 # for them instead.
@@ -40,51 +36,6 @@ def silence_exporter_loggers() -> None:
     """Mute the SDK exporters' own failure messages (our exporters log one line instead)."""
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
-
-
-def otlp_protocol(signal: str, environ: Mapping[str, str]) -> str:
-    """``grpc`` or ``http/protobuf`` for ``signal`` (``metrics`` or ``traces``), from env."""
-    raw = (
-        environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
-        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or HTTP_PROTOBUF
-    )
-    value = raw.strip().lower()
-    if value in (GRPC, HTTP_PROTOBUF):
-        return value
-    log.warning("OTLP protocol %r is not supported; using %s", raw, HTTP_PROTOBUF)
-    return HTTP_PROTOBUF
-
-
-def export_timeout(signal: str, environ: Mapping[str, str]) -> float | None:
-    """Our short default timeout, or None when a variable sets one (the SDK then reads it)."""
-    names = ("OTEL_EXPORTER_OTLP_TIMEOUT", f"OTEL_EXPORTER_OTLP_{signal.upper()}_TIMEOUT")
-    if any(environ.get(name) for name in names):
-        return None
-    return DEFAULT_EXPORT_TIMEOUT_SECONDS
-
-
-def metric_export_interval(environ: Mapping[str, str]) -> float:
-    """Seconds between metric exports (``OTEL_METRIC_EXPORT_INTERVAL`` is in milliseconds)."""
-    try:
-        millis = float(environ.get("OTEL_METRIC_EXPORT_INTERVAL", ""))
-    except ValueError:
-        return DEFAULT_METRIC_EXPORT_INTERVAL_SECONDS
-    return millis / 1000 if millis > 0 else DEFAULT_METRIC_EXPORT_INTERVAL_SECONDS
-
-
-def signal_enabled(signal: str, environ: Mapping[str, str]) -> bool:
-    """True when the environment asks to export ``signal``: an endpoint or ``otlp`` exporter.
-
-    Without a collector configured, nothing is exported (no failures to log); an
-    ``OTEL_<SIGNAL>_EXPORTER=none`` wins over an endpoint.
-    """
-    name = signal.upper()
-    exporter = environ.get(f"OTEL_{name}_EXPORTER", "").strip().lower()
-    if exporter == "none":
-        return False
-    endpoints = ("OTEL_EXPORTER_OTLP_ENDPOINT", f"OTEL_EXPORTER_OTLP_{name}_ENDPOINT")
-    return exporter == "otlp" or any(environ.get(key, "").strip() for key in endpoints)
 
 
 class ExportFailureLog:

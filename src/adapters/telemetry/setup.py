@@ -12,30 +12,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-from adapters.telemetry.export import (
-    ExportFailureLog,
-    ReportingMetricExporter,
-    ReportingSpanExporter,
-    metric_export_interval,
-    metric_exporter,
-    signal_enabled,
-    silence_exporter_loggers,
-    span_exporter,
-)
-from adapters.telemetry.instruments import OtelMetrics
 from adapters.telemetry.noop import NullMetrics, NullTracing
-from adapters.telemetry.tracing import OtelTracing
+from adapters.telemetry.otlp_env import metric_export_interval, signal_enabled
 from domain.identity import go_arch
 from domain.telemetry import Metrics, Tracing
 
+# The OpenTelemetry SDK (about 4 MB resident with its dependencies) is imported by
+# ``setup_telemetry`` only when something is exported or served: by default a worker exports
+# nothing, and its telemetry ports are no-ops.
 if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
     from prometheus_client import CollectorRegistry
+
+    from adapters.telemetry.export import ReportingMetricExporter, ReportingSpanExporter
 
 log = logging.getLogger("cirrus.telemetry")
 
@@ -47,6 +39,8 @@ ABORT_GRACE_SECONDS = 0.5
 
 def worker_resource(service_version: str) -> Resource:
     """SDK default and ``OTEL_RESOURCE_ATTRIBUTES`` attributes; ours win over the environment."""
+    from opentelemetry.sdk.resources import Resource
+
     return Resource.create(
         {
             "service.name": SERVICE_NAME,
@@ -150,6 +144,20 @@ def setup_telemetry(
     export = enabled and wanted and not _sdk_disabled(environ)
     if not export and not prometheus:
         return Telemetry()
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from adapters.telemetry.export import (
+        ExportFailureLog,
+        metric_exporter,
+        silence_exporter_loggers,
+        span_exporter,
+    )
+    from adapters.telemetry.instruments import OtelMetrics
+    from adapters.telemetry.tracing import OtelTracing
+
     resource = worker_resource(service_version)
     telemetry = Telemetry()
     readers: list[MetricReader] = []

@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import logging
 
-import psutil
-
 from domain.errors import InstanceError
 from domain.isolation import ContainerIsolation
 from domain.policy import SecurityPolicy, isolation_policy
@@ -32,7 +30,7 @@ async def remove_container_leftovers(
     if isolation_policy(policy, ContainerIsolation.kind) is None:
         return []
     try:
-        removed = await remove_leftovers(psutil.pid_exists)
+        removed = await remove_leftovers(_process_exists)
     except InstanceError as error:
         log.warning("cannot look for containers left by earlier workers: %s", error)
         return []
@@ -41,6 +39,13 @@ async def remove_container_leftovers(
             "removed %d container(s) left by earlier workers: %s", len(removed), " ".join(removed)
         )
     return removed
+
+
+def _process_exists(pid: int) -> bool:
+    # psutil (about 0.7 MB) is imported only when a leftover container names a worker pid.
+    import psutil
+
+    return psutil.pid_exists(pid)
 
 
 async def cancel_quietly(task: asyncio.Task[object]) -> None:

@@ -11,23 +11,13 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from typing import NoReturn, Protocol
+from typing import NoReturn
+
+from domain.ports import Stoppable
 
 log = logging.getLogger("cirrus.worker")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-class Stoppable(Protocol):
-    """What the signal ladder drives."""
-
-    def drain(self) -> None:
-        """Accept no new task; finish and report the running ones."""
-        ...
-
-    def cancel_all(self) -> None:
-        """Cancel the running tasks."""
-        ...
 
 
 def _exit_now(code: int) -> NoReturn:
