@@ -45,6 +45,7 @@ from domain.store_records import (
     TaskAssignment,
     TaskCredentials,
     TaskRecord,
+    WorkerCheckIn,
     WorkerRecord,
     hash_token,
     lost_worker_message,
@@ -69,6 +70,7 @@ __all__ = [
     "TaskCredentials",
     "TaskQueue",
     "TaskRecord",
+    "WorkerCheckIn",
     "WorkerRecord",
     "WorkerRegistry",
     "hash_token",
@@ -309,11 +311,20 @@ class WorkerRegistry(Protocol):
         """Return every worker, by name."""
         ...
 
-    async def touch_worker(
-        self, name: str, resources_in_use: Mapping[str, float], running_task_ids: Sequence[str]
-    ) -> WorkerRecord | None:
-        """Record a poll: last seen now, with what the worker reported; return the updated
-        worker (``None`` if it is not registered)."""
+    async def check_in_worker(
+        self,
+        name: str,
+        session_token_hash: str,
+        resources_in_use: Mapping[str, float],
+        running_task_ids: Sequence[str],
+        *,
+        queue_limit: int,
+    ) -> WorkerCheckIn | None:
+        """Record a poll of a worker whose stored session hash is ``session_token_hash``
+        (last seen now, with what it reported) and return it with the tasks that occupy it and
+        the first ``queue_limit`` queued tasks: authentication, check-in and the reads of an
+        idle poll in one call. ``None``, with nothing recorded, if no worker has that name and
+        session (unregistered, or registered again since)."""
         ...
 
     async def set_disabled(

@@ -211,3 +211,16 @@ class QueueSummary:
 
     length: int = 0
     last_queued_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerCheckIn:
+    """What a worker's ``Poll`` recorded and read in one store call: the worker as its poll
+    left it, the tasks that occupy it (oldest first) and the head of the queue (oldest first).
+    """
+
+    worker: WorkerRecord
+    held: tuple[TaskRecord, ...] = ()
+    queued: tuple[TaskRecord, ...] = ()
+
+    __hash__ = None  # type: ignore[assignment]  # holds records that are not hashable

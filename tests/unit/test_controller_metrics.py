@@ -326,7 +326,7 @@ async def test_a_new_reason_counts_again_and_an_assignment_records_the_wait(
     paused = await harness.refresh()
     await harness.scheduler.set_disabled("gpu", False)
     harness.clock.advance(12)
-    await harness.store.touch_worker("gpu", {}, [])
+    await harness.store.check_in_worker("gpu", "hash-gpu", {}, [], queue_limit=1)
 
     claimed = await harness.scheduler.claim_for("gpu")
     after = await harness.refresh()

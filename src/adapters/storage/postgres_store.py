@@ -49,6 +49,7 @@ from domain.store import (
     QueueSummary,
     TaskCredentials,
     TaskRecord,
+    WorkerCheckIn,
     WorkerRecord,
 )
 
@@ -498,29 +499,56 @@ class PostgresStore:
         """Return every worker, by name."""
         return await self._db.read_statement(load_workers)
 
-    async def touch_worker(
-        self, name: str, resources_in_use: Mapping[str, float], running_task_ids: Sequence[str]
-    ) -> WorkerRecord | None:
-        """Record a poll: last seen now, with what the worker reported; return the updated
-        worker (``None`` if it is not registered)."""
+    async def check_in_worker(
+        self,
+        name: str,
+        session_token_hash: str,
+        resources_in_use: Mapping[str, float],
+        running_task_ids: Sequence[str],
+        *,
+        queue_limit: int,
+    ) -> WorkerCheckIn | None:
+        """Record a poll of the worker with this session (last seen now, with what it
+        reported); return it with its occupying tasks and the head of the queue, or ``None``."""
         parameters = (
             self._clock.now(),
             dumps_float_map(resources_in_use),
             dumps_str_list(running_task_ids),
             name,
+            session_token_hash,
         )
 
         async def touch(db: Connection) -> WorkerRecord | None:
+            # The session is checked by the update itself, so a stale or foreign session
+            # records nothing. It compares hashes: their timing says nothing of the token.
             cursor = db.cursor(row_factory=dict_row)
             await cursor.execute(
                 "UPDATE workers SET last_seen = %s, resources_in_use = %s, "
-                "running_task_ids = %s WHERE name = %s RETURNING *",
+                "running_task_ids = %s WHERE name = %s AND session_token_hash = %s "
+                "RETURNING *",
                 parameters,
             )
             row = await cursor.fetchone()
             return None if row is None else worker_from_row(row)
 
-        return await self._db.write_statement(touch)
+        worker = await self._db.write_statement(touch)
+        if worker is None:
+            return None
+        # One read for both: occupying tasks have the worker set, queued ones have none.
+        tasks = await self._db.read_statement(
+            lambda db: load_tasks(
+                db,
+                f"id IN (SELECT id FROM tasks WHERE worker = %s AND stopped_at IS NULL "
+                f"UNION ALL SELECT * FROM (SELECT id FROM tasks WHERE {_QUEUED} "
+                f"ORDER BY id LIMIT %s) AS queue_head)",
+                (name, queue_limit),
+            )
+        )
+        return WorkerCheckIn(
+            worker,
+            held=tuple(task for task in tasks if task.worker == name),
+            queued=tuple(task for task in tasks if task.worker is None),
+        )
 
     async def set_disabled(
         self, name: str, disabled: bool, *, until_register: bool = False

@@ -48,6 +48,7 @@ from domain.store import (
     QueueSummary,
     TaskCredentials,
     TaskRecord,
+    WorkerCheckIn,
     WorkerRecord,
 )
 
@@ -496,27 +497,50 @@ class SqliteStore:
             if len(page) < WORKERS_PAGE_SIZE:
                 return workers
 
-    async def touch_worker(
-        self, name: str, resources_in_use: Mapping[str, float], running_task_ids: Sequence[str]
-    ) -> WorkerRecord | None:
-        """Record a poll: last seen now, with what the worker reported; return the updated
-        worker (``None`` if it is not registered)."""
+    async def check_in_worker(
+        self,
+        name: str,
+        session_token_hash: str,
+        resources_in_use: Mapping[str, float],
+        running_task_ids: Sequence[str],
+        *,
+        queue_limit: int,
+    ) -> WorkerCheckIn | None:
+        """Record a poll of the worker with this session (last seen now, with what it
+        reported); return it with its occupying tasks and the head of the queue, or ``None``."""
         parameters = (
             self._clock.now(),
             dumps_float_map(resources_in_use),
             dumps_str_list(running_task_ids),
             name,
+            session_token_hash,
         )
 
-        def touch(db: sqlite3.Connection) -> WorkerRecord | None:
+        def check_in(db: sqlite3.Connection) -> WorkerCheckIn | None:
+            # The session is checked by the update itself, so a stale or foreign session
+            # records nothing. It compares hashes: their timing says nothing of the token.
             row = db.execute(
                 "UPDATE workers SET last_seen = ?, resources_in_use = ?, running_task_ids = ? "
-                "WHERE name = ? RETURNING *",
+                "WHERE name = ? AND session_token_hash = ? RETURNING *",
                 parameters,
             ).fetchone()
-            return None if row is None else worker_from_row(row)
+            if row is None:
+                return None
+            # One read for both: occupying tasks have the worker set, queued ones have none.
+            tasks = load_tasks(
+                db,
+                f"id IN (SELECT id FROM tasks WHERE worker = ? AND stopped_at IS NULL "
+                f"UNION ALL SELECT * FROM (SELECT id FROM tasks WHERE {_QUEUED} "
+                f"ORDER BY id LIMIT ?) AS queue_head)",
+                (name, queue_limit),
+            )
+            return WorkerCheckIn(
+                worker_from_row(row),
+                held=tuple(task for task in tasks if task.worker == name),
+                queued=tuple(task for task in tasks if task.worker is None),
+            )
 
-        return await self._db.write(touch)
+        return await self._db.write(check_in)
 
     async def set_disabled(
         self, name: str, disabled: bool, *, until_register: bool = False

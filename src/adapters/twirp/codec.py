@@ -18,7 +18,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
-from adapters.twirp import task_mapping, worker_mapping
+from adapters.twirp import server_messages, task_mapping, worker_mapping
 from adapters.twirp.errors import ProtocolEncodeError, UnknownMethodError
 from adapters.twirp.isolation_mapping import decode_isolation, encode_isolation
 from adapters.twirp.wire_json import JsonObject, WireMapping, from_json, to_json
@@ -167,7 +167,9 @@ def decode_response(service: str, method: str, body: object) -> object:
 
 
 class TwirpJsonCodec:
-    """The ``domain.wire_protocol.WireCodec`` of the controller's services (both transports)."""
+    """The ``domain.wire_protocol.WireCodec`` of the controller's services (both transports):
+    every request it reads and every answer it writes is a domain value
+    (``server_messages`` translates the calls that have no domain type in the registry)."""
 
     def route_of(self, path: str) -> tuple[str, str]:
         """Return ``(service, method)`` of a Twirp URL path (``UnknownMethodError`` if none)."""
@@ -175,10 +177,12 @@ class TwirpJsonCodec:
 
     def decode_request(self, service: str, method: str, body: object) -> object:
         """Read the request of ``service/method`` (``ProtocolDecodeError`` if malformed)."""
-        return decode_request(service, method, body)
+        message = decode_request(service, method, body)
+        return server_messages.request_value(service, method, message)
 
     def encode_response(
         self, service: str, method: str, message: object
     ) -> wire_protocol.JsonObject:
         """Write the response of ``service/method`` (``None`` for an empty message)."""
-        return dict(encode_response(service, method, message))
+        answer = server_messages.response_message(message)
+        return dict(encode_response(service, method, answer))

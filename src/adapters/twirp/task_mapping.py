@@ -228,7 +228,8 @@ def result_to_proto(value: CommandResult) -> wire.CommandResult:
     )
 
 
-def _result_from(message: wire.CommandResult) -> CommandResult:
+def result_from_proto(message: wire.CommandResult) -> CommandResult:
+    """Map a ``CommandResult`` message to the domain."""
     return CommandResult(**plain(message, _RESULT), status=CommandStatus(message.status))
 
 
@@ -280,7 +281,7 @@ MAPPINGS: tuple[WireMapping[Any], ...] = (
         _commands_from,
         _commands_from_json,
     ),
-    WireMapping(CommandResult, wire.CommandResult, result_to_proto, _result_from),
+    WireMapping(CommandResult, wire.CommandResult, result_to_proto, result_from_proto),
     # A generated message of its own, checked on reading (an offset is never negative).
     WireMapping(
         additions.AppendLogsRequest, additions.AppendLogsRequest, lambda m: m, _checked_offset

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from domain.store import TaskAssignment, WorkerRegistry, hash_token, token_matches
+from domain.store import (
+    TaskAssignment,
+    WorkerCheckIn,
+    WorkerRegistry,
+    hash_token,
+    token_matches,
+)
 from domain.tokens import Role, UserTokenStore
 
 REGISTRATION_TOKEN_HEADER = "registration-token"
@@ -114,6 +120,31 @@ class WorkerAuthenticator:
         # Only the session hash is read: the worker's labels and resources are not needed here.
         self._check_session(name, headers, await self._store.worker_session_hash(name))
         return name
+
+    async def check_in(
+        self,
+        headers: Mapping[str, str],
+        resources_in_use: Mapping[str, float],
+        running_task_ids: Sequence[str],
+        *,
+        queue_limit: int,
+    ) -> WorkerCheckIn:
+        """Authenticate a ``Poll`` and record it in one store call (``check_in_worker``):
+        return what the store read, or raise ``AuthError`` (nothing recorded)."""
+        name = self._claimed_name(headers)
+        session = headers.get(SESSION_TOKEN_HEADER, "")
+        checked_in = None
+        if session:
+            checked_in = await self._store.check_in_worker(
+                name,
+                hash_token(session),
+                resources_in_use,
+                running_task_ids,
+                queue_limit=queue_limit,
+            )
+        if checked_in is None:
+            raise unauthenticated(f"no valid session for worker {name!r}; register again")
+        return checked_in
 
     async def task(self, headers: Mapping[str, str]) -> TaskCaller:
         """Return the calling worker and the task it names, or raise ``AuthError``."""

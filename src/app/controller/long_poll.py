@@ -1,7 +1,9 @@
 """Wake-ups of held ``Poll`` calls: one event per waiting poll, grouped by worker.
 
 A ``Poll`` with nothing to answer subscribes *before* it looks for work and waits on its ticket,
-so that work queued between the look and the wait still wakes it. Once its look found nothing,
+so that work queued between the look and the wait still wakes it; what the poll read with its
+check-in, before subscribing, is looked at only if nothing was woken, offered or claimed in
+this process meanwhile (``PollWaiters.changes``). Once its look found nothing,
 the ticket keeps the scheduler's view of the worker (``PollTicket.view``). A newly queued task
 then wakes only the poll of a worker that can take it, chosen for all held polls in one
 decision (``SchedulerService.dispatch``, ``domain.scheduling.choose_workers``): the cost of a
@@ -89,6 +91,14 @@ class PollWaiters:
         self._dispatch: Dispatch | None = None
         self.count_wake: Callable[[], None] = lambda: None
         """Called for each held poll woken (each wake costs that poll a look at the queue)."""
+        self.changes = 0
+        """Counts what could give a worker work or take it away (a wake, relayed or not, an
+        offer of queued tasks, a claim): a poll reads the store before it subscribes, and uses
+        what it read only if this count did not move meanwhile (``note_change``)."""
+
+    def note_change(self) -> None:
+        """Count a change that a poll's earlier read of the store may not have seen."""
+        self.changes += 1
 
     def relay_to(self, relay: WakeRelay) -> None:
         """Publish every wake through ``relay`` too (call ``run_relay`` to receive)."""
@@ -129,6 +139,7 @@ class PollWaiters:
 
     def deliver(self, worker_name: str | None) -> None:
         """Wake local polls only: one worker's, or all for ``None`` (a relayed wake-up)."""
+        self.note_change()
         if worker_name is None:
             for tickets in self._tickets.values():
                 for ticket in tickets:
@@ -158,6 +169,8 @@ class PollWaiters:
         Nothing is read when no held worker has the labels of any of them (a poll still
         looking will see them itself).
         """
+        # Before the filter: a poll between its read and its look has no view yet.
+        self.note_change()
         if self._dispatch is None:
             return
         views = [t.view for t in self.live_tickets() if t.view is not None]

@@ -38,6 +38,7 @@ class PollDispatcher:
         """
         if not tasks:
             return
+        self._waiters.note_change()
         ready: dict[str, PollTicket] = {}
         promised: set[str] = set()
         for ticket in self._waiters.live_tickets():

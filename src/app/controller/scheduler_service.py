@@ -36,6 +36,7 @@ from domain.store import (
     SchedulingStore,
     TaskAssignment,
     TaskRecord,
+    WorkerCheckIn,
     WorkerRecord,
     lost_worker_message,
 )
@@ -171,6 +172,11 @@ class SchedulerService(LivenessSweeps):
 
     # --- polls ------------------------------------------------------------------------------
 
+    @property
+    def changes(self) -> int:
+        """Return the ``PollWaiters.changes`` count a poll notes before its check-in."""
+        return self._waiters.changes
+
     async def poll_pass(
         self,
         worker: WorkerRecord,
@@ -179,6 +185,8 @@ class SchedulerService(LivenessSweeps):
         settle: bool,
         claim: bool,
         ticket: PollTicket | None = None,
+        checked_in: WorkerCheckIn | None = None,
+        changes_at_check_in: int = -1,
     ) -> tuple[list[str], list[TaskRecord]]:
         """Look once on behalf of a ``Poll``: return the tasks the worker must stop and the
         queued tasks it was handed (claimed only if ``claim``).
@@ -187,17 +195,24 @@ class SchedulerService(LivenessSweeps):
         worker left out of its polls (once per poll: ``MISSED_POLLS_BEFORE_LOST`` counts
         polls). The worker's tasks are read once for all of it. ``ticket``, the poll's, gets the
         worker's view for later dispatches; tasks it was chosen for and did not take are
-        offered again.
+        offered again. ``checked_in``, what the poll's check-in read (its first
+        ``FIRST_QUEUE_PAGE_SIZE`` queued tasks) when ``PollWaiters.changes`` was
+        ``changes_at_check_in``, stands for reading again if that count has not moved since.
         """
         promised: list[str] = []
         if ticket is not None:
             promised, ticket.promised, ticket.view = ticket.promised, [], None
         async with self._assign_lock:
-            held = await self._store.tasks_of_worker(worker.name)
+            # Checked under the lock: no claim of this process comes between check and use.
+            fresh = checked_in if changes_at_check_in == self._waiters.changes else None
+            held = list(fresh.held) if fresh else await self._store.tasks_of_worker(worker.name)
             if settle:
                 held = await self._settle_unreported(worker.name, held, set(reported))
             to_stop = await self._to_stop(worker.name, held, reported)
-            to_start, view = await self._claim(worker, held, set(to_stop)) if claim else ([], None)
+            page = fresh.queued if fresh else None
+            to_start, view = (
+                await self._claim(worker, held, set(to_stop), page) if claim else ([], None)
+            )
         if ticket is not None:
             ticket.view = view
         taken = {task.id for task in to_start}
@@ -266,18 +281,24 @@ class SchedulerService(LivenessSweeps):
             return claimed
 
     async def _claim(
-        self, worker: WorkerRecord, held: Sequence[TaskRecord], exclude: Collection[str]
+        self,
+        worker: WorkerRecord,
+        held: Sequence[TaskRecord],
+        exclude: Collection[str],
+        first_page: Sequence[TaskRecord] | None = None,
     ) -> tuple[list[TaskRecord], WorkerView]:
-        # Runs under the assignment lock, with ``held`` read under it. The queue is read
-        # oldest first, a page at a time, and only while the worker could still take something.
-        # Returns the claimed tasks and the worker's view with them.
+        # Runs under the assignment lock, with ``held`` read under it (or known unchanged since).
+        # The queue is read oldest first, a page at a time (the first may be given), and only
+        # while the worker could still take something. Returns the claimed tasks and the
+        # worker's view with them.
         view = self._view(worker, held)
         chosen: list[TaskRecord] = []
         after = 0
         seen_queue = False
         while can_take_more(view):
             size = FIRST_QUEUE_PAGE_SIZE if after == 0 else QUEUE_PAGE_SIZE
-            page = await self._store.queued_tasks(size, after)
+            given = first_page if after == 0 else None
+            page = list(given) if given is not None else await self._store.queued_tasks(size, after)
             seen_queue = seen_queue or bool(page)
             candidates = {task.id: task for task in page if task.id not in exclude}
             picked = assign([queued_view(t) for t in candidates.values()], [view], worker.name)
@@ -296,6 +317,7 @@ class SchedulerService(LivenessSweeps):
                 # when it is queued, and the claim stamps it again.
                 self._metrics.task_assigned(worker.name, record.updated_at - queued.updated_at)
         if claimed:
+            self._waiters.note_change()
             self._changed()
         elif seen_queue and self.metrics_refresher is not None:
             # Why the queue waits may read differently now; no task changed state, so the

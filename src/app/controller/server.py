@@ -219,12 +219,14 @@ def create_app(
             ArtifactService(blobs, artifacts, the_clock, parse_junit),
         )
     )
+    codec = TwirpJsonCodec()  # the wire of both transports
     twirp = TwirpServices(
         store,
         scheduler,
         waiters,
         auth,
         the_clock,
+        codec=codec,
         poll_interval_seconds=poll_interval_seconds,
         secrets=cipher,
         logs=TaskLogWriter(store, log_quota_bytes),
@@ -356,7 +358,7 @@ def create_app(
     app.state.controller = runtime
     app.state.blobs = blobs
     app.state.forge = forges  # its cron runner and status reporter, for tests
-    app.state.grpc = GrpcBridge(twirp, store, TwirpJsonCodec())  # what ``--grpc-listen`` serves
+    app.state.grpc = GrpcBridge(twirp, store, codec)  # what ``--grpc-listen`` serves
     return app
 
 

@@ -1,9 +1,9 @@
 """``CirrusWorkersService`` and ``CirrusCIService`` over Twirp JSON (PROTOCOL.md).
 
 One Starlette endpoint takes every ``POST /twirp/...`` call: it finds the method from the path,
-decodes the request with the project's proto3 JSON codec, checks the caller's credentials and
-answers with the encoded response, or with a Twirp error body ``{"code", "msg"}`` and the
-matching HTTP status.
+decodes the request with the codec it is given (a ``domain.wire_protocol.WireCodec``, which
+hands over domain values only), checks the caller's credentials and answers with the encoded
+response, or with a Twirp error body ``{"code", "msg"}`` and the matching HTTP status.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive
 
-from adapters.twirp.codec import decode_request, encode_response, route_of, to_domain
-from adapters.wire import cirrus_ci_service_pb2 as wire
-from adapters.wire import cirrus_worker_additions_pb2 as additions
 from app.controller.auth import (
     REGISTRATION_TOKEN_HEADER,
     SESSION_TOKEN_HEADER,
@@ -33,7 +30,7 @@ from app.controller.blob_calls import BLOB_METHODS, BlobCalls, no_blob_store
 from app.controller.clone_tokens import CloneTokens
 from app.controller.long_poll import PollTicket, PollWaiters
 from app.controller.request_body import BodyError, parse_json, read_capped, twirp_body_limit
-from app.controller.scheduler_service import SchedulerService
+from app.controller.scheduler_service import FIRST_QUEUE_PAGE_SIZE, SchedulerService
 from app.controller.task_logs import LogChunkTooLarge, TaskLogWriter
 from app.controller.twirp_errors import TwirpError, twirp_error_response
 from domain.cirrus_config.context import NoSecrets, SecretError, SecretReader
@@ -41,22 +38,32 @@ from domain.control_characters import label_problem, printable
 from domain.ports import Clock
 from domain.protocol import (
     AgentAwareTask,
-    CommandResult,
     CommandsResponse,
     PollRequest,
     PollResponse,
     RunningTasksStatus,
-    WorkerInfo,
 )
 from domain.repositories import REPOSITORY_VARIABLE, RepositoryStore
 from domain.secret_sealing import reveal_secrets
-from domain.store import ControllerStore, StoreError, TaskRecord, hash_token
+from domain.store import SchedulingStore, StoreError, TaskRecord, WorkerCheckIn, hash_token
 from domain.task_environment import sent_environment
 from domain.wire_protocol import (
     CI_SERVICE,
     WORKERS_SERVICE,
     ProtocolDecodeError,
     UnknownMethodError,
+    WireCodec,
+)
+from domain.worker_calls import (
+    AgentFinished,
+    CommandUpdates,
+    LogChunk,
+    LogsAccepted,
+    Registration,
+    SessionGranted,
+    StatusUpdate,
+    TaskFailure,
+    WorkerStatus,
 )
 
 log = logging.getLogger("cirrus.controller")
@@ -95,8 +102,8 @@ def _still_running(caller: TaskCaller, method: str) -> TaskCaller:
     return caller
 
 
-# A handler takes the decoded request (a domain value or a generated message) and answers the
-# response, or None for an empty one.
+# A handler takes the decoded request (a domain value, as the codec reads it) and answers the
+# response (a domain value the codec writes), or None for an empty one.
 Handler = Callable[[object, Mapping[str, str], Request], Awaitable[object]]
 
 
@@ -105,21 +112,23 @@ class TwirpServices:
 
     def __init__(
         self,
-        store: ControllerStore,
+        store: SchedulingStore,
         scheduler: SchedulerService,
         waiters: PollWaiters,
         auth: WorkerAuthenticator,
         clock: Clock,
         *,
+        codec: WireCodec,
+        logs: TaskLogWriter,
         poll_interval_seconds: int,
         secrets: SecretReader | None = None,
-        logs: TaskLogWriter | None = None,
         repositories: RepositoryStore | None = None,
         blob_calls: BlobCalls | None = None,
     ) -> None:
         self._store = store
+        self._codec = codec
         self._blob_calls = blob_calls  # None: no blob store
-        self._logs = logs if logs is not None else TaskLogWriter(store)
+        self._logs = logs
         self._secrets: SecretReader = secrets if secrets is not None else NoSecrets()
         # The registered repositories, whose clone tokens tasks get (None: no registry).
         self._clone_tokens = CloneTokens(repositories, self._secrets)
@@ -154,7 +163,7 @@ class TwirpServices:
     async def handle(self, request: Request) -> Response:
         """Answer one Twirp call."""
         try:
-            service, method = route_of(request.url.path)
+            service, method = self._codec.route_of(request.url.path)
         except UnknownMethodError as error:
             return twirp_error_response("bad_route", str(error))
         if request.method != "POST":
@@ -171,7 +180,7 @@ class TwirpServices:
                 # must not make the controller buffer and parse anything.
                 self._auth.check_registration_token(headers.get(REGISTRATION_TOKEN_HEADER, ""))
             body = parse_json(await read_capped(request, twirp_body_limit(method)) or b"{}")
-            message = decode_request(service, method, body)
+            message = self._codec.decode_request(service, method, body)
         except AuthError as error:
             return twirp_error_response(error.code, error.message)
         except BodyError as error:
@@ -185,7 +194,7 @@ class TwirpServices:
             return twirp_error_response("invalid_argument", f"{method}: {error}")
         try:
             answer = await self._handlers[(service, method)](message, headers, request)
-            return JSONResponse(encode_response(service, method, answer))
+            return JSONResponse(self._codec.encode_response(service, method, answer))
         except TwirpError as error:
             return twirp_error_response(error.code, error.message)
         except AuthError as error:
@@ -201,9 +210,9 @@ class TwirpServices:
     # --- CirrusWorkersService -----------------------------------------------------------------
 
     async def _register(self, message: object, _h: Mapping[str, str], _r: Request) -> object:
-        assert isinstance(message, wire.RegisterRequest)
+        assert isinstance(message, Registration)
         self._auth.check_registration_token(message.registration_token)
-        info = to_domain(message.worker_info, WorkerInfo)
+        info = message.worker_info
         name = info.labels.get("name", "")
         if not name:
             raise TwirpError("invalid_argument", 'workerInfo.labels must hold the "name" label')
@@ -215,15 +224,19 @@ class TwirpServices:
             name, info.labels, info.resources_total, hash_token(token), info.security_policy
         )
         log.info("worker %s registered", printable(name))
-        return wire.RegisterResponse(session_token=token)
+        return SessionGranted(session_token=token)
 
     async def _poll(self, message: object, headers: Mapping[str, str], request: Request) -> object:
         assert isinstance(message, PollRequest)
-        worker = await self._auth.worker(headers)
         reported = message.running_tasks
-        record = await self._store.touch_worker(worker, message.resources_in_use, reported)
-        if record is None:
-            raise TwirpError("unauthenticated", f"worker {worker!r} is not registered")
+        # One store call authenticates, records the poll and reads what an idle look needs;
+        # the look uses that read only if nothing in this process changed meanwhile.
+        changes = self._scheduler.changes
+        first_look = await self._auth.check_in(
+            headers, message.resources_in_use, reported, queue_limit=FIRST_QUEUE_PAGE_SIZE
+        )
+        record, worker = first_look.worker, first_look.worker.name
+        checked_in: WorkerCheckIn | None = first_look
         ticket = self._waiters.subscribe(worker)
         watcher = asyncio.create_task(_until_disconnected(request.receive, ticket))
         try:
@@ -235,8 +248,15 @@ class TwirpServices:
             settle = True
             while True:
                 to_stop, to_start = await self._scheduler.poll_pass(
-                    record, reported, settle=settle, claim=not ticket.done, ticket=ticket
+                    record,
+                    reported,
+                    settle=settle,
+                    claim=not ticket.done,
+                    ticket=ticket,
+                    checked_in=checked_in,
+                    changes_at_check_in=changes,
                 )
+                checked_in = None  # read once: a woken look reads again
                 if to_stop or to_start or ticket.done:
                     break
                 if not await ticket.wait(deadline - self._clock.monotonic()):
@@ -267,7 +287,7 @@ class TwirpServices:
     async def _task_failed(
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
-        assert isinstance(message, wire.TaskFailedRequest)
+        assert isinstance(message, TaskFailure)
         caller = await self._auth.task(headers)
         await self._scheduler.task_failed(caller.task, message.message)
         return None
@@ -280,7 +300,7 @@ class TwirpServices:
     async def _update_status(
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
-        assert isinstance(message, wire.UpdateStatusRequest)
+        assert isinstance(message, StatusUpdate)
         worker = await self._auth.worker(headers, session_optional=True)
         # A worker draining itself calls with its session; ``cirrus worker pause``/``resume``
         # (an operator) call with the registration token alone, and that pause outlives
@@ -289,7 +309,7 @@ class TwirpServices:
         record = await self._scheduler.set_disabled(worker, message.disabled, until_register=drain)
         if record is None:
             raise TwirpError("not_found", f"worker {worker!r} is not registered")
-        return wire.WorkerStatus(disabled=record.disabled)
+        return WorkerStatus(disabled=record.disabled)
 
     async def _query_running_tasks(
         self, _m: object, headers: Mapping[str, str], _r: Request
@@ -337,20 +357,19 @@ class TwirpServices:
     async def _report_command_updates(
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
-        assert isinstance(message, wire.ReportCommandUpdatesRequest)
+        assert isinstance(message, CommandUpdates)
         caller = _still_running(await self._auth.task(headers), "ReportCommandUpdates")
-        updates = tuple(to_domain(u, CommandResult) for u in message.updates)
-        await self._scheduler.command_results(caller.task, updates)
+        await self._scheduler.command_results(caller.task, message.updates)
         return None
 
     async def _append_logs(
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
-        assert isinstance(message, additions.AppendLogsRequest)
+        assert isinstance(message, LogChunk)
         caller = _still_running(await self._auth.task(headers), "AppendLogs")
         if not message.command_name:
             raise TwirpError("invalid_argument", "commandName must not be empty")
-        offset = message.offset if message.HasField("offset") else None
+        offset = message.offset
         try:
             held = await self._logs.append(
                 caller.task.id, message.command_name, message.data, offset
@@ -358,9 +377,9 @@ class TwirpServices:
         except LogChunkTooLarge as error:
             raise TwirpError("invalid_argument", f"AppendLogs: {error}") from None
         if offset is not None:
-            return wire.UploadLogsResponse(bytes_logged=held)  # what the command's log holds now
+            return LogsAccepted(bytes_logged=held)  # what the command's log holds now
         # Bytes past the task's log quota count as logged too: sending them again cannot help.
-        return wire.UploadLogsResponse(bytes_logged=len(message.data))
+        return LogsAccepted(bytes_logged=len(message.data))
 
     async def _heartbeat(self, _m: object, headers: Mapping[str, str], _r: Request) -> object:
         await self._auth.task(headers)
@@ -369,10 +388,9 @@ class TwirpServices:
     async def _report_agent_finished(
         self, message: object, headers: Mapping[str, str], _r: Request
     ) -> object:
-        assert isinstance(message, wire.ReportAgentFinishedRequest)
+        assert isinstance(message, AgentFinished)
         caller = _still_running(await self._auth.task(headers), "ReportAgentFinished")
-        results = tuple(to_domain(r, CommandResult) for r in message.command_results)
-        await self._scheduler.command_results(caller.task, results)
+        await self._scheduler.command_results(caller.task, message.command_results)
         return None
 
     def _blob_call(self, method: str) -> Handler:

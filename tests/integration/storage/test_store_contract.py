@@ -242,6 +242,43 @@ async def test_a_worker_session_hash_is_read_alone_and_absent_for_strangers(
     assert await store.worker_session_hash("w2") is None
 
 
+async def test_a_check_in_returns_the_worker_its_occupying_tasks_and_the_queue_head(
+    store: ControllerStore,
+) -> None:
+    await store.upsert_worker("w1", {"os": "linux"}, {"cpu": 4.0}, hash_token("s1"))
+    held = await _claimed_task(store, "w1")
+    await _claimed_task(store, "w2")
+    stopped = await _claimed_task(store, "w1")
+    await store.mark_stopped(stopped, TaskStatus.COMPLETED)
+    queued = [await _queued_task(store, f"q{i}") for i in range(3)]
+    checked_in = await store.check_in_worker("w1", hash_token("s1"), {}, [held], queue_limit=2)
+    assert checked_in is not None
+    assert [task.id for task in checked_in.held] == [held]
+    assert [task.id for task in checked_in.queued] == queued[:2]
+    assert [task.id for task in checked_in.held] == [
+        task.id for task in await store.tasks_of_worker("w1")
+    ]
+    assert list(checked_in.queued) == await store.queued_tasks(2)
+
+
+async def test_a_check_in_with_another_session_is_refused_and_records_nothing(
+    store: ControllerStore, clock: FakeClock
+) -> None:
+    await store.upsert_worker("w1", {"os": "linux"}, {"cpu": 4.0}, hash_token("old"))
+    await store.upsert_worker("w1", {"os": "linux"}, {"cpu": 4.0}, hash_token("new"))
+    before = await store.get_worker("w1")
+    clock.advance(5)
+    for session in ("old", "", "w1"):
+        refused = await store.check_in_worker(
+            "w1", hash_token(session), {"cpu": 1}, ["3"], queue_limit=1
+        )
+        assert refused is None
+    assert await store.get_worker("w1") == before
+    accepted = await store.check_in_worker("w1", hash_token("new"), {}, [], queue_limit=1)
+    assert accepted is not None
+    assert accepted.worker.last_seen == clock.now()
+
+
 async def test_task_credentials_read_the_session_hash_and_the_assignment_together(
     store: ControllerStore,
 ) -> None:
@@ -516,12 +553,16 @@ async def test_workers_register_poll_pause_and_keep_their_pause_on_re_registrati
     assert token_matches("s1", registered.session_token_hash)
     assert not token_matches("s2", registered.session_token_hash)
     clock.advance(10)
-    touched = await store.touch_worker("w1", {"cpu": 2}, ["7", "8"])
-    assert touched is not None
+    checked_in = await store.check_in_worker(
+        "w1", hash_token("s1"), {"cpu": 2}, ["7", "8"], queue_limit=1
+    )
+    assert checked_in is not None
+    touched = checked_in.worker
     assert (touched.name, touched.last_seen) == ("w1", clock.now())
     assert (dict(touched.resources_in_use), touched.running_task_ids) == ({"cpu": 2.0}, ("7", "8"))
     assert dict(touched.labels) == {"os": "linux"}
-    assert await store.touch_worker("nobody", {}, []) is None
+    assert await store.get_worker("w1") == touched
+    assert await store.check_in_worker("nobody", hash_token("s1"), {}, [], queue_limit=1) is None
     paused = await store.set_disabled("w1", True)
     assert paused is not None
     assert paused.disabled

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 
+from domain.build import TaskStatus
 from domain.log_offsets import plan_append
 from domain.policy import SecurityPolicy
 from domain.store import (
@@ -14,6 +15,7 @@ from domain.store import (
     NoSuchTaskError,
     TaskAssignment,
     TaskCredentials,
+    WorkerCheckIn,
     WorkerRecord,
 )
 from tests.unit.controller.fake_tasks import FakeBuildStore, FakeTaskQueue, MemoryState
@@ -111,12 +113,19 @@ class FakeWorkerRegistry(MemoryState):
         """Return every worker, by name."""
         return [self.workers[name] for name in sorted(self.workers)]
 
-    async def touch_worker(
-        self, name: str, resources_in_use: Mapping[str, float], running_task_ids: Sequence[str]
-    ) -> WorkerRecord | None:
-        """Record a poll: last seen now, with what the worker reported."""
+    async def check_in_worker(
+        self,
+        name: str,
+        session_token_hash: str,
+        resources_in_use: Mapping[str, float],
+        running_task_ids: Sequence[str],
+        *,
+        queue_limit: int,
+    ) -> WorkerCheckIn | None:
+        """Record a poll of the worker with this session; return it with its occupying tasks
+        and the head of the queue (``None``, nothing recorded, for another session)."""
         worker = self.workers.get(name)
-        if worker is None:
+        if worker is None or worker.session_token_hash != session_token_hash:
             return None
         worker = replace(
             worker,
@@ -125,7 +134,11 @@ class FakeWorkerRegistry(MemoryState):
             running_task_ids=tuple(running_task_ids),
         )
         self.workers[name] = worker
-        return worker
+        queue = sorted(
+            (t for t in self.tasks.values() if t.status is TaskStatus.SCHEDULED and not t.worker),
+            key=lambda task: task.sequence,
+        )
+        return WorkerCheckIn(worker, tuple(self.occupying(name)), tuple(queue[:queue_limit]))
 
     async def set_disabled(
         self, name: str, disabled: bool, *, until_register: bool = False

@@ -9,7 +9,7 @@ from app.controller.liveness import STALL_SECONDS
 from app.controller.long_poll import PollWaiters
 from app.controller.scheduler_service import SchedulerService
 from domain.build import TaskSpec, TaskStatus
-from domain.store import TaskRecord, WorkerRecord, lost_worker_message
+from domain.store import TaskRecord, WorkerRecord, hash_token, lost_worker_message
 from tests.unit.controller.conftest import OFFLINE_AFTER
 from tests.unit.controller.fake_store import FakeStore
 from tests.unit.controller.fake_tasks import FakeClock
@@ -57,7 +57,9 @@ async def test_a_worker_that_polls_within_the_window_keeps_its_tasks(
     started, unstarted = await _two_claimed_one_started(store, scheduler)
     for _ in range(3):
         clock.advance(OFFLINE_AFTER - 1)
-        await store.touch_worker("w1", {}, [started.id, unstarted.id])
+        await store.check_in_worker(
+            "w1", hash_token("session of w1"), {}, [started.id, unstarted.id], queue_limit=1
+        )
         assert await scheduler.sweep() == []
     for task_id in (started.id, unstarted.id):
         task = await _task(store, task_id)
