@@ -11,9 +11,9 @@ LOCKS := requirements/runtime.txt requirements/build.txt requirements/dev.txt
 UV ?= $(BIN)/uv
 UV_COMPILE = $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes
 # pytest-xdist workers. The suite mostly waits (on the processes, servers, containers and VMs
-# it starts): at four workers the two cores of CI machines were about half busy (13 min 41 s of
-# user CPU in an 11 min 43 s run), so six workers share them.
-PYTEST_WORKERS ?= 6
+# it starts): at one worker per core the two cores of CI machines are a third busy, so four
+# workers share them.
+PYTEST_WORKERS ?= 4
 
 .PHONY: run test gates lint format typecheck imports deadcode pytest fuzz system-deps bench clean lock upgrade proto
 
