@@ -339,7 +339,9 @@ async def test_remove_leftovers_removes_only_labelled_containers_of_dead_workers
     try:
         stranger = start_sleeper(stranger_name, {PID_LABEL: str(dead)})
         removed = await remove_leftovers("podman", psutil.pid_exists)
-        assert orphan in removed
+        # A worker that another test starts at this moment runs the same clean-up, and may
+        # remove the orphan first: either way it must be gone.
+        assert orphan in removed or not container_exists(orphan)
         assert living not in removed
         assert stranger not in removed
         assert not container_exists(orphan)
