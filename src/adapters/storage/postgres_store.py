@@ -14,6 +14,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, 
 from psycopg.rows import dict_row
 
 from adapters.storage import build_listing, postgres_attempts, postgres_logs, postgres_tasks
+from adapters.storage.check_in_rows import (
+    CHECK_IN,
+    OCCUPYING_AND_QUEUE_HEAD,
+    check_in_of,
+    check_in_parameters,
+)
 from adapters.storage.forge_tables import ForgeTables
 from adapters.storage.log_chunks import check_log_range
 from adapters.storage.policy_json import dumps_policy
@@ -26,7 +32,7 @@ from adapters.storage.postgres_rows import load_task, load_tasks, load_workers
 from adapters.storage.postgres_snapshots import PostgresSnapshots
 from adapters.storage.postgres_user_tokens import PostgresUserTokens
 from adapters.storage.schema_versions import Migration
-from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
+from adapters.storage.spec_json import dumps_float_map, dumps_str_map
 from adapters.storage.stored_records import (
     credentials_from_row,
     credentials_query,
@@ -510,45 +516,24 @@ class PostgresStore:
     ) -> WorkerCheckIn | None:
         """Record a poll of the worker with this session (last seen now, with what it
         reported); return it with its occupying tasks and the head of the queue, or ``None``."""
-        parameters = (
-            self._clock.now(),
-            dumps_float_map(resources_in_use),
-            dumps_str_list(running_task_ids),
-            name,
-            session_token_hash,
+        parameters = check_in_parameters(
+            self._clock.now(), name, session_token_hash, resources_in_use, running_task_ids
         )
 
         async def touch(db: Connection) -> WorkerRecord | None:
-            # The session is checked by the update itself, so a stale or foreign session
-            # records nothing. It compares hashes: their timing says nothing of the token.
             cursor = db.cursor(row_factory=dict_row)
-            await cursor.execute(
-                "UPDATE workers SET last_seen = %s, resources_in_use = %s, "
-                "running_task_ids = %s WHERE name = %s AND session_token_hash = %s "
-                "RETURNING *",
-                parameters,
-            )
+            await cursor.execute(CHECK_IN.format(p="%s"), parameters)
             row = await cursor.fetchone()
             return None if row is None else worker_from_row(row)
 
         worker = await self._db.write_statement(touch)
         if worker is None:
             return None
-        # One read for both: occupying tasks have the worker set, queued ones have none.
+        condition = OCCUPYING_AND_QUEUE_HEAD.format(p="%s")
         tasks = await self._db.read_statement(
-            lambda db: load_tasks(
-                db,
-                f"id IN (SELECT id FROM tasks WHERE worker = %s AND stopped_at IS NULL "
-                f"UNION ALL SELECT * FROM (SELECT id FROM tasks WHERE {_QUEUED} "
-                f"ORDER BY id LIMIT %s) AS queue_head)",
-                (name, queue_limit),
-            )
+            lambda db: load_tasks(db, condition, (name, queue_limit))
         )
-        return WorkerCheckIn(
-            worker,
-            held=tuple(task for task in tasks if task.worker == name),
-            queued=tuple(task for task in tasks if task.worker is None),
-        )
+        return check_in_of(worker, tasks)
 
     async def set_disabled(
         self, name: str, disabled: bool, *, until_register: bool = False

@@ -13,11 +13,17 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, 
 from pathlib import Path
 
 from adapters.storage import build_listing, sqlite_attempts, sqlite_logs, sqlite_tasks
+from adapters.storage.check_in_rows import (
+    CHECK_IN,
+    OCCUPYING_AND_QUEUE_HEAD,
+    check_in_of,
+    check_in_parameters,
+)
 from adapters.storage.forge_tables import ForgeTables
 from adapters.storage.log_chunks import check_log_range
 from adapters.storage.policy_json import dumps_policy
 from adapters.storage.schema_versions import Migration
-from adapters.storage.spec_json import dumps_float_map, dumps_str_list, dumps_str_map
+from adapters.storage.spec_json import dumps_float_map, dumps_str_map
 from adapters.storage.sqlite_artifacts import SqliteArtifacts
 from adapters.storage.sqlite_connection import SqliteConnection
 from adapters.storage.sqlite_forge import sqlite_forge_tables
@@ -508,37 +514,16 @@ class SqliteStore:
     ) -> WorkerCheckIn | None:
         """Record a poll of the worker with this session (last seen now, with what it
         reported); return it with its occupying tasks and the head of the queue, or ``None``."""
-        parameters = (
-            self._clock.now(),
-            dumps_float_map(resources_in_use),
-            dumps_str_list(running_task_ids),
-            name,
-            session_token_hash,
+        parameters = check_in_parameters(
+            self._clock.now(), name, session_token_hash, resources_in_use, running_task_ids
         )
 
         def check_in(db: sqlite3.Connection) -> WorkerCheckIn | None:
-            # The session is checked by the update itself, so a stale or foreign session
-            # records nothing. It compares hashes: their timing says nothing of the token.
-            row = db.execute(
-                "UPDATE workers SET last_seen = ?, resources_in_use = ?, running_task_ids = ? "
-                "WHERE name = ? AND session_token_hash = ? RETURNING *",
-                parameters,
-            ).fetchone()
+            row = db.execute(CHECK_IN.format(p="?"), parameters).fetchone()
             if row is None:
                 return None
-            # One read for both: occupying tasks have the worker set, queued ones have none.
-            tasks = load_tasks(
-                db,
-                f"id IN (SELECT id FROM tasks WHERE worker = ? AND stopped_at IS NULL "
-                f"UNION ALL SELECT * FROM (SELECT id FROM tasks WHERE {_QUEUED} "
-                f"ORDER BY id LIMIT ?) AS queue_head)",
-                (name, queue_limit),
-            )
-            return WorkerCheckIn(
-                worker_from_row(row),
-                held=tuple(task for task in tasks if task.worker == name),
-                queued=tuple(task for task in tasks if task.worker is None),
-            )
+            condition = OCCUPYING_AND_QUEUE_HEAD.format(p="?")
+            return check_in_of(worker_from_row(row), load_tasks(db, condition, (name, queue_limit)))
 
         return await self._db.write(check_in)
 
