@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Protocol
 
 from domain.build import BuildSpec, TaskStatus
+from domain.log_quota import AppendedLog
 from domain.policy import SecurityPolicy
 from domain.protocol import CommandResult
 from domain.rerun import NewAttempt
@@ -256,6 +257,17 @@ class LogStore(Protocol):
 
         With ``offset`` (where ``data`` starts in the log as the worker sent it), only the bytes
         beyond what the log holds are appended, atomically: a retried chunk is applied once.
+        """
+        ...
+
+    async def append_log_within_quota(
+        self, task_id: str, command: str, data: bytes, offset: int | None, quota_bytes: int
+    ) -> AppendedLog:
+        """Append what ``plan_log_write`` keeps of ``data`` in one transaction; say what it did.
+
+        The command's and the task's log sizes are measured in the write transaction (appends
+        to one task take turns), so a retried chunk is applied once and the quota holds under
+        racing appends. ``NoSuchTaskError`` if there is no such task.
         """
         ...
 

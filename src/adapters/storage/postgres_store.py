@@ -43,6 +43,7 @@ from adapters.storage.stored_records import (
 )
 from domain.build import BuildSpec, TaskStatus
 from domain.log_offsets import plan_append
+from domain.log_quota import AppendedLog, plan_log_write
 from domain.policy import SecurityPolicy
 from domain.ports import Clock
 from domain.protocol import CommandResult
@@ -382,6 +383,29 @@ class PostgresStore:
                 skip = plan_append(held, offset, len(data)).skip
                 return await postgres_logs.append_log(db, key, command, data[skip:])
             return await postgres_logs.append_log(db, key, command, data)
+
+        return await self._db.write(append)
+
+    async def append_log_within_quota(
+        self, task_id: str, command: str, data: bytes, offset: int | None, quota_bytes: int
+    ) -> AppendedLog:
+        """Append what ``plan_log_write`` keeps of ``data``, sizes measured under the row lock."""
+        key = row_key(task_id)
+        if key is None:
+            raise NoSuchTaskError(task_id)
+
+        async def append(db: Connection) -> AppendedLog:
+            # The task row's lock makes appends to the task take turns (see ``append_log``), so
+            # the sizes measured here are still true when the plan is written.
+            cursor = await db.execute("SELECT 1 FROM tasks WHERE id = %s FOR NO KEY UPDATE", (key,))
+            if await cursor.fetchone() is None:
+                raise NoSuchTaskError(task_id)
+            held = await postgres_logs.log_size(db, key, command)
+            task_held = await postgres_logs.task_log_size(db, key)
+            write = plan_log_write(held, task_held, offset, data, quota_bytes)
+            if write.data:
+                held = await postgres_logs.append_log(db, key, command, write.data)
+            return AppendedLog(held, write.gap, write.quota_reached)
 
         return await self._db.write(append)
 

@@ -42,6 +42,7 @@ from adapters.storage.stored_records import (
 )
 from domain.build import BuildSpec, TaskStatus
 from domain.log_offsets import plan_append
+from domain.log_quota import AppendedLog, plan_log_write
 from domain.policy import SecurityPolicy
 from domain.ports import Clock
 from domain.protocol import CommandResult
@@ -375,6 +376,26 @@ class SqliteStore:
                     db, key, command, data[plan_append(held, offset, len(data)).skip :]
                 )
             return sqlite_logs.append_log(db, key, command, data)
+
+        return await self._db.write(append)
+
+    async def append_log_within_quota(
+        self, task_id: str, command: str, data: bytes, offset: int | None, quota_bytes: int
+    ) -> AppendedLog:
+        """Append what ``plan_log_write`` keeps of ``data``, sizes measured in the transaction."""
+        key = row_key(task_id)
+        if key is None:
+            raise NoSuchTaskError(task_id)
+
+        def append(db: sqlite3.Connection) -> AppendedLog:
+            if db.execute("SELECT 1 FROM tasks WHERE id = ?", (key,)).fetchone() is None:
+                raise NoSuchTaskError(task_id)
+            held = sqlite_logs.log_size(db, key, command)
+            write = plan_log_write(
+                held, sqlite_logs.task_log_size(db, key), offset, data, quota_bytes
+            )
+            size = sqlite_logs.append_log(db, key, command, write.data) if write.data else held
+            return AppendedLog(size, write.gap, write.quota_reached)
 
         return await self._db.write(append)
 

@@ -10,6 +10,7 @@ cron build ``CIRRUS_CRON``. A pull request from a fork is held: its tasks wait f
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from app.controller.build_creation import BuildCreator, BuildRequest
 from app.controller.scheduler_service import SchedulerService
@@ -53,6 +54,8 @@ class ForgeBuilds:
         self._scheduler = scheduler
         self._secrets = secrets
         self._client_factory = client_factory
+        self.on_watch: Callable[[], None] = lambda: None
+        """Called once a build's commit statuses are watched (wakes the status reporter)."""
 
     def client(self, repository: Repository) -> ForgeClient:
         """Return a client of the repository's forge with its (decrypted) token."""
@@ -117,6 +120,7 @@ class ForgeBuilds:
             if hold is not None:
                 await self._hold(build, hold)
             await self._forge.watch_build(build.id, source.repository, source.commit)
+            self.on_watch()
 
         return await self._creator.create(request, before_scheduling=prepare)
 

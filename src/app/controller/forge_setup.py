@@ -72,6 +72,7 @@ def forge_parts(
     # in-memory nudge of the reporter whenever the scheduler changes a task.
     scheduler.approval_gate = held
     scheduler.on_change = reporter.nudge
+    builds.on_watch = reporter.watch_added
     api.approval_wait = tables.approval_wait
     twirp.approval_wait = tables.approval_wait
     forge_api = ForgeApi(store, tables, repositories, scheduler, access, clock, reporter.nudge)

@@ -1,7 +1,9 @@
 """Commit statuses: from the builds' task states, through the stored outbox, to the forge.
 
 Two background loops. The *reporter* looks at every watched build that is not finished (when
-the scheduler nudges it, and every ``scan_seconds`` for changes another controller made),
+the scheduler nudges it, and every ``scan_seconds`` for changes another controller made; nudges
+are ignored while its last pass found no watched build and this process added none since, so a
+controller without forge builds does not query the watches for each task change),
 enqueues a row for each status that changed (``domain.commit_statuses``) and records what it
 enqueued with a compare-and-set, so two controllers never enqueue one change twice. The
 *drainer* posts the rows: per repository, commit and context only the oldest unsent row is
@@ -56,6 +58,9 @@ class StatusReporter:
         self._public_url = public_url
         self._client_factory = client_factory
         self._changed = asyncio.Event()
+        # Whether the last pass found watched builds (or this process added one since): while
+        # none are, task changes need no pass; the periodic one finds another controller's.
+        self._watching = True
         self._enqueued = asyncio.Event()
         self._backoff = tenacity.wait_exponential(
             multiplier=settings.retry_initial_seconds, max=settings.retry_max_seconds
@@ -63,6 +68,12 @@ class StatusReporter:
 
     def nudge(self) -> None:
         """Look at the builds soon: a task's state changed (cheap; called on the hot path)."""
+        if self._watching:
+            self._changed.set()
+
+    def watch_added(self) -> None:
+        """Look at the builds soon and after each change: this process watches a new build."""
+        self._watching = True
         self._changed.set()
 
     async def run_reporter(self) -> None:
@@ -90,7 +101,9 @@ class StatusReporter:
     async def report_once(self) -> int:
         """Enqueue the changed statuses of the watched builds; return how many rows."""
         rows = 0
-        for watch in await self._forge.unfinished_watches(BATCH):
+        watches = await self._forge.unfinished_watches(BATCH)
+        self._watching = bool(watches)
+        for watch in watches:
             build = await self._store.get_build(watch.build_id)
             if build is None:
                 continue

@@ -7,7 +7,8 @@ neither fills the database nor makes its worker retry forever.
 
 A chunk sent with its ``offset`` (docs/polling-and-logs.md, "AppendLogs offset") adds only the
 bytes beyond what the command's log holds, so a chunk retried after a timeout is applied once;
-the store re-checks this atomically, so two racing retries cannot both append.
+the store measures both in its write transaction (``domain.log_quota``), so two racing retries
+cannot both append and an append is one store call.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from __future__ import annotations
 import logging
 
 from domain.control_characters import printable
-from domain.log_offsets import plan_append
+from domain.log_quota import quota_line
 from domain.store import LOG_CHUNK_LIMIT, LogStore
 
 log = logging.getLogger("cirrus.controller")
+
+__all__ = ["DEFAULT_LOG_QUOTA_BYTES", "LogChunkTooLarge", "TaskLogWriter", "quota_line"]
 
 DEFAULT_LOG_QUOTA_BYTES = 100 * 1024 * 1024
 """How many log bytes one task may keep, all its commands together, unless configured."""
@@ -32,15 +35,6 @@ class LogChunkTooLarge(Exception):
             f"a log chunk of {size} bytes is over the limit of {LOG_CHUNK_LIMIT} bytes (1 MiB); "
             "send smaller chunks"
         )
-
-
-def quota_line(quota_bytes: int, at_line_start: bool) -> bytes:
-    """Return the line that ends a task's log once its quota is reached."""
-    line = (
-        f"--- cirrus: this task's log quota of {quota_bytes} bytes is reached; "
-        "further output is dropped ---\n"
-    )
-    return (b"" if at_line_start else b"\n") + line.encode()
 
 
 class TaskLogWriter:
@@ -61,36 +55,21 @@ class TaskLogWriter:
         """
         if len(data) > LOG_CHUNK_LIMIT:
             raise LogChunkTooLarge(len(data))
-        held = 0 if offset is None else await self._store.log_size(task_id, command)
-        plan = plan_append(held, offset, len(data))
-        if plan.gap:
+        appended = await self._store.append_log_within_quota(
+            task_id, command, data, offset, self.quota_bytes
+        )
+        if appended.gap:
             log.warning(
                 "task %s command %s: a log chunk at offset %s leaves %d bytes missing",
                 task_id,
                 printable(command),
                 offset,
-                plan.gap,
+                appended.gap,
             )
-        if plan.fresh(len(data)) == 0:
-            return await self._size(task_id, command, held, offset)
-        stored = await self._store.task_log_size(task_id)
-        room = self.quota_bytes - stored
-        if room <= 0:
-            # The quota line was written when the quota was reached.
-            return await self._size(task_id, command, held, offset)
-        if plan.fresh(len(data)) <= room:
-            return await self._store.append_log(task_id, command, data, offset)
-        kept = data[: plan.skip + room]
-        log.warning(
-            "task %s reached its log quota of %d bytes; dropping further output",
-            task_id,
-            self.quota_bytes,
-        )
-        # Sent at the chunk's offset too: a retry of the crossing chunk finds it all held.
-        return await self._store.append_log(
-            task_id, command, kept + quota_line(self.quota_bytes, kept.endswith(b"\n")), offset
-        )
-
-    async def _size(self, task_id: str, command: str, held: int, offset: int | None) -> int:
-        """The command's log size, read only if ``held`` was not (no offset was sent)."""
-        return held if offset is not None else await self._store.log_size(task_id, command)
+        if appended.quota_reached:
+            log.warning(
+                "task %s reached its log quota of %d bytes; dropping further output",
+                task_id,
+                self.quota_bytes,
+            )
+        return appended.size

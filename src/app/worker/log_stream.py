@@ -57,7 +57,6 @@ class CommandLog:
         self._chunk_size = chunk_size
         self._buffer = bytearray()
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._in_flight: set[asyncio.Future[bool]] = set()
         self._send_lock = asyncio.Lock()
         self._sleep = sleep
         self._flush_interval = flush_interval
@@ -85,7 +84,15 @@ class CommandLog:
                 await self._send_next()
 
     async def close(self) -> None:
-        """End of output: send everything left and wait until every chunk left the outbox."""
+        """End of output: queue everything left (waiting only for a free slot, as ``write``).
+
+        It does not wait for the chunks' delivery: the outbox delivers a task's reports in the
+        order they were queued, so the command's final update, queued next, still reaches the
+        controller after its last byte, and it can leave merged with the updates that follow
+        instead of one round trip later. During an outage the task's next commands run on
+        meanwhile (their own writes stall once their chunks fill their slots), so up to
+        ``max_in_flight`` chunks of each ended command wait in the outbox.
+        """
         if self._closed:
             return
         self._closed = True
@@ -96,8 +103,6 @@ class CommandLog:
             self._flusher = None
         self._buffer += self._masker.flush()
         await self.flush()
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight)
 
     async def _send_full_chunks(self) -> None:
         async with self._send_lock:
@@ -125,11 +130,9 @@ class CommandLog:
             return await client.append_logs(task, name, chunk, offset)
 
         future = self._outbox.send(f"AppendLogs {task.task_id}/{name}", append, task.task_id)
-        self._in_flight.add(future)
         future.add_done_callback(self._chunk_done)
 
-    def _chunk_done(self, future: asyncio.Future[bool]) -> None:
-        self._in_flight.discard(future)
+    def _chunk_done(self, _future: asyncio.Future[bool]) -> None:
         self._slots.release()
 
     def _start_flusher(self) -> None:

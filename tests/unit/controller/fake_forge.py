@@ -58,6 +58,8 @@ class FakeOutbox:
     rows: list[OutboxRow] = field(default_factory=list)
     sent: dict[int, float] = field(default_factory=dict)
     failures: list[tuple[int, float, str]] = field(default_factory=list)
+    watches: list[StatusWatch] = field(default_factory=list)
+    watch_queries: int = 0
 
     def enqueue(self, post: StatusPost, due: float = 0.0) -> OutboxRow:
         """Add an unsent row due at ``due``; return it."""
@@ -103,7 +105,9 @@ class FakeOutbox:
         raise AssertionError("not kept by this fake")
 
     async def unfinished_watches(self, limit: int) -> list[StatusWatch]:
-        raise AssertionError("not kept by this fake")
+        """Return the first ``limit`` of ``watches``; count the query."""
+        self.watch_queries += 1
+        return self.watches[:limit]
 
     async def record_report(
         self,

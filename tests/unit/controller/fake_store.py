@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from domain.build import TaskStatus
 from domain.log_offsets import plan_append
+from domain.log_quota import AppendedLog, plan_log_write
 from domain.policy import SecurityPolicy
 from domain.store import (
     LOG_CHUNK_LIMIT,
@@ -38,6 +39,19 @@ class FakeLogStore(MemoryState):
         log = self.logs.setdefault((task_id, command), bytearray())
         log += data[plan_append(len(log), offset, len(data)).skip :]
         return len(log)
+
+    async def append_log_within_quota(
+        self, task_id: str, command: str, data: bytes, offset: int | None, quota_bytes: int
+    ) -> AppendedLog:
+        """Append what ``plan_log_write`` keeps of ``data``; say what it did."""
+        if task_id not in self.tasks:
+            raise NoSuchTaskError(task_id)
+        log = self.logs.setdefault((task_id, command), bytearray())
+        write = plan_log_write(
+            len(log), await self.task_log_size(task_id), offset, data, quota_bytes
+        )
+        log += write.data
+        return AppendedLog(len(log), write.gap, write.quota_reached)
 
     async def log_size(self, task_id: str, command: str) -> int:
         """Return how many bytes a command's log holds."""

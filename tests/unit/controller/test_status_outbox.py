@@ -1,13 +1,19 @@
 """The status outbox's drainer on fakes of its ports: posts through the client the factory makes
 for the repository and its decrypted token, retries a failed post after tenacity's backoff and
-a rate-limited one when the limit resets."""
+a rate-limited one when the limit resets; the reporter queries the watches on task changes
+only while a build is watched."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import replace
 
 from app.controller.forge_settings import ForgeSettings
 from app.controller.status_outbox import StatusReporter
 from domain.forge_client import ForgeClient, ForgeError, ForgeRateLimited, ForgeUnavailable
-from domain.forge_store import StatusPost
+from domain.forge_store import StatusPost, StatusWatch
 from domain.repositories import Repository
 from tests.unit.controller.fake_forge import (
     REPOSITORY,
@@ -101,3 +107,45 @@ async def test_a_status_of_an_unregistered_repository_stays_in_the_outbox() -> N
     assert await _reporter(outbox, forge, clock).drain_once() == 0
     assert forge.clients == []
     assert outbox.failures == []
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    """Let the reporter's loop run (no real waits in its fakes) until ``predicate`` holds."""
+    for _ in range(1000):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the reporter did not get there")
+
+
+async def test_task_changes_make_no_pass_until_a_pass_or_this_process_finds_a_watched_build() -> (
+    None
+):
+    clock, outbox = FakeClock(), FakeOutbox()
+    reporter = StatusReporter(
+        FakeStore(clock),
+        outbox,
+        FakeRepositories(REPOSITORY),
+        ClearSecrets(),
+        clock,
+        replace(SETTINGS, scan_seconds=3600.0),
+        "https://ci.example.test",
+        Forge(),
+    )
+    loop = asyncio.create_task(reporter.run_reporter())
+    try:
+        await _until(lambda: outbox.watch_queries == 1)  # the first pass finds no watch
+        for _ in range(3):
+            reporter.nudge()
+            for _ in range(20):
+                await asyncio.sleep(0)
+        assert outbox.watch_queries == 1
+        outbox.watches.append(StatusWatch("404", "octo/demo", "a" * 40, {}))
+        reporter.watch_added()
+        await _until(lambda: outbox.watch_queries == 2)
+        reporter.nudge()  # a build is watched now: each task change makes a pass
+        await _until(lambda: outbox.watch_queries == 3)
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop

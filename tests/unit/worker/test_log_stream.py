@@ -12,7 +12,7 @@ from app.worker.log_stream import CommandLog
 from app.worker.outbox import Outbox
 from app.worker.upstream import Upstream
 from domain.errors import TransientControllerError
-from domain.protocol import TaskRef, WorkerInfo
+from domain.protocol import CommandResult, CommandStatus, TaskRef, WorkerInfo
 from tests.unit.worker.fakes import FakeClock, FakeController, Sleeps, eventually
 
 
@@ -30,6 +30,7 @@ async def test_a_secret_split_across_two_writes_is_masked() -> None:
     await log.flush()
     await log.write(b"secret b")
     await log.close()
+    await asyncio.wait_for(outbox.drained(), 5)
     assert controller.logs("t", "main") == b"a HIDDEN-BY-CIRRUS-CI b"
     delivering.cancel()
 
@@ -41,6 +42,7 @@ async def test_chunks_never_exceed_the_limit() -> None:
     for _ in range(10):
         await log.write(b"x" * 700)
     await log.close()
+    await asyncio.wait_for(outbox.drained(), 5)
     sizes = [len(chunk) for _, _, chunk in controller.log_chunks]
     assert max(sizes) <= 1024
     assert sum(sizes) == 7000
@@ -63,6 +65,7 @@ async def test_a_writer_waits_while_the_controller_is_unreachable() -> None:
     controller.down = False
     await asyncio.wait_for(writer, 5)
     await log.close()
+    await asyncio.wait_for(outbox.drained(), 5)
     assert len(controller.logs("t", "main")) == 10 * 1024
     delivering.cancel()
 
@@ -118,6 +121,7 @@ async def test_a_secret_too_short_to_mask_is_left_in_the_output_and_warned_about
                 )
                 await log.write(b"exit hunter2\n")
                 await log.close()
+        await asyncio.wait_for(outbox.drained(), 5)
         assert controller.logs("t", "first") == b"exit HIDDEN-BY-CIRRUS-CI\n"
         warned = [r.getMessage() for r in caplog.records if "cannot be masked" in r.getMessage()]
         assert len(warned) == 1
@@ -135,6 +139,7 @@ async def test_each_chunk_carries_its_offset_and_a_retried_chunk_carries_the_sam
     log = CommandLog(outbox, TaskRef("t"), "main", chunk_size=1000, flush_interval=None)
     await log.write(b"a" * 1000 + b"b" * 1000 + b"c" * 500)
     await log.close()
+    await asyncio.wait_for(outbox.drained(), 5)
     assert controller.log_offsets == [("main", 0), ("main", 0), ("main", 1000), ("main", 2000)]
     assert controller.logs("t", "main") == b"a" * 1000 + b"b" * 1000 + b"c" * 500
     delivering.cancel()
@@ -148,6 +153,44 @@ async def test_offsets_count_the_masked_bytes_that_were_sent() -> None:
     await log.flush()
     await log.write(b"next\n")
     await log.close()
+    await asyncio.wait_for(outbox.drained(), 5)
     first = len(b"HIDDEN-BY-CIRRUS-CI\n")
     assert controller.log_offsets == [("main", 0), ("main", first)]
+    delivering.cancel()
+
+
+class GatedLogs(FakeController):
+    """A fake controller whose ``AppendLogs`` answers only once ``gate`` is set."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.gate = asyncio.Event()
+
+    async def append_logs(
+        self, task: TaskRef, command_name: str, data: bytes, offset: int | None = None
+    ) -> int:
+        await self.gate.wait()
+        return await super().append_logs(task, command_name, data, offset)
+
+
+async def test_close_returns_before_delivery_and_the_final_update_still_follows_the_log() -> None:
+    controller = GatedLogs()
+    upstream = Upstream(controller, WorkerInfo(), clock=FakeClock(), sleep=Sleeps())
+    upstream.registered = True
+    outbox = Outbox(upstream, linger=0.0)
+    delivering = asyncio.create_task(outbox.run())
+    ref = TaskRef("t")
+    log = CommandLog(outbox, ref, "clone", flush_interval=None)
+    await log.line("no source to clone")
+    await asyncio.wait_for(log.close(), 5)  # the chunk is still on its way
+    assert controller.log_chunks == []
+    outbox.send_command_updates(ref, [CommandResult("clone", CommandStatus.COMPLETED)])
+    outbox.send_command_updates(ref, [CommandResult("main", CommandStatus.EXECUTING)])
+    controller.gate.set()
+    await asyncio.wait_for(outbox.drained(), 5)
+    assert controller.calls == [
+        ("logs", ("t", "clone", len(b"no source to clone\n"))),
+        ("update", ("t", "clone", "COMPLETED")),
+        ("update", ("t", "main", "EXECUTING")),
+    ]
     delivering.cancel()

@@ -12,11 +12,13 @@ from domain.protocol import CommandResult, CommandStatus, TaskRef, WorkerInfo
 from tests.unit.worker.fakes import FakeClock, FakeController, Sleeps, eventually
 
 
-def outbox(max_parallel: int = 4, controller: FakeController | None = None) -> Outbox:
+def outbox(
+    max_parallel: int = 4, controller: FakeController | None = None, linger: float = 0.0
+) -> Outbox:
     client = controller if controller is not None else FakeController()
     upstream = Upstream(client, WorkerInfo(), clock=FakeClock(), sleep=Sleeps())
     upstream.registered = True
-    return Outbox(upstream, max_parallel=max_parallel)
+    return Outbox(upstream, max_parallel=max_parallel, linger=linger)
 
 
 class Gates:
@@ -121,6 +123,16 @@ class UpdateCalls(FakeController):
         self.update_calls.append([f"{u.name} {u.status.name}" for u in updates])
         await super().report_command_updates(task, updates)
 
+    @staticmethod
+    def finished_call(ref: TaskRef) -> ReportCall:
+        """A ``ReportAgentFinished`` of ``ref`` with no results."""
+
+        async def finished(client: ControllerClient) -> object:
+            await client.report_agent_finished(ref, ())
+            return None
+
+        return finished
+
 
 async def test_command_updates_queued_back_to_back_leave_as_one_call_in_order() -> None:
     controller, gates = UpdateCalls(), Gates()
@@ -165,4 +177,57 @@ async def test_a_merged_call_carries_no_more_than_the_limit_of_updates() -> None
     gates.open("first")
     await asyncio.wait_for(box.drained(), 5)
     assert [len(call) for call in controller.update_calls] == [MAX_MERGED_UPDATES, 1]
+    delivering.cancel()
+
+
+async def _spin(turns: int = 20) -> None:
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+async def test_a_quick_commands_updates_linger_and_leave_as_one_call_before_what_follows() -> None:
+    controller = UpdateCalls()
+    box = outbox(controller=controller, linger=60.0)
+    ref = TaskRef("t1", "secret")
+    delivering = asyncio.create_task(box.run())
+    box.send_command_updates(ref, [CommandResult("main", CommandStatus.EXECUTING)])
+    await _spin()
+    assert controller.update_calls == []  # lingering for the command's end
+    box.send_command_updates(ref, [CommandResult("main", CommandStatus.COMPLETED)])
+    await _spin()
+    assert controller.update_calls == []
+    # Another kind of report behind the updates ends the linger at once (not after 60 s).
+    finished = box.send("finished", UpdateCalls.finished_call(ref), "t1")
+    assert await asyncio.wait_for(finished, 5)
+    assert controller.update_calls == [["main EXECUTING", "main COMPLETED"]]
+    assert controller.names() == ["update", "update", "finished"]
+    delivering.cancel()
+
+
+async def test_a_lone_update_leaves_once_the_linger_ends() -> None:
+    controller = UpdateCalls()
+    box = outbox(controller=controller, linger=0.5)
+    delivering = asyncio.create_task(box.run())
+    update = box.send_command_updates(TaskRef("t1"), [CommandResult("a", CommandStatus.EXECUTING)])
+    await _spin()
+    assert not update.done()
+    assert await asyncio.wait_for(update, 5)
+    assert controller.update_calls == [["a EXECUTING"]]
+    await asyncio.wait_for(box.drained(), 5)
+    delivering.cancel()
+
+
+async def test_a_lingering_lane_holds_no_delivery_place() -> None:
+    controller = UpdateCalls()
+    box = outbox(max_parallel=1, controller=controller, linger=60.0)
+    delivering = asyncio.create_task(box.run())
+    ref = TaskRef("t1")
+    box.send_command_updates(ref, [CommandResult("a", CommandStatus.EXECUTING)])
+    await _spin()
+    other = box.send("other", UpdateCalls.finished_call(TaskRef("t2")), "t2")
+    assert await asyncio.wait_for(other, 5)
+    assert controller.update_calls == []
+    box.send("finished", UpdateCalls.finished_call(ref), "t1")
+    await asyncio.wait_for(box.drained(), 5)
+    assert controller.update_calls == [["a EXECUTING"]]
     delivering.cancel()
