@@ -161,6 +161,8 @@ class Api:
         self.client = httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=30
         )
+        self.status_probes = 0
+        """How many times ``build_status`` asked (each costs the controller CPU too)."""
 
     def submit(self, config: str) -> dict[str, Any]:
         """Submit a build."""
@@ -171,6 +173,7 @@ class Api:
 
     def build_status(self, build_id: str) -> str:
         """Return a build's status."""
+        self.status_probes += 1
         response = self.client.get(f"/api/v1/builds/{build_id}")
         response.raise_for_status()
         return str(response.json()["status"])

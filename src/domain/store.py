@@ -38,7 +38,9 @@ from domain.rerun import NewAttempt
 from domain.snapshots import SnapshotStore
 from domain.source import BuildSource
 from domain.store_records import (
+    REPORTED_LOOKUP_LIMIT,
     BuildRecord,
+    HeldAndReported,
     NoSuchTaskError,
     QueueSummary,
     SchemaVersionError,
@@ -46,6 +48,8 @@ from domain.store_records import (
     TaskAssignment,
     TaskCredentials,
     TaskRecord,
+    TaskStop,
+    TaskToRun,
     WorkerCheckIn,
     WorkerRecord,
     hash_token,
@@ -57,9 +61,11 @@ __all__ = [
     "ADMIN_TOKEN_KEY",
     "LOG_CHUNK_LIMIT",
     "REGISTRATION_TOKEN_KEY",
+    "REPORTED_LOOKUP_LIMIT",
     "BuildRecord",
     "BuildStore",
     "ControllerStore",
+    "HeldAndReported",
     "LogStore",
     "NoSuchTaskError",
     "QueueSummary",
@@ -71,6 +77,8 @@ __all__ = [
     "TaskCredentials",
     "TaskQueue",
     "TaskRecord",
+    "TaskStop",
+    "TaskToRun",
     "WorkerCheckIn",
     "WorkerRecord",
     "WorkerRegistry",
@@ -157,6 +165,13 @@ class BuildStore(Protocol):
         """Return a task."""
         ...
 
+    async def task_to_run(self, task_id: str) -> TaskToRun | None:
+        """Return a task with its build's environment, in one statement (None: no such task).
+
+        What every task's ``InitialCommands`` reads: one round trip instead of two.
+        """
+        ...
+
 
 class TaskQueue(Protocol):
     """The queue and the lifecycle of a task: claims, status changes, reports, cancellation,
@@ -174,6 +189,11 @@ class TaskQueue(Protocol):
         Only the first ``limit`` (all if ``None``) of those whose ``sequence`` is greater than
         ``after_sequence``: a caller pages through a long queue without loading all of it.
         """
+        ...
+
+    async def still_queued(self, task_ids: Sequence[str]) -> list[TaskRecord]:
+        """Return those of ``task_ids`` that are still queued (``SCHEDULED`` without a worker),
+        oldest first, in one statement; other and unknown ids are left out."""
         ...
 
     async def queue_summary(self) -> QueueSummary:
@@ -218,12 +238,30 @@ class TaskQueue(Protocol):
         """Record a claimed task's ``TaskStopped`` (once) and finalise it if it is not yet."""
         ...
 
+    async def stop_task(
+        self, task_id: str, status_if_not_final: TaskStatus, failure_message: str = ""
+    ) -> TaskStop:
+        """``mark_stopped`` that also sets ``failure_message`` (when given) on a task it
+        finalises, and counts the task's build's ``CREATED`` tasks, in one statement.
+
+        What a worker's ``TaskStopped`` changes and what deciding whether its build advances
+        needs; an unknown task's count is 0.
+        """
+        ...
+
     async def request_cancel(self, task_id: str) -> TaskRecord | None:
         """Cancel: an unclaimed task is ``ABORTED`` now, a claimed one is flagged for its worker."""
         ...
 
     async def tasks_of_worker(self, worker_name: str) -> list[TaskRecord]:
         """Return the tasks that occupy a worker (claimed by it and not stopped), oldest first."""
+        ...
+
+    async def held_and_reported(
+        self, worker_name: str, reported_task_ids: Sequence[str]
+    ) -> HeldAndReported:
+        """Return ``tasks_of_worker`` and the reported tasks that do not occupy the worker, in
+        one statement: what a look of a poll reads again once its check-in's read is stale."""
         ...
 
     async def held_task_ids(self, worker_name: str) -> list[str]:
@@ -334,8 +372,9 @@ class WorkerRegistry(Protocol):
     ) -> WorkerCheckIn | None:
         """Record a poll of a worker whose stored session hash is ``session_token_hash``
         (last seen now, with what it reported) and return it with the tasks that occupy it and
-        the first ``queue_limit`` queued tasks: authentication, check-in and the reads of an
-        idle poll in one call. ``None``, with nothing recorded, if no worker has that name and
+        the first ``queue_limit`` queued tasks and the reported tasks that do not occupy it
+        (``WorkerCheckIn.reported``): authentication, check-in and the reads of an idle poll in
+        one call. ``None``, with nothing recorded, if no worker has that name and
         session (unregistered, or registered again since)."""
         ...
 

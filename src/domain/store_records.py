@@ -129,6 +129,28 @@ class TaskCredentials:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskToRun:
+    """What answering ``InitialCommands`` reads, together: the task and its build's
+    submitted environment."""
+
+    task: TaskRecord
+    build_environment: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "build_environment", frozen_str_map(self.build_environment))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStop:
+    """What recording a ``TaskStopped`` did: the task as it left it (``None``: the stop was
+    not recorded, as the task was not claimed or already stopped) and how many of the task's
+    build's tasks are still ``CREATED`` (only those wait for the build to advance)."""
+
+    stopped: TaskRecord | None
+    created_left: int
+
+
+@dataclass(frozen=True, slots=True)
 class BuildRecord:
     """A stored build: its environment, its tasks in configuration order, and its source.
 
@@ -214,13 +236,33 @@ class QueueSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldAndReported:
+    """The tasks that occupy a worker (oldest first) and, by id, the tasks its poll reported
+    that do not (as ``WorkerCheckIn.reported``)."""
+
+    held: tuple[TaskRecord, ...] = ()
+    reported: Mapping[str, TaskRecord | None] = field(default_factory=dict)
+
+    __hash__ = None  # type: ignore[assignment]  # holds records that are not hashable
+
+
+REPORTED_LOOKUP_LIMIT = 100
+"""The most reported tasks a check-in reads (a worker runs few; more cost one read each)."""
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerCheckIn:
     """What a worker's ``Poll`` recorded and read in one store call: the worker as its poll
     left it, the tasks that occupy it (oldest first) and the head of the queue (oldest first).
+
+    ``reported``: the tasks the poll listed as running that do not occupy the worker, by id
+    (the first ``REPORTED_LOOKUP_LIMIT``); ``None`` for an id of no task or of a task queued
+    without a worker (either way not the worker's to run).
     """
 
     worker: WorkerRecord
     held: tuple[TaskRecord, ...] = ()
     queued: tuple[TaskRecord, ...] = ()
+    reported: Mapping[str, TaskRecord | None] = field(default_factory=dict)
 
     __hash__ = None  # type: ignore[assignment]  # holds records that are not hashable

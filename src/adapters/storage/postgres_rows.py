@@ -16,7 +16,16 @@ from adapters.storage.stored_records import (
     task_from_row,
     worker_from_row,
 )
-from domain.store import TaskRecord, WorkerRecord
+from adapters.storage.task_call_rows import (
+    CREATED_LEFT,
+    STOP,
+    TASK_TO_RUN_COLUMNS,
+    TASK_TO_RUN_FROM,
+    stop_parameters,
+    task_to_run_of,
+)
+from domain.build import TaskStatus
+from domain.store import TaskRecord, TaskStop, TaskToRun, WorkerRecord
 
 
 async def _rows(connection: Connection, query: str, parameters: Sequence[Any]) -> list[DictRow]:
@@ -78,6 +87,36 @@ async def update_task(
         parameters,
     )
     return _task(rows[0]) if rows else None
+
+
+async def load_task_to_run(connection: Connection, key: int) -> TaskToRun | None:
+    """Return one task by key with its command results and its build's environment, in one
+    statement."""
+    rows = await _rows(
+        connection,
+        f"SELECT {TASK_TO_RUN_COLUMNS}, {_results_of('tasks')} "
+        f"FROM {TASK_TO_RUN_FROM.format(p='%s')}",
+        (key,),
+    )
+    return task_to_run_of(_task(rows[0]), rows[0]["build_environment"]) if rows else None
+
+
+async def stop_task(
+    connection: Connection, key: int, status: TaskStatus, message: str, now: float
+) -> TaskStop:
+    """Record a claimed task's ``TaskStopped`` once, finalising it with ``status`` and
+    ``message`` if needed, and count its build's ``CREATED`` tasks: one statement."""
+    # The outer join gives the count even when the update changed no row.
+    rows = await _rows(
+        connection,
+        f"WITH changed AS ({STOP.format(p='%s')} RETURNING *) "
+        f"SELECT changed.*, {_results_of('changed')}, "
+        f"({CREATED_LEFT.format(p='%s')}) AS created_left "
+        "FROM (SELECT 1) AS one LEFT JOIN changed ON TRUE",
+        (*stop_parameters(key, status, message, now), key),
+    )
+    row = rows[0]
+    return TaskStop(None if row["id"] is None else _task(row), int(row["created_left"]))
 
 
 async def load_workers(

@@ -16,9 +16,10 @@ from psycopg.rows import dict_row
 from adapters.storage import build_listing, postgres_attempts, postgres_logs, postgres_tasks
 from adapters.storage.check_in_rows import (
     CHECK_IN,
-    OCCUPYING_AND_QUEUE_HEAD,
     check_in_of,
     check_in_parameters,
+    check_in_read,
+    reported_keys,
 )
 from adapters.storage.forge_tables import ForgeTables
 from adapters.storage.log_chunks import check_log_range
@@ -28,8 +29,13 @@ from adapters.storage.postgres_connection import Connection, PostgresDatabase
 from adapters.storage.postgres_forge import postgres_forge_tables
 from adapters.storage.postgres_migrations import POSTGRES_MIGRATIONS
 from adapters.storage.postgres_repositories import PostgresRepositories
-from adapters.storage.postgres_rows import load_task, load_tasks, load_workers
+from adapters.storage.postgres_rows import (
+    load_task,
+    load_tasks,
+    load_workers,
+)
 from adapters.storage.postgres_snapshots import PostgresSnapshots
+from adapters.storage.postgres_task_calls import PostgresTaskCalls
 from adapters.storage.postgres_user_tokens import PostgresUserTokens
 from adapters.storage.schema_versions import Migration
 from adapters.storage.spec_json import dumps_float_map, dumps_str_map
@@ -66,7 +72,7 @@ DEFAULT_MAX_CONNECTIONS = 10
 _QUEUED = "status = 'SCHEDULED' AND worker IS NULL"
 
 
-class PostgresStore:
+class PostgresStore(PostgresTaskCalls):
     """``ControllerStore`` on a PostgreSQL database; open it with ``PostgresStore.open``."""
 
     def __init__(
@@ -185,17 +191,9 @@ class PostgresStore:
         names = [status.value for status in statuses]
         if key is None or not names:
             return 0
-
-        async def count(db: Connection) -> int:
-            cursor = await db.execute(
-                "SELECT COUNT(*) FROM tasks WHERE build_id = %s AND status = ANY(%s)",
-                (key, names),
-            )
-            row = await cursor.fetchone()
-            assert row is not None  # an aggregate always has one row
-            return int(row[0])
-
-        return await self._db.read_statement(count)
+        return await self._db.read_statement(
+            lambda db: postgres_tasks.count_build_tasks(db, key, names)
+        )
 
     async def create_attempts(
         self, build_id: str, attempts: Sequence[NewAttempt]
@@ -553,11 +551,12 @@ class PostgresStore:
         worker = await self._db.write_statement(touch)
         if worker is None:
             return None
-        condition = OCCUPYING_AND_QUEUE_HEAD.format(p="%s")
+        reported = reported_keys(running_task_ids)
+        condition, read_parameters = check_in_read(name, queue_limit, reported)
         tasks = await self._db.read_statement(
-            lambda db: load_tasks(db, condition, (name, queue_limit))
+            lambda db: load_tasks(db, condition.format(p="%s"), read_parameters)
         )
-        return check_in_of(worker, tasks)
+        return check_in_of(worker, tasks, reported)
 
     async def set_disabled(
         self, name: str, disabled: bool, *, until_register: bool = False

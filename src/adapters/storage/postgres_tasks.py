@@ -121,6 +121,16 @@ async def load_build_environment(connection: Connection, key: int) -> dict[str, 
     return None if row is None else loads_str_map(row[0])
 
 
+async def count_build_tasks(connection: Connection, key: int, statuses: Sequence[str]) -> int:
+    """Return how many of a build's tasks have one of ``statuses`` (their values)."""
+    cursor = await connection.execute(
+        "SELECT COUNT(*) FROM tasks WHERE build_id = %s AND status = ANY(%s)", (key, statuses)
+    )
+    row = await cursor.fetchone()
+    assert row is not None  # an aggregate always has one row
+    return int(row[0])
+
+
 async def set_status(
     connection: Connection,
     key: int,

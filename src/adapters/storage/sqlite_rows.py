@@ -13,8 +13,9 @@ from adapters.storage.stored_records import (
     task_from_row,
     worker_from_row,
 )
+from adapters.storage.task_call_rows import TASK_TO_RUN_COLUMNS, TASK_TO_RUN_FROM, task_to_run_of
 from domain.protocol import CommandResult
-from domain.store import TaskRecord, WorkerRecord
+from domain.store import TaskRecord, TaskToRun, WorkerRecord
 
 
 def load_tasks(
@@ -46,6 +47,20 @@ def load_task(connection: sqlite3.Connection, key: int) -> TaskRecord | None:
     """Return one task by key."""
     tasks = load_tasks(connection, "id = ?", (key,))
     return tasks[0] if tasks else None
+
+
+def load_task_to_run(connection: sqlite3.Connection, key: int) -> TaskToRun | None:
+    """Return one task by key with its build's environment."""
+    row = connection.execute(
+        f"SELECT {TASK_TO_RUN_COLUMNS} FROM {TASK_TO_RUN_FROM.format(p='?')}", (key,)
+    ).fetchone()
+    if row is None:
+        return None
+    results = connection.execute(
+        "SELECT * FROM command_results WHERE task_id = ? ORDER BY position", (key,)
+    )
+    task = task_from_row(row, [command_result_from_row(result) for result in results])
+    return task_to_run_of(task, row["build_environment"])
 
 
 def load_workers(

@@ -15,9 +15,10 @@ from pathlib import Path
 from adapters.storage import build_listing, sqlite_attempts, sqlite_logs, sqlite_tasks
 from adapters.storage.check_in_rows import (
     CHECK_IN,
-    OCCUPYING_AND_QUEUE_HEAD,
     check_in_of,
     check_in_parameters,
+    check_in_read,
+    reported_keys,
 )
 from adapters.storage.forge_tables import ForgeTables
 from adapters.storage.log_chunks import check_log_range
@@ -31,6 +32,7 @@ from adapters.storage.sqlite_migrations import SQLITE_MIGRATIONS
 from adapters.storage.sqlite_repositories import SqliteRepositories
 from adapters.storage.sqlite_rows import load_task, load_tasks, load_workers
 from adapters.storage.sqlite_snapshots import SqliteSnapshots
+from adapters.storage.sqlite_task_calls import SqliteTaskCalls
 from adapters.storage.sqlite_user_tokens import SqliteUserTokens
 from adapters.storage.stored_records import (
     credentials_from_row,
@@ -74,7 +76,7 @@ def _workers_after(connection: sqlite3.Connection, after: str) -> list[WorkerRec
     )
 
 
-class SqliteStore:
+class SqliteStore(SqliteTaskCalls):
     """``ControllerStore`` on a SQLite file; open it with ``SqliteStore.open``."""
 
     def __init__(
@@ -188,17 +190,7 @@ class SqliteStore:
         names = [status.value for status in statuses]
         if key is None or not names:
             return 0
-        marks = ", ".join("?" * len(names))
-
-        def count(db: sqlite3.Connection) -> int:
-            row = db.execute(
-                f"SELECT COUNT(*) FROM tasks WHERE build_id = ? AND status IN ({marks})",
-                (key, *names),
-            ).fetchone()
-            assert row is not None  # an aggregate always has one row
-            return int(row[0])
-
-        return await self._db.read(count)
+        return await self._db.read(lambda db: sqlite_tasks.count_build_tasks(db, key, names))
 
     async def create_attempts(
         self, build_id: str, attempts: Sequence[NewAttempt]
@@ -538,13 +530,15 @@ class SqliteStore:
         parameters = check_in_parameters(
             self._clock.now(), name, session_token_hash, resources_in_use, running_task_ids
         )
+        reported = reported_keys(running_task_ids)
+        condition, read_parameters = check_in_read(name, queue_limit, reported)
 
         def check_in(db: sqlite3.Connection) -> WorkerCheckIn | None:
             row = db.execute(CHECK_IN.format(p="?"), parameters).fetchone()
             if row is None:
                 return None
-            condition = OCCUPYING_AND_QUEUE_HEAD.format(p="?")
-            return check_in_of(worker_from_row(row), load_tasks(db, condition, (name, queue_limit)))
+            tasks = load_tasks(db, condition.format(p="?"), read_parameters)
+            return check_in_of(worker_from_row(row), tasks, reported)
 
         return await self._db.write(check_in)
 

@@ -19,10 +19,17 @@ from adapters.storage.spec_json import (
 )
 from adapters.storage.sqlite_rows import load_task, load_tasks
 from adapters.storage.stored_records import FINAL_SQL
+from adapters.storage.task_call_rows import CREATED_LEFT, STOP, stop_parameters
 from domain.build import BuildSpec, TaskStatus, initial_status
 from domain.protocol import CommandResult
 from domain.source import BuildSource
-from domain.store import BuildRecord, NoSuchTaskError, TaskRecord, lost_worker_message
+from domain.store import (
+    BuildRecord,
+    NoSuchTaskError,
+    TaskRecord,
+    TaskStop,
+    lost_worker_message,
+)
 
 _OCCUPYING = "worker = ? AND stopped_at IS NULL"
 
@@ -106,6 +113,17 @@ def load_build_environment(connection: sqlite3.Connection, key: int) -> dict[str
     """Return a build's submitted environment without its tasks."""
     row = connection.execute("SELECT environment FROM builds WHERE id = ?", (key,)).fetchone()
     return None if row is None else loads_str_map(row["environment"])
+
+
+def count_build_tasks(connection: sqlite3.Connection, key: int, statuses: Sequence[str]) -> int:
+    """Return how many of a build's tasks have one of ``statuses`` (their values)."""
+    marks = ", ".join("?" * len(statuses))
+    row = connection.execute(
+        f"SELECT COUNT(*) FROM tasks WHERE build_id = ? AND status IN ({marks})",
+        (key, *statuses),
+    ).fetchone()
+    assert row is not None  # an aggregate always has one row
+    return int(row[0])
 
 
 def set_status(
@@ -224,6 +242,19 @@ def mark_stopped(
         (now, now, status.value, key),
     )
     return load_task(connection, key) if cursor.rowcount == 1 else None
+
+
+def stop(
+    connection: sqlite3.Connection, key: int, status: TaskStatus, message: str, now: float
+) -> TaskStop:
+    """Record a claimed task's ``TaskStopped`` once, finalising it with ``status`` and
+    ``message`` if needed; count its build's ``CREATED`` tasks (one write transaction)."""
+    parameters = stop_parameters(key, status, message, now)
+    cursor = connection.execute(STOP.format(p="?"), parameters)
+    stopped = load_task(connection, key) if cursor.rowcount == 1 else None
+    row = connection.execute(CREATED_LEFT.format(p="?"), (key,)).fetchone()
+    assert row is not None  # an aggregate always has one row
+    return TaskStop(stopped, int(row[0]))
 
 
 def request_cancel(connection: sqlite3.Connection, key: int, now: float) -> TaskRecord | None:

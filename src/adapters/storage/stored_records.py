@@ -7,6 +7,7 @@ Ids are the decimal text of integer row keys; the final statuses are one SQL lis
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -42,6 +43,11 @@ def row_key(text: str) -> int | None:
         return None
     key = int(text)
     return key if 0 < key <= _MAX_ID else None
+
+
+def dumps_int_list(task_ids: Sequence[str]) -> str:
+    """Return the keys of the valid ids of ``task_ids`` as a JSON array (others left out)."""
+    return json.dumps([key for key in map(row_key, task_ids) if key is not None])
 
 
 def new_secret() -> str:

@@ -15,16 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.controller.long_poll import PollTicket, PollWaiters
-from domain.build import TaskStatus
 from domain.scheduling import QueuedTask, choose_workers, with_task
-from domain.store import BuildStore
+from domain.store import TaskQueue
 from domain.wakeups import QueuedNotice
 
 
 class PollDispatcher:
     """Wakes, for each newly queued task, the one held poll chosen to take it."""
 
-    def __init__(self, store: BuildStore, waiters: PollWaiters) -> None:
+    def __init__(self, store: TaskQueue, waiters: PollWaiters) -> None:
         self._store = store
         self._waiters = waiters
         waiters.dispatch_with(self.offer_ids)
@@ -82,9 +81,8 @@ class PollDispatcher:
         self.offer(await self._still_queued(task_ids))
 
     async def _still_queued(self, task_ids: Sequence[str]) -> list[QueuedTask]:
-        queued = []
-        for task_id in dict.fromkeys(task_ids):
-            task = await self._store.get_task(task_id)
-            if task is not None and task.status is TaskStatus.SCHEDULED and task.worker is None:
-                queued.append(task.as_queued())
-        return queued
+        if not task_ids:
+            return []
+        # One read for all of them, offered in the order given.
+        queued = {task.id: task for task in await self._store.still_queued(task_ids)}
+        return [queued[i].as_queued() for i in dict.fromkeys(task_ids) if i in queued]

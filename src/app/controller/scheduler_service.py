@@ -36,6 +36,7 @@ from domain.store import (
     SchedulingStore,
     TaskAssignment,
     TaskRecord,
+    TaskStop,
     WorkerCheckIn,
     WorkerRecord,
     lost_worker_message,
@@ -187,6 +188,7 @@ class SchedulerService(LivenessSweeps):
         ticket: PollTicket | None = None,
         checked_in: WorkerCheckIn | None = None,
         changes_at_check_in: int = -1,
+        reported_tasks: Mapping[str, TaskRecord | None] | None = None,
     ) -> tuple[list[str], list[TaskRecord]]:
         """Look once on behalf of a ``Poll``: return the tasks the worker must stop and the
         queued tasks it was handed (claimed only if ``claim``).
@@ -198,6 +200,8 @@ class SchedulerService(LivenessSweeps):
         offered again. ``checked_in``, what the poll's check-in read (its first
         ``FIRST_QUEUE_PAGE_SIZE`` queued tasks) when ``PollWaiters.changes`` was
         ``changes_at_check_in``, stands for reading again if that count has not moved since.
+        ``reported_tasks``, what the poll's check-in read of the reported tasks that did not
+        occupy the worker (``WorkerCheckIn.reported``), spares reading those again.
         """
         promised: list[str] = []
         if ticket is not None:
@@ -205,10 +209,17 @@ class SchedulerService(LivenessSweeps):
         async with self._assign_lock:
             # Checked under the lock: no claim of this process comes between check and use.
             fresh = checked_in if changes_at_check_in == self._waiters.changes else None
-            held = list(fresh.held) if fresh else await self._store.tasks_of_worker(worker.name)
+            known = dict(reported_tasks or {})
+            if fresh:
+                held = list(fresh.held)
+            else:  # read again, with the reported tasks the check-in did not read
+                unknown = [task_id for task_id in reported if task_id not in known]
+                mine = await self._store.held_and_reported(worker.name, unknown)
+                held = list(mine.held)
+                known.update(mine.reported)
             if settle:
                 held = await self._settle_unreported(worker.name, held, set(reported))
-            to_stop = await self._to_stop(worker.name, held, reported)
+            to_stop = await self._to_stop(worker.name, held, reported, known)
             page = fresh.queued if fresh else None
             to_start, view = (
                 await self._claim(worker, held, set(to_stop), page) if claim else ([], None)
@@ -221,9 +232,17 @@ class SchedulerService(LivenessSweeps):
         return to_stop, to_start
 
     async def _to_stop(
-        self, worker_name: str, held: Sequence[TaskRecord], reported: Sequence[str]
+        self,
+        worker_name: str,
+        held: Sequence[TaskRecord],
+        reported: Sequence[str],
+        known: Mapping[str, TaskRecord | None],
     ) -> list[str]:
-        """Return the tasks the worker must stop: cancelled ones, and ones no longer its own."""
+        """Return the tasks the worker must stop: cancelled ones, and ones no longer its own
+        (as ``known`` says, read by the poll's check-in, or read one by one)."""
+        # What the check-in read of a task that did not occupy the worker still holds later in
+        # the poll: such a task's verdict changes only by its becoming the worker's (claimed),
+        # and then ``held``, read anew by a later look, has it.
         # A reported task that this worker stopped itself is left alone: the worker still lists
         # it while its ``TaskStopped`` is on the way, and an early answer would only delay its
         # next poll by a whole interval.
@@ -232,7 +251,7 @@ class SchedulerService(LivenessSweeps):
         for task_id in reported:
             if task_id in held_ids:
                 continue
-            task = await self._store.get_task(task_id)
+            task = known[task_id] if task_id in known else await self._store.get_task(task_id)
             if task is None or task.worker != worker_name or released_from(task, worker_name):
                 stop.append(task_id)
         return list(dict.fromkeys(stop))
@@ -259,11 +278,8 @@ class SchedulerService(LivenessSweeps):
             log.warning(
                 "worker %s no longer reports task %s; failing it", printable(worker_name), task.id
             )
-            await self._store.finish_task(
-                task.id, TaskStatus.FAILED, lost_worker_message(worker_name)
-            )
-            await self._store.mark_stopped(task.id, TaskStatus.FAILED)
-            await self.advance_build(task.build_id)
+            left = await self._stop(task, TaskStatus.FAILED, lost_worker_message(worker_name))
+            await self.advance_build(task.build_id, created_left=left.created_left)
         return still_held
 
     async def claim_for(self, worker_name: str, exclude: Collection[str] = ()) -> list[TaskRecord]:
@@ -353,15 +369,22 @@ class SchedulerService(LivenessSweeps):
         if current is None:  # tasks are never deleted; nothing to settle if one were
             return None
         status, message = stopped_status(current, self._clock.now())
-        if not current.status.is_final and message:
-            await self._store.finish_task(current.id, status, message)
-        stopped = await self._store.mark_stopped(current.id, status)
+        outcome = await self._stop(current, status, message)
         self._missed.pop(task.id, None)
-        await self.advance_build(task.build_id)
+        await self.advance_build(task.build_id, created_left=outcome.created_left)
         if task.worker is not None:
             self._waiters.wake(task.worker)
         self._changed()
-        return stopped
+        return outcome.stopped
+
+    async def _stop(self, task: TaskRecord, status: TaskStatus, message: str) -> TaskStop:
+        """Finalise a task with ``status`` and ``message`` unless it is final, and record its
+        stop: one store call, which also counts what its build has left to advance."""
+        outcome = await self._store.stop_task(task.id, status, message)
+        if outcome.stopped is None and message and not task.status.is_final:
+            # No longer claimed (released meanwhile), so not stopped: finalised all the same.
+            await self._store.finish_task(task.id, status, message)
+        return outcome
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
         """Cancel a task: at once if unclaimed, else through its worker's next poll."""
@@ -375,11 +398,14 @@ class SchedulerService(LivenessSweeps):
         self._changed()
         return record
 
-    async def advance_build(self, build_id: str) -> None:
-        """Schedule or skip the tasks of a build whose dependencies have settled."""
+    async def advance_build(self, build_id: str, *, created_left: int | None = None) -> None:
+        """Schedule or skip the tasks of a build whose dependencies have settled
+        (``created_left``: how many ``CREATED`` tasks it has, if the caller just read that)."""
         # Only CREATED tasks wait for dependencies; most builds have none left, and loading
         # a big build's every task for each task that ends would cost O(tasks) per task.
-        if not await self._store.count_build_tasks(build_id, {TaskStatus.CREATED}):
+        if created_left is None:
+            created_left = await self._store.count_build_tasks(build_id, {TaskStatus.CREATED})
+        if not created_left:
             return
         # Only the latest attempt of each task counts: a dependency on a re-run task waits for
         # its new attempt (``domain.rerun``).

@@ -255,6 +255,7 @@ class TwirpServices:
                     ticket=ticket,
                     checked_in=checked_in,
                     changes_at_check_in=changes,
+                    reported_tasks=first_look.reported,
                 )
                 checked_in = None  # read once: a woken look reads again
                 if to_stop or to_start or ticket.done:
@@ -328,12 +329,13 @@ class TwirpServices:
     ) -> object:
         assignment = (await self._auth.task(headers)).task
         # The one task call that needs the spec reads it here, after authentication.
-        task = await self._store.get_task(assignment.id)
-        if task is None:
+        # The task and its build's environment in one read (one round trip).
+        to_run = await self._store.task_to_run(assignment.id)
+        if to_run is None:
             raise TwirpError("not_found", f"task {assignment.id} does not exist")
+        task, build_environment = to_run.task, to_run.build_environment
         if self.approval_wait is not None and (wait := await self.approval_wait(task.build_id)):
             raise TwirpError("failed_precondition", f"task {task.id}: {wait}")
-        build_environment = await self._store.build_environment(task.build_id) or {}
         # The build's repository, not the task's environment: a task must not pick the
         # repository whose secrets it gets.
         repository = build_environment.get(REPOSITORY_VARIABLE, "")

@@ -19,7 +19,12 @@ from domain.store import (
     WorkerCheckIn,
     WorkerRecord,
 )
-from tests.unit.controller.fake_tasks import FakeBuildStore, FakeTaskQueue, MemoryState
+from tests.unit.controller.fake_tasks import (
+    FakeBuildStore,
+    FakeTaskQueue,
+    MemoryState,
+    held_and_reported,
+)
 
 
 def _check_range(offset: int, limit: int | None) -> None:
@@ -152,7 +157,8 @@ class FakeWorkerRegistry(MemoryState):
             (t for t in self.tasks.values() if t.status is TaskStatus.SCHEDULED and not t.worker),
             key=lambda task: task.sequence,
         )
-        return WorkerCheckIn(worker, tuple(self.occupying(name)), tuple(queue[:queue_limit]))
+        mine = held_and_reported(self, name, running_task_ids)
+        return WorkerCheckIn(worker, mine.held, tuple(queue[:queue_limit]), mine.reported)
 
     async def set_disabled(
         self, name: str, disabled: bool, *, until_register: bool = False

@@ -18,10 +18,14 @@ from domain.protocol import CommandResult
 from domain.rerun import NewAttempt, RerunError
 from domain.source import BuildSource
 from domain.store import (
+    REPORTED_LOOKUP_LIMIT,
     BuildRecord,
+    HeldAndReported,
     NoSuchTaskError,
     QueueSummary,
     TaskRecord,
+    TaskStop,
+    TaskToRun,
     WorkerRecord,
     lost_worker_message,
 )
@@ -226,6 +230,12 @@ class FakeBuildStore(MemoryState):
         """Return a task."""
         return self.tasks.get(task_id)
 
+    async def task_to_run(self, task_id: str) -> TaskToRun | None:
+        """Return a task with its build's environment."""
+        task = self.tasks.get(task_id)
+        build = None if task is None else self.builds.get(task.build_id)
+        return None if task is None or build is None else TaskToRun(task, build.environment)
+
 
 class FakeTaskQueue(MemoryState):
     """``domain.store.TaskQueue`` in memory."""
@@ -238,6 +248,17 @@ class FakeTaskQueue(MemoryState):
             raise ValueError(f"limit must be positive, got {limit}")
         queued = [t for t in self._queue() if t.sequence > after_sequence]
         return queued if limit is None else queued[:limit]
+
+    async def held_and_reported(
+        self, worker_name: str, reported_task_ids: Sequence[str]
+    ) -> HeldAndReported:
+        """Return the worker's occupying tasks and the reported tasks that do not occupy it."""
+        return held_and_reported(self, worker_name, reported_task_ids)
+
+    async def still_queued(self, task_ids: Sequence[str]) -> list[TaskRecord]:
+        """Return those of ``task_ids`` still queued, oldest first."""
+        wanted = set(task_ids)
+        return [task for task in self._queue() if task.id in wanted]
 
     def _queue(self) -> list[TaskRecord]:
         tasks = self.tasks.values()
@@ -333,6 +354,24 @@ class FakeTaskQueue(MemoryState):
         status = task.status if task.status.is_final else status_if_not_final
         return self.update(task, stopped_at=self.clock.now(), status=status)
 
+    async def stop_task(
+        self, task_id: str, status_if_not_final: TaskStatus, failure_message: str = ""
+    ) -> TaskStop:
+        """``mark_stopped`` setting ``failure_message`` too; count the build's CREATED tasks."""
+        if not status_if_not_final.is_final:
+            raise ValueError(f"{status_if_not_final.value} is not a final status")
+        task = self.tasks.get(task_id)
+        stopped = None
+        if task is not None and task.worker is not None and task.stopped_at is None:
+            changes: dict[str, object] = {"stopped_at": self.clock.now()}
+            if not task.status.is_final:
+                changes["status"] = status_if_not_final
+                changes["failure_message"] = failure_message or task.failure_message
+            stopped = self.update(task, **changes)
+        build = None if task is None else self.builds.get(task.build_id)
+        ids = [] if build is None else build.task_ids
+        return TaskStop(stopped, sum(self.tasks[i].status is TaskStatus.CREATED for i in ids))
+
     async def request_cancel(self, task_id: str) -> TaskRecord | None:
         """Abort an unclaimed waiting task now, or flag a claimed running one for its worker."""
         task = self.tasks.get(task_id)
@@ -383,3 +422,20 @@ class FakeTaskQueue(MemoryState):
                     )
                 )
         return released
+
+
+def held_and_reported(
+    state: MemoryState, worker_name: str, reported_task_ids: Sequence[str]
+) -> HeldAndReported:
+    """Return a worker's occupying tasks and the reported tasks that do not occupy it (as the
+    SQL stores' check-in reads them)."""
+    held = tuple(state.occupying(worker_name))
+    reported: dict[str, TaskRecord | None] = {}
+    for task_id in reported_task_ids:
+        task = state.tasks.get(task_id)
+        if task in held or len(reported) >= REPORTED_LOOKUP_LIMIT:
+            continue
+        if task is not None and task.worker is None and task.status is TaskStatus.SCHEDULED:
+            task = None  # queued without a worker: not the worker's
+        reported.setdefault(task_id, task)
+    return HeldAndReported(held, reported)

@@ -22,6 +22,7 @@ from tests.integration.storage import (
     test_store_logs,
     test_store_sources,
     test_store_submitter,
+    test_store_task_calls,
     test_store_worker_policy,
 )
 from tests.unit.controller.fake_store import FakeStore
@@ -36,6 +37,7 @@ CONTRACT_MODULES = (
     test_store_logs,
     test_store_sources,
     test_store_submitter,
+    test_store_task_calls,
     test_store_worker_policy,
 )
 

@@ -29,7 +29,7 @@ from domain.store import WorkerCheckIn
 from tests.unit.controller.conftest import OFFLINE_AFTER
 from tests.unit.controller.fake_store import FakeStore
 from tests.unit.controller.fake_tasks import FakeClock
-from tests.unit.controller.steps import submit
+from tests.unit.controller.steps import assignment, submit
 
 REGISTRATION = "registration secret"
 
@@ -188,3 +188,51 @@ async def test_a_cancel_between_the_check_in_and_the_look_stops_the_task_at_once
     controller.store.after_check_in = cancel
     answer = await controller.poll(headers, running=[task.id])
     assert answer["tasksToStop"] == [task.id]
+
+
+async def test_a_poll_still_listing_a_task_the_worker_stopped_checks_in_with_one_store_call() -> (
+    None
+):
+    controller = Controller()
+    headers = await controller.register()
+    await submit(controller.store)
+    [task] = await controller.scheduler.claim_for("w1")
+    await controller.scheduler.task_stopped(assignment(task))
+    controller.store.called.clear()
+    answer = await controller.poll(headers, running=[task.id])
+    assert controller.store.called == ["check_in_worker"]
+    assert not answer.get("tasksToStop")
+
+
+async def test_a_poll_listing_a_task_that_is_not_its_own_is_told_to_stop_it() -> None:
+    controller = Controller()
+    headers = await controller.register()
+    build = await submit(controller.store)
+    queued = build.tasks[0].id
+    await controller.scheduler.build_submitted(build.id)
+    controller.store.called.clear()
+    answer = await controller.poll(headers, running=["999999", queued])
+    assert answer["tasksToStop"] == ["999999", queued]
+    assert "get_task" not in controller.store.called
+
+
+async def test_a_look_after_the_check_in_went_stale_reads_no_reported_task_again() -> None:
+    controller = Controller()
+    headers = await controller.register()
+    await submit(controller.store)
+    [task] = await controller.scheduler.claim_for("w1")
+    await controller.scheduler.task_stopped(assignment(task))
+    queued: list[str] = []
+
+    async def queue_a_task() -> None:
+        build = await submit(controller.store)
+        queued.append(build.tasks[0].id)
+        await controller.scheduler.build_submitted(build.id)
+
+    controller.store.after_check_in = queue_a_task
+    controller.store.called.clear()
+    answer = await controller.poll(headers, running=[task.id])
+    assert [started["taskId"] for started in answer["tasksToStart"]] == queued
+    assert not answer.get("tasksToStop")
+    assert "held_and_reported" in controller.store.called  # the look read anew
+    assert "get_task" not in controller.store.called
