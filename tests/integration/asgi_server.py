@@ -14,8 +14,14 @@ STARTUP_DEADLINE = 10.0
 
 
 @asynccontextmanager
-async def serve_asgi(app: Any, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
-    """Serve ``app`` until the block ends; yield its base URL (``http://127.0.0.1:PORT``).
+async def serve_asgi(
+    app: Any,
+    *,
+    lifespan: Literal["on", "off"] = "off",
+    tls: tuple[str, str] | None = None,
+) -> AsyncIterator[str]:
+    """Serve ``app`` until the block ends; yield its base URL (``http://127.0.0.1:PORT``, or
+    ``https://`` with ``tls``, a certificate file and its key file).
 
     Leaving the block stops uvicorn gracefully (requests in progress get up to 5 s).
     """
@@ -27,6 +33,8 @@ async def serve_asgi(app: Any, *, lifespan: Literal["on", "off"] = "off") -> Asy
         ws="none",
         log_level="warning",
         timeout_graceful_shutdown=5,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
@@ -39,7 +47,7 @@ async def serve_asgi(app: Any, *, lifespan: Literal["on", "off"] = "off") -> Asy
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await serving
