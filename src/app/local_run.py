@@ -38,6 +38,7 @@ from adapters.controller_api import (
     ControllerRefused,
     TaskInfo,
 )
+from adapters.host.child_watcher import watch_children_with_pidfds
 from adapters.logging import configure_logging, shutdown_logging
 from adapters.workspace import (
     WorkspaceError,
@@ -173,6 +174,7 @@ async def run_locally(
     environ: Mapping[str, str],
 ) -> int:
     """Run one build with an embedded controller and worker; return the exit code."""
+    watch_children_with_pidfds()  # before the first script starts
     with tempfile.TemporaryDirectory(prefix="cirrus-run-") as temporary:
         base = Path(temporary)
         (base / "instances").mkdir()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from adapters.config import WorkerConfig
+from adapters.host.child_watcher import watch_children_with_pidfds
 from adapters.logging import configure_logging, shutdown_logging, terminal_log_console
 from adapters.telemetry.health import LISTEN_KEY, HealthServer, parse_listen_address
 from adapters.telemetry.setup import Telemetry, setup_telemetry
@@ -59,6 +60,7 @@ async def run_worker(
     ``listen``, the probe and metrics server runs on that address meanwhile; ``status`` shows
     the worker's snapshot about once a second until it stops (its last picture stays).
     """
+    watch_children_with_pidfds()  # before the first script starts
     async with AsyncExitStack() as stack:
         if telemetry is not None:
             # Registered first, so it runs last: after the worker's final reports.
