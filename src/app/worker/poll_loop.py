@@ -57,6 +57,10 @@ POLL_TIMEOUT_MARGIN = 15.0
 # waited for work, so the next one starts at once. Shorter ones wait out the rest of the interval,
 # so a controller that answers at once is polled once per interval and never in a tight loop.
 HELD_POLL_SECONDS = 1.0
+# The next Poll after tasks were handed out waits (at most this long) until they reported
+# ``TaskStarted``: the controller serves calls in the order they come, so a Poll sent first
+# would delay their pickup by its check-in. A slow instance (a VM's clone) delays it no longer.
+STARTED_HEAD_START_SECONDS = 0.1
 
 
 def refusal_message(worker_name: str) -> str:
@@ -107,6 +111,8 @@ class Worker:
         # Its next answers with tasks wait out the interval too, so that a controller offering
         # tasks that fail at once (no instance, say) is not polled in a tight loop.
         self._failed_early: dict[int, bool] = {}
+        # Per upstream: tasks its last poll answer started, until its next Poll leaves.
+        self._just_started: dict[int, list[RunningTask]] = {}
         # Per upstream, the session (registration generation) told that we drain.
         self._drain_told: dict[int, int] = {}
         if standby is not None:
@@ -307,6 +313,8 @@ class Worker:
             elapsed = max(0.0, self.clock.monotonic() - started)
             if accepted and self._failed_early.get(id(upstream)):
                 accepted = 0
+            if accepted:
+                await self._let_started_report(upstream)
             if accepted or elapsed >= HELD_POLL_SECONDS:
                 # Started tasks: the controller may have more that fit what is left. Held open:
                 # the controller already waited for work on our behalf. Either way, ask again
@@ -315,6 +323,17 @@ class Worker:
                 continue
             await self._pause(upstream, upstream.poll_interval - elapsed)
             self._failed_early[id(upstream)] = False
+
+    async def _let_started_report(self, upstream: Upstream) -> None:
+        """Wait until the tasks the upstream's last answer started reported ``TaskStarted``
+        (bounded; see ``STARTED_HEAD_START_SECONDS``)."""
+        started = self._just_started.pop(id(upstream), [])
+        waits = [asyncio.ensure_future(running.announced.wait()) for running in started]
+        if not waits:
+            return
+        _, pending = await asyncio.wait(waits, timeout=STARTED_HEAD_START_SECONDS)
+        for wait in pending:
+            wait.cancel()
 
     async def _tell_drain(self, upstream: Upstream) -> None:
         """Disable a session that began while we drain, before it polls: a controller clears
@@ -392,6 +411,7 @@ class Worker:
             log.info("started task %s", task.task_id)
             self.metrics.task_accepted()
             work = self.runner.run(running)
+            self._just_started.setdefault(id(upstream), []).append(running)
         self.publish_gauges()
         run = asyncio.create_task(self._track(running, work))
         self._task_runs.add(run)

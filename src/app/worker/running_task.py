@@ -32,6 +32,8 @@ class RunningTask:
     # Set once its instance exists (``TaskStarted``): only then did it hold resources.
     started: bool = False
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set once its ``TaskStarted`` was delivered, or once it never will be (refused, failed).
+    announced: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def task_id(self) -> str:

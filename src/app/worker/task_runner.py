@@ -132,6 +132,7 @@ class TaskRunner:
                 running.started = True
                 self.metrics.image_used(instance_attributes(running.task.isolation))
                 await running.unless_cancelled(self._report(running, "TaskStarted", _started))
+                running.announced.set()
                 running.phase = "fetching commands"
                 response = await running.unless_cancelled(self._initial_commands(running))
                 running.phase = "running commands"
@@ -150,6 +151,7 @@ class TaskRunner:
                 log.exception("task %s failed unexpectedly", running.task_id)
                 self._send_failed(running, f"worker error: {error}", trace)
         finally:
+            running.announced.set()  # if it never got that far
             if running.cancel_requested.is_set():
                 outcome.status = ABORTED
             running.phase = "cleaning up"
@@ -161,6 +163,7 @@ class TaskRunner:
     async def refuse(self, running: RunningTask, message: str) -> None:
         """Refuse a task without running anything: ``TaskFailed`` then ``TaskStopped``."""
         log.warning("refusing task %s: %s", running.task_id, message)
+        running.announced.set()  # never started
         try:
             self._send_failed(running, message)
             await self._send_stopped(running)

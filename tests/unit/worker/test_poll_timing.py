@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Mapping
 
-from app.worker.poll_loop import HELD_POLL_SECONDS
-from domain.protocol import CommandsResponse, PollResponse
-from tests.unit.worker.fakes import ManualTimers, eventually
+from app.worker.poll_loop import HELD_POLL_SECONDS, STARTED_HEAD_START_SECONDS
+from domain.modifiers import ResourceModifier
+from domain.ports import Instance
+from domain.protocol import AgentAwareTask, CommandsResponse, PollRequest, PollResponse
+from tests.unit.worker.fakes import FakeInstances, ManualTimers, eventually
 from tests.unit.worker.test_worker import Rig, finish, script, task
 
 INTERVAL = 10
@@ -124,3 +128,71 @@ async def test_a_refused_task_does_not_make_a_draining_worker_poll_again_at_once
     assert len(rig.controller.polls) == 2
     rig.worker.cancel_all()
     assert await asyncio.wait_for(run, 5) == 0
+
+
+def record_polls_in_calls(rig: Rig) -> None:
+    """Make the fake controller list each poll among its calls, in order."""
+    poll = rig.controller.poll
+
+    async def recorded(request: PollRequest, timeout_seconds: float) -> PollResponse:
+        rig.controller.calls.append(("poll", None))
+        return await poll(request, timeout_seconds)
+
+    setattr(rig.controller, "poll", recorded)  # noqa: B010 (a method of this fake, replaced)
+
+
+async def test_the_poll_after_a_task_was_handed_out_leaves_after_its_task_started() -> None:
+    rig = Rig(worker_sleep=ManualTimers())
+    record_polls_in_calls(rig)
+    rig.controller.commands["t1"] = CommandsResponse(commands=(script("a", "block"),))
+    run = rig.start()
+    await polls_reach(rig, 1)
+    rig.controller.answer(PollResponse(tasks_to_start=(task("t1", {"cpu": 1}),)))
+    try:
+        await polls_reach(rig, 2)
+        # The controller serves calls in order: the task's pickup does not wait for a poll.
+        names = rig.controller.names()
+        second_poll = names.index("poll", names.index("poll") + 1)
+        assert names.index("task_started") < second_poll
+    finally:
+        rig.worker.cancel_all()
+    assert await finish(rig, run) == 0
+
+
+class GatedInstances(FakeInstances):
+    """Instances whose creation waits until ``gate`` is set (a slow VM clone, say)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def create(
+        self,
+        task: AgentAwareTask,
+        modifier: ResourceModifier | None,
+        cli_env: Mapping[str, str] | None = None,
+    ) -> Instance:
+        await self.gate.wait()
+        return await super().create(task, modifier, cli_env)
+
+
+async def test_a_task_slow_to_start_delays_the_next_poll_only_briefly() -> None:
+    rig = Rig(worker_sleep=ManualTimers())
+    record_polls_in_calls(rig)
+    instances = GatedInstances()
+    rig.worker.runner.instances = instances
+    rig.controller.commands["t1"] = CommandsResponse(commands=(script("a", "done"),))
+    run = rig.start()
+    await polls_reach(rig, 1)
+    rig.controller.answer(PollResponse(tasks_to_start=(task("t1", {"cpu": 1}),)))
+    began = time.monotonic()
+    try:
+        await polls_reach(rig, 2)
+        assert time.monotonic() - began < STARTED_HEAD_START_SECONDS + 1.0
+        assert "task_started" not in rig.controller.names()  # it did not wait for the instance
+        instances.gate.set()
+        await eventually(lambda: "task_started" in rig.controller.names(), "t1 started")
+    finally:
+        instances.gate.set()
+        rig.worker.cancel_all()
+    assert await finish(rig, run) == 0
