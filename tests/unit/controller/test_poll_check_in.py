@@ -161,17 +161,22 @@ async def test_a_poll_with_the_session_of_an_earlier_registration_is_refused_and
     assert await controller.store.get_worker("w1") == before
 
 
-async def test_a_task_queued_between_the_check_in_and_the_look_is_handed_out_at_once() -> None:
-    controller = Controller()
-    headers = await controller.register()
-    queued: list[str] = []
+def queueing(controller: Controller, queued: list[str]) -> Callable[[], Awaitable[None]]:
+    """A step that submits a one-task build and notes its task's id in ``queued``."""
 
     async def queue_a_task() -> None:
         build = await submit(controller.store)
         queued.append(build.tasks[0].id)
         await controller.scheduler.build_submitted(build.id)
 
-    controller.store.after_check_in = queue_a_task
+    return queue_a_task
+
+
+async def test_a_task_queued_between_the_check_in_and_the_look_is_handed_out_at_once() -> None:
+    controller = Controller()
+    headers = await controller.register()
+    queued: list[str] = []
+    controller.store.after_check_in = queueing(controller, queued)
     answer = await controller.poll(headers)
     assert [task["taskId"] for task in answer["tasksToStart"]] == queued
 
@@ -223,13 +228,7 @@ async def test_a_look_after_the_check_in_went_stale_reads_no_reported_task_again
     [task] = await controller.scheduler.claim_for("w1")
     await controller.scheduler.task_stopped(assignment(task))
     queued: list[str] = []
-
-    async def queue_a_task() -> None:
-        build = await submit(controller.store)
-        queued.append(build.tasks[0].id)
-        await controller.scheduler.build_submitted(build.id)
-
-    controller.store.after_check_in = queue_a_task
+    controller.store.after_check_in = queueing(controller, queued)
     controller.store.called.clear()
     answer = await controller.poll(headers, running=[task.id])
     assert [started["taskId"] for started in answer["tasksToStart"]] == queued
