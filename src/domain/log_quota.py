@@ -31,6 +31,10 @@ class AppendedLog:
     quota_reached: bool = False
 
 
+NO_QUOTA = 2**63 - 1
+"""A quota no log reaches: ``plan_log_write`` with it applies the offset rule alone."""
+
+
 def quota_line(quota_bytes: int, at_line_start: bool) -> bytes:
     """Return the line that ends a task's log once its quota is reached."""
     line = (

@@ -48,8 +48,7 @@ from adapters.storage.stored_records import (
     worker_from_row,
 )
 from domain.build import BuildSpec, TaskStatus
-from domain.log_offsets import plan_append
-from domain.log_quota import AppendedLog, plan_log_write
+from domain.log_quota import NO_QUOTA, AppendedLog, plan_log_write
 from domain.policy import SecurityPolicy
 from domain.ports import Clock
 from domain.protocol import CommandResult
@@ -365,24 +364,7 @@ class PostgresStore(PostgresTaskCalls):
         With ``offset``, only the bytes beyond what the log holds (``plan_append``), measured
         under the task row's lock: of two racing retries of a chunk one appends it.
         """
-        key = row_key(task_id)
-        if key is None:
-            raise NoSuchTaskError(task_id)
-
-        async def append(db: Connection) -> int:
-            # Lock the task's row so that appends to it take turns: each computes its start
-            # from the end the previous one committed. NO KEY UPDATE still lets others insert
-            # rows that reference the task (results, other commands' chunks wait only here).
-            cursor = await db.execute("SELECT 1 FROM tasks WHERE id = %s FOR NO KEY UPDATE", (key,))
-            if await cursor.fetchone() is None:
-                raise NoSuchTaskError(task_id)
-            if offset is not None:
-                held = await postgres_logs.log_size(db, key, command)
-                skip = plan_append(held, offset, len(data)).skip
-                return await postgres_logs.append_log(db, key, command, data[skip:])
-            return await postgres_logs.append_log(db, key, command, data)
-
-        return await self._db.write(append)
+        return (await self.append_log_within_quota(task_id, command, data, offset, NO_QUOTA)).size
 
     async def append_log_within_quota(
         self, task_id: str, command: str, data: bytes, offset: int | None, quota_bytes: int
@@ -393,8 +375,9 @@ class PostgresStore(PostgresTaskCalls):
             raise NoSuchTaskError(task_id)
 
         async def append(db: Connection) -> AppendedLog:
-            # The task row's lock makes appends to the task take turns (see ``append_log``), so
-            # the sizes measured here are still true when the plan is written.
+            # Lock the task's row so that appends to it take turns: the sizes measured here are
+            # still true when the plan is written. NO KEY UPDATE still lets others insert rows
+            # that reference the task (results, other commands' chunks wait only here).
             cursor = await db.execute("SELECT 1 FROM tasks WHERE id = %s FOR NO KEY UPDATE", (key,))
             if await cursor.fetchone() is None:
                 raise NoSuchTaskError(task_id)

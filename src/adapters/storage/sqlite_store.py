@@ -43,8 +43,7 @@ from adapters.storage.stored_records import (
     worker_from_row,
 )
 from domain.build import BuildSpec, TaskStatus
-from domain.log_offsets import plan_append
-from domain.log_quota import AppendedLog, plan_log_write
+from domain.log_quota import NO_QUOTA, AppendedLog, plan_log_write
 from domain.policy import SecurityPolicy
 from domain.ports import Clock
 from domain.protocol import CommandResult
@@ -355,21 +354,7 @@ class SqliteStore(SqliteTaskCalls):
         With ``offset``, only the bytes beyond what the log holds (``plan_append``), checked in
         the same write transaction: of two racing retries of a chunk one appends it.
         """
-        key = row_key(task_id)
-        if key is None:
-            raise NoSuchTaskError(task_id)
-
-        def append(db: sqlite3.Connection) -> int:
-            if db.execute("SELECT 1 FROM tasks WHERE id = ?", (key,)).fetchone() is None:
-                raise NoSuchTaskError(task_id)
-            if offset is not None:
-                held = sqlite_logs.log_size(db, key, command)
-                return sqlite_logs.append_log(
-                    db, key, command, data[plan_append(held, offset, len(data)).skip :]
-                )
-            return sqlite_logs.append_log(db, key, command, data)
-
-        return await self._db.write(append)
+        return (await self.append_log_within_quota(task_id, command, data, offset, NO_QUOTA)).size
 
     async def append_log_within_quota(
         self, task_id: str, command: str, data: bytes, offset: int | None, quota_bytes: int

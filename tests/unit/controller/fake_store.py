@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 
 from domain.build import TaskStatus
-from domain.log_offsets import plan_append
-from domain.log_quota import AppendedLog, plan_log_write
+from domain.log_quota import NO_QUOTA, AppendedLog, plan_log_write
 from domain.policy import SecurityPolicy
 from domain.store import (
     LOG_CHUNK_LIMIT,
@@ -39,11 +38,7 @@ class FakeLogStore(MemoryState):
         self, task_id: str, command: str, data: bytes, offset: int | None = None
     ) -> int:
         """Append what is new of ``data`` (all of it without ``offset``); return the size."""
-        if task_id not in self.tasks:
-            raise NoSuchTaskError(task_id)
-        log = self.logs.setdefault((task_id, command), bytearray())
-        log += data[plan_append(len(log), offset, len(data)).skip :]
-        return len(log)
+        return (await self.append_log_within_quota(task_id, command, data, offset, NO_QUOTA)).size
 
     async def append_log_within_quota(
         self, task_id: str, command: str, data: bytes, offset: int | None, quota_bytes: int
