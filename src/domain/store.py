@@ -11,7 +11,7 @@ worker, a final status is never overwritten, a task is released from a lost work
 
 Lifecycle of a task's row::
 
-    CREATED ──(dependencies done)──> SCHEDULED ──claim_task──> EXECUTING ──mark_stopped──> final
+    CREATED ──(dependencies done)──> SCHEDULED ──claim_task──> EXECUTING ──stop_task──> final
        └──(a dependency failed)──> SKIPPED     (worker set)    (started_at set   (stopped_at set)
                                                                  by mark_started)
 
@@ -232,17 +232,12 @@ class TaskQueue(Protocol):
         """Make a not yet final task final with ``status``; return whether it changed."""
         ...
 
-    async def mark_stopped(
-        self, task_id: str, status_if_not_final: TaskStatus
-    ) -> TaskRecord | None:
-        """Record a claimed task's ``TaskStopped`` (once) and finalise it if it is not yet."""
-        ...
-
     async def stop_task(
         self, task_id: str, status_if_not_final: TaskStatus, failure_message: str = ""
     ) -> TaskStop:
-        """``mark_stopped`` that also sets ``failure_message`` (when given) on a task it
-        finalises, and counts the task's build's ``CREATED`` tasks, in one statement.
+        """Record a claimed task's ``TaskStopped`` (once; ``stopped`` is ``None`` otherwise),
+        finalising it with ``status_if_not_final`` and ``failure_message`` (when given) if it is
+        not final yet, and count the task's build's ``CREATED`` tasks, in one statement.
 
         What a worker's ``TaskStopped`` changes and what deciding whether its build advances
         needs; an unknown task's count is 0.

@@ -244,24 +244,6 @@ async def finish(
     return cursor.rowcount == 1
 
 
-async def mark_stopped(
-    connection: Connection, key: int, status: TaskStatus, now: float
-) -> TaskRecord | None:
-    """Record a claimed task's ``TaskStopped`` once, finalising it with ``status`` if needed.
-
-    One statement: it may run outside a transaction block.
-    """
-    if not status.is_final:
-        raise ValueError(f"{status.value} is not a final status")
-    return await update_task(
-        connection,
-        "UPDATE tasks SET stopped_at = %s, updated_at = %s, "
-        f"status = CASE WHEN status IN {FINAL_SQL} THEN status ELSE %s END "
-        "WHERE id = %s AND worker IS NOT NULL AND stopped_at IS NULL",
-        (now, now, status.value, key),
-    )
-
-
 async def trigger(connection: Connection, key: int, now: float) -> TaskRecord | None:
     """Clear a task's ``awaiting_trigger``; return the task (``None`` if there is none)."""
     await connection.execute(

@@ -317,17 +317,6 @@ class SqliteStore(SqliteTaskCalls):
             lambda db: sqlite_tasks.finish(db, key, status, failure_message, now)
         )
 
-    async def mark_stopped(
-        self, task_id: str, status_if_not_final: TaskStatus
-    ) -> TaskRecord | None:
-        """Record a claimed task's ``TaskStopped`` (once) and finalise it if it is not yet."""
-        key, now = row_key(task_id), self._clock.now()
-        if key is None:
-            return None
-        return await self._db.write(
-            lambda db: sqlite_tasks.mark_stopped(db, key, status_if_not_final, now)
-        )
-
     async def request_cancel(self, task_id: str) -> TaskRecord | None:
         """Cancel: an unclaimed task is ``ABORTED`` now, a claimed one is flagged for its worker."""
         key, now = row_key(task_id), self._clock.now()

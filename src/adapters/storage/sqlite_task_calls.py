@@ -33,7 +33,8 @@ class SqliteTaskCalls:
     async def stop_task(
         self, task_id: str, status_if_not_final: TaskStatus, failure_message: str = ""
     ) -> TaskStop:
-        """``mark_stopped`` setting ``failure_message`` too; count the build's CREATED tasks."""
+        """Record a claimed task's ``TaskStopped`` once, finalising it with ``failure_message``
+        if needed; count the build's CREATED tasks."""
         key, now = row_key(task_id) or 0, self._clock.now()  # no row has key 0
         return await self._db.write(
             lambda db: sqlite_tasks.stop(db, key, status_if_not_final, failure_message, now)

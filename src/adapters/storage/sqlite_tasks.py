@@ -229,21 +229,6 @@ def finish(
     return cursor.rowcount == 1
 
 
-def mark_stopped(
-    connection: sqlite3.Connection, key: int, status: TaskStatus, now: float
-) -> TaskRecord | None:
-    """Record a claimed task's ``TaskStopped`` once, finalising it with ``status`` if needed."""
-    if not status.is_final:
-        raise ValueError(f"{status.value} is not a final status")
-    cursor = connection.execute(
-        "UPDATE tasks SET stopped_at = ?, updated_at = ?, "
-        f"status = CASE WHEN status IN {FINAL_SQL} THEN status ELSE ? END "
-        "WHERE id = ? AND worker IS NOT NULL AND stopped_at IS NULL",
-        (now, now, status.value, key),
-    )
-    return load_task(connection, key) if cursor.rowcount == 1 else None
-
-
 def stop(
     connection: sqlite3.Connection, key: int, status: TaskStatus, message: str, now: float
 ) -> TaskStop:

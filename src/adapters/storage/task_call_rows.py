@@ -15,7 +15,7 @@ from domain.store import TaskRecord, TaskToRun
 TASK_TO_RUN_COLUMNS = "tasks.*, builds.environment AS build_environment"
 TASK_TO_RUN_FROM = "tasks JOIN builds ON builds.id = tasks.build_id WHERE tasks.id = {p}"
 
-# ``mark_stopped`` and ``finish_task`` in one UPDATE: every right-hand side reads the row as it
+# The stop and ``finish_task`` in one UPDATE: every right-hand side reads the row as it
 # was, so a final status (and its failure message) is never overwritten.
 STOP = (
     "UPDATE tasks SET stopped_at = {p}, updated_at = {p}, "

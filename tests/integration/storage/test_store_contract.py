@@ -249,7 +249,7 @@ async def test_a_check_in_returns_the_worker_its_occupying_tasks_and_the_queue_h
     held = await _claimed_task(store, "w1")
     await _claimed_task(store, "w2")
     stopped = await _claimed_task(store, "w1")
-    await store.mark_stopped(stopped, TaskStatus.COMPLETED)
+    await store.stop_task(stopped, TaskStatus.COMPLETED)
     queued = [await _queued_task(store, f"q{i}") for i in range(3)]
     checked_in = await store.check_in_worker("w1", hash_token("s1"), {}, [held], queue_limit=2)
     assert checked_in is not None
@@ -416,19 +416,19 @@ async def test_a_failed_task_holds_its_worker_until_it_is_stopped_once(
     await store.finish_task(task_id, TaskStatus.FAILED, "policy")
     assert [t.id for t in await store.tasks_of_worker("w1")] == [task_id]
     clock.advance(3)
-    stopped = await store.mark_stopped(task_id, TaskStatus.COMPLETED)
+    stopped = (await store.stop_task(task_id, TaskStatus.COMPLETED)).stopped
     assert stopped is not None
     assert (stopped.status, stopped.stopped_at) == (TaskStatus.FAILED, clock.now())
     assert not stopped.occupies_worker
     assert await store.tasks_of_worker("w1") == []
     assert await store.held_task_ids("w1") == []
-    assert await store.mark_stopped(task_id, TaskStatus.COMPLETED) is None
+    assert (await store.stop_task(task_id, TaskStatus.COMPLETED)).stopped is None
 
 
 async def test_stopping_a_running_task_finalises_it(store: ControllerStore) -> None:
     task_id = await _claimed_task(store)
     await store.mark_started(task_id)
-    stopped = await store.mark_stopped(task_id, TaskStatus.COMPLETED)
+    stopped = (await store.stop_task(task_id, TaskStatus.COMPLETED)).stopped
     assert stopped is not None
     assert stopped.status is TaskStatus.COMPLETED
     build = await store.get_build(stopped.build_id)
@@ -437,7 +437,7 @@ async def test_stopping_a_running_task_finalises_it(store: ControllerStore) -> N
 
 
 async def test_an_unclaimed_task_cannot_be_stopped(store: ControllerStore) -> None:
-    assert await store.mark_stopped(await _queued_task(store), TaskStatus.ABORTED) is None
+    assert (await store.stop_task(await _queued_task(store), TaskStatus.ABORTED)).stopped is None
 
 
 async def test_cancelling_a_queued_task_aborts_it_at_once(store: ControllerStore) -> None:
@@ -460,7 +460,7 @@ async def test_cancelling_a_claimed_task_asks_its_worker_to_stop_it(
     assert (cancelled.status, cancelled.cancel_requested) == (TaskStatus.EXECUTING, True)
     assert await store.tasks_to_stop_for("w1") == [task_id]
     assert await store.tasks_to_stop_for("w2") == []
-    stopped = await store.mark_stopped(task_id, TaskStatus.ABORTED)
+    stopped = (await store.stop_task(task_id, TaskStatus.ABORTED)).stopped
     assert stopped is not None
     assert stopped.status is TaskStatus.ABORTED
     assert await store.tasks_to_stop_for("w1") == []
@@ -469,7 +469,7 @@ async def test_cancelling_a_claimed_task_asks_its_worker_to_stop_it(
 
 async def test_cancelling_a_final_task_changes_nothing(store: ControllerStore) -> None:
     task_id = await _claimed_task(store)
-    await store.mark_stopped(task_id, TaskStatus.COMPLETED)
+    await store.stop_task(task_id, TaskStatus.COMPLETED)
     cancelled = await store.request_cancel(task_id)
     assert cancelled is not None
     assert (cancelled.status, cancelled.cancel_requested) == (TaskStatus.COMPLETED, False)

@@ -25,7 +25,7 @@ async def test_task_credentials_say_whether_the_task_was_stopped(store: Controll
     assert running is not None
     assert not running.stopped
     await store.mark_started(task_id)
-    await store.mark_stopped(task_id, TaskStatus.COMPLETED)
+    await store.stop_task(task_id, TaskStatus.COMPLETED)
     stopped = (await store.task_credentials("w1", task_id)).assignment
     assert stopped is not None
     assert stopped.stopped

@@ -342,22 +342,11 @@ class FakeTaskQueue(MemoryState):
         self.update(task, status=status, failure_message=failure_message or task.failure_message)
         return True
 
-    async def mark_stopped(
-        self, task_id: str, status_if_not_final: TaskStatus
-    ) -> TaskRecord | None:
-        """Record a claimed task's ``TaskStopped`` once, finalising it if needed."""
-        if not status_if_not_final.is_final:
-            raise ValueError(f"{status_if_not_final.value} is not a final status")
-        task = self.tasks.get(task_id)
-        if task is None or task.worker is None or task.stopped_at is not None:
-            return None
-        status = task.status if task.status.is_final else status_if_not_final
-        return self.update(task, stopped_at=self.clock.now(), status=status)
-
     async def stop_task(
         self, task_id: str, status_if_not_final: TaskStatus, failure_message: str = ""
     ) -> TaskStop:
-        """``mark_stopped`` setting ``failure_message`` too; count the build's CREATED tasks."""
+        """Record a claimed task's ``TaskStopped`` once, finalising it with ``failure_message``
+        if needed; count the build's CREATED tasks."""
         if not status_if_not_final.is_final:
             raise ValueError(f"{status_if_not_final.value} is not a final status")
         task = self.tasks.get(task_id)
